@@ -1,0 +1,21 @@
+"""tracejit: put @tracejit.trace on a NumPy function and it runs as fused Numba kernels."""
+
+from .api import CacheInfo, TracedFunction, disable
+from .api import trace_decorator as trace
+from .errors import (
+    FallbackWarning,
+    GraphFormatError,
+    ShapeError,
+    TraceError,
+    TracejitError,
+    UnsupportedError,
+)
+from .graph import Graph, verify
+from .interpret import interpret
+
+__all__ = [
+    "trace", "TracedFunction", "CacheInfo", "disable", "Graph", "verify", "interpret",
+    "TracejitError", "TraceError", "ShapeError", "UnsupportedError", "GraphFormatError",
+    "FallbackWarning",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,213 @@
+"""The `trace` decorator: signature cache, tracing, compilation and the eager fallback."""
+
+import functools
+import os
+import threading
+import warnings
+from collections import OrderedDict, namedtuple
+from contextlib import contextmanager
+
+import numpy as np
+
+from . import pytree
+from .errors import FallbackWarning, TraceError, UnsupportedError, format_location
+from .executor import CONTIGUOUS, SCALAR, STRIDED, build
+from .passes.fusion import schedule
+from .passes.simplify import simplify
+from .tracing import Proxy, is_array_leaf, leaf_names, trace
+
+CacheInfo = namedtuple("CacheInfo", "hits misses traces kernels_compiled entries fallbacks")
+
+_disabled = [int(os.environ.get("TRACEJIT_DISABLE", "0") not in ("", "0"))]
+_disable_lock = threading.Lock()
+
+
+@contextmanager
+def disable():
+    """Run every traced function eagerly inside this block (TRACEJIT_DISABLE=1 does it globally)."""
+    with _disable_lock:
+        _disabled[0] += 1
+    try:
+        yield
+    finally:
+        with _disable_lock:
+            _disabled[0] -= 1
+
+
+class _Fallback:
+    """Cache entry for a signature that could not be traced: run the function eagerly."""
+
+    def __init__(self, error):
+        self.error = error
+
+
+def _leaf_key(leaf):
+    if type(leaf) is np.ndarray:
+        return (leaf.shape, leaf.dtype, leaf.flags.c_contiguous)
+    if isinstance(leaf, np.generic):
+        return (leaf.dtype, "scalar")
+    return type(leaf)
+
+
+def _layout(leaf):
+    if isinstance(leaf, (np.generic, bool, int, float)):
+        return SCALAR
+    return CONTIGUOUS if leaf.flags.c_contiguous else STRIDED
+
+
+class TracedFunction:
+    """A function traced and compiled once per input signature. See DESIGN.md for the API."""
+
+    def __init__(self, fn, fuse=True, fallback="warn", static_argnames=(), backend="cpu",
+                 parallel=None):
+        if fallback not in ("warn", "raise", "eager"):
+            raise ValueError(f"fallback must be 'warn', 'raise' or 'eager', not {fallback!r}")
+        if backend != "cpu":
+            raise UnsupportedError(f"backend {backend!r} is not available; use backend='cpu'")
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.fuse = fuse
+        self.fallback = fallback
+        self.static_argnames = (static_argnames,) if isinstance(static_argnames, str) \
+            else tuple(static_argnames)
+        self.backend = backend
+        self.parallel = parallel
+        self._cache = OrderedDict()
+        self._lock = threading.RLock()
+        self._stats = dict(hits=0, misses=0, traces=0, kernels_compiled=0, fallbacks=0)
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else functools.partial(self, obj)
+
+    # -- calling --------------------------------------------------------------------------------
+
+    def __call__(self, *args, **kwargs):
+        if _disabled[0]:
+            return self.fn(*args, **kwargs)
+        if not kwargs and all(type(a) is np.ndarray for a in args):
+            key = tuple(_leaf_key(a) for a in args)  # fast path: positional arrays only
+            entry = self._cache.get(key)
+            if entry is not None and not isinstance(entry, _Fallback):
+                self._stats["hits"] += 1
+                return entry.run(*args)
+        leaves, treedef, static = self._flatten(args, kwargs)
+        if any(isinstance(leaf, Proxy) for leaf in leaves):
+            return self.fn(*args, **kwargs)  # called from inside another trace: inline it
+        key = self._key(leaves, treedef, static)
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._miss(key, leaves, treedef, static)
+        else:
+            self._stats["hits"] += 1
+        if isinstance(entry, _Fallback):
+            self._stats["fallbacks"] += 1
+            return self.fn(*args, **kwargs)
+        return entry.run(*leaves)
+
+    def _flatten(self, args, kwargs):
+        leaves, treedef = pytree.flatten((args, kwargs))
+        names = self._names(treedef)
+        static = tuple(not is_array_leaf(leaf) or name.split("_")[0] in self.static_argnames
+                       or name in self.static_argnames for leaf, name in zip(leaves, names))
+        leaves = [np.asarray(x) if isinstance(x, np.ndarray) and type(x) is not np.ndarray else x
+                  for x in leaves]
+        return leaves, treedef, static
+
+    def _names(self, treedef):
+        return leaf_names(self.fn, treedef)
+
+    def _key(self, leaves, treedef, static):
+        if treedef.kind == "tuple" and not treedef.children[1].children and \
+                all(c.kind == "leaf" for c in treedef.children[0].children) and not any(static):
+            return tuple(_leaf_key(x) for x in leaves)  # same key as the fast path
+        parts = []
+        for leaf, is_static in zip(leaves, static):
+            if is_static:
+                try:
+                    hash(leaf)
+                except TypeError:
+                    raise TraceError(f"static argument {leaf!r} is not hashable") from None
+                parts.append(("static", type(leaf), leaf))
+            else:
+                parts.append(_leaf_key(leaf))
+        return (treedef, tuple(parts))
+
+    def _miss(self, key, leaves, treedef, static):
+        with self._lock:
+            entry = self._cache.get(key)
+            if entry is not None:
+                self._stats["hits"] += 1
+                return entry
+            self._stats["misses"] += 1
+            try:
+                entry = self._compile(leaves, treedef, static)
+            except TraceError as e:
+                if self.fallback == "raise":
+                    raise
+                if self.fallback == "warn":
+                    warnings.warn(f"tracejit: {self.__name__} runs eagerly for this signature: {e}",
+                                  FallbackWarning, stacklevel=4)
+                entry = _Fallback(e)
+            self._cache[key] = entry
+            return entry
+
+    def _trace(self, leaves, treedef, static):
+        self._stats["traces"] += 1
+        names = self._names(treedef)
+        graph = trace(lambda *a, **k: self.fn(*a, **k), leaves, treedef, names, static)
+        graph.name = self.__name__
+        graph.meta["num_leaves"] = len(leaves)
+        return graph
+
+    def _compile(self, leaves, treedef, static):
+        graph = simplify(self._trace(leaves, treedef, static))
+        steps = schedule(graph, self.fuse)
+        layouts = [_layout(leaves[n.attrs["index"]]) for n in graph.inputs]
+        exe = build(graph, steps, layouts, self.parallel)
+        self._stats["kernels_compiled"] += exe.kernels_compiled
+        return exe
+
+    def _executable(self, args, kwargs):
+        leaves, treedef, static = self._flatten(args, kwargs)
+        key = self._key(leaves, treedef, static)
+        entry = self._cache.get(key) or self._miss(key, leaves, treedef, static)
+        if isinstance(entry, _Fallback):
+            raise entry.error
+        return entry
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    def eager(self, *args, **kwargs):
+        """Run the undecorated function (for print debugging and pdb)."""
+        return self.fn(*args, **kwargs)
+
+    def graph(self, *args, **kwargs):
+        """The graph compiled for these arguments' signature (after simplification)."""
+        return self._executable(args, kwargs).graph
+
+    def explain(self, *args, **kwargs):
+        """What runs for these arguments: kernels with their ops and source, and the plan."""
+        from .explain import Explain
+        return Explain(self._executable(args, kwargs), self.cache_info())
+
+    def cache_info(self):
+        return CacheInfo(entries=len(self._cache), **self._stats)
+
+    def cache_clear(self):
+        with self._lock:
+            self._cache.clear()
+            for k in self._stats:
+                self._stats[k] = 0
+
+    def __repr__(self):
+        return f"<traced function {self.__name__}>"
+
+
+def trace_decorator(fn=None, **options):
+    """`@trace` or `@trace(fuse=..., fallback=..., static_argnames=..., backend=..., parallel=...)`."""
+    if fn is None:
+        return lambda f: TracedFunction(f, **options)
+    return TracedFunction(fn, **options)
+
+
+__all__ = ["trace_decorator", "TracedFunction", "CacheInfo", "disable", "format_location"]

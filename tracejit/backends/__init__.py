@@ -1,0 +1,1 @@
+"""Backends: turn scheduled kernels into callables and run a plan."""

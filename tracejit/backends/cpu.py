@@ -1,0 +1,72 @@
+"""The CPU backend: kernels compiled with numba.njit, cached by source and Numba signature."""
+
+import threading
+
+import numba
+import numpy as np
+from numba import types
+
+from ..ops import compute_dtype
+from . import scalar_helpers
+from .codegen import CONTIGUOUS, SCALAR, elementwise_source, source_name
+
+# Below this many elements a kernel runs serially: thread start-up costs more than it saves.
+PARALLEL_THRESHOLD = 1 << 17
+
+_lock = threading.RLock()
+_dispatchers = {}  # (source, parallel) -> numba dispatcher
+
+
+def _namespace():
+    ns = {"np": np, "prange": numba.prange}
+    ns.update({k: v for k, v in vars(scalar_helpers).items() if k.startswith("_")
+               and callable(v) and hasattr(v, "py_func")})
+    return ns
+
+
+def numba_type(node, layout):
+    dt = numba.from_dtype(compute_dtype(node.dtype))
+    if layout == SCALAR:
+        if node.weak:
+            return {"b": types.boolean, "i": types.int64, "f": types.float64}[node.dtype.kind]
+        return dt
+    return types.Array(dt, node.ndim, "C" if layout == CONTIGUOUS else "A")
+
+
+class CompiledKernel:
+    """A kernel's generated source and its compiled entry point for one Numba signature."""
+
+    def __init__(self, kernel, source, entry, compiled_now):
+        self.kernel = kernel
+        self.source = source
+        self.name = source_name(source)
+        self.entry = entry
+        self.compiled_now = compiled_now
+
+    @property
+    def ops(self):
+        return self.kernel.ops
+
+
+def use_parallel(kernel, parallel):
+    if parallel is None:
+        return int(np.prod(kernel.shape, dtype=np.int64)) >= PARALLEL_THRESHOLD
+    return bool(parallel)
+
+
+def compile_kernel(kernel, layouts, parallel=None):
+    """Compile (or fetch from the cache) the kernel for these input layouts."""
+    par = use_parallel(kernel, parallel)
+    source = elementwise_source(kernel, layouts, par)
+    sig = tuple(numba_type(n, lay) for n, lay in zip(kernel.inputs, layouts))
+    sig += tuple(numba_type(n, CONTIGUOUS) for n in kernel.outputs)
+    with _lock:
+        disp = _dispatchers.get((source, par))
+        if disp is None:
+            ns = _namespace()
+            exec(compile(source, f"<tracejit-kernel {source_name(source)}>", "exec"), ns)
+            disp = numba.njit(parallel=par, error_model="numpy", nogil=True)(ns["kernel"])
+            _dispatchers[(source, par)] = disp
+        compiled_now = sig not in disp.overloads
+        entry = disp.compile(sig)
+    return CompiledKernel(kernel, source, entry, compiled_now)

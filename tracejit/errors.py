@@ -1,0 +1,64 @@
+"""Exception classes and the user-source locations that error messages name."""
+
+import os
+import sys
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_NUMPY_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__import__("numpy").__file__)))
+
+
+class TracejitError(Exception):
+    """Base class of every error tracejit raises on purpose."""
+
+
+class TraceError(TracejitError):
+    """The function cannot be traced (control flow on array values, in-place update, ...)."""
+
+
+class ShapeError(TracejitError, ValueError):
+    """Operands do not broadcast, or an axis is out of range."""
+
+
+class UnsupportedError(TraceError):
+    """No rule for this NumPy function, argument or dtype."""
+
+
+class GraphFormatError(TracejitError, ValueError):
+    """A saved graph is malformed or names an unknown op."""
+
+
+class FallbackWarning(UserWarning):
+    """A traced function ran eagerly because tracing failed; the message says why and where."""
+
+
+def _is_internal(filename):
+    path = os.path.abspath(filename)
+    return (
+        path.startswith(_PACKAGE_DIR)
+        or path.startswith(_NUMPY_DIR)
+        or filename.startswith("<tracejit")
+        or filename.startswith("<__array_function__")
+    )
+
+
+def user_location(skip=1):
+    """(filename, lineno) of the innermost frame outside tracejit and NumPy, or None."""
+    frame = sys._getframe(skip)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not _is_internal(name):
+            return (name, frame.f_lineno)
+        frame = frame.f_back
+    return None
+
+
+def format_location(loc):
+    return f"{os.path.basename(loc[0])}:{loc[1]}" if loc else "<unknown>"
+
+
+def with_location(exc_type, message, loc=None):
+    """An exception whose message ends with the user's file:line."""
+    loc = loc or user_location(2)
+    err = exc_type(f"{message} (at {format_location(loc)})" if loc else message)
+    err.location = loc
+    return err

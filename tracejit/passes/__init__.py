@@ -1,0 +1,1 @@
+"""Graph passes: pure functions over Graphs (and from a Graph to a kernel schedule)."""

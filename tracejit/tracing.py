@@ -1,0 +1,313 @@
+"""Tracing: run the user's function on Proxy objects that record a Graph instead of computing.
+
+A Proxy stands for one array value. Python operators, NumPy ufuncs (`__array_ufunc__`) and NumPy
+functions (`__array_function__`) on proxies create graph nodes through the op table. Anything the
+graph cannot express (control flow on values, conversion to Python numbers, unknown functions)
+raises a TraceError that names the user's line.
+"""
+
+import inspect
+import threading
+
+import numpy as np
+
+from . import pytree
+from .errors import TraceError, TracejitError, UnsupportedError, user_location, with_location
+from .graph import Graph, Node
+from .ops import OPS, UFUNC_OPS, check_dtype
+
+_state = threading.local()
+
+
+class Trace:
+    """One run of a function on proxies; proxies remember it so leaks can be detected."""
+
+    def __init__(self, name):
+        self.name = name
+        self.active = True
+
+
+def current_trace():
+    return getattr(_state, "trace", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# values -> nodes
+
+def const_node(value):
+    """A graph constant for a Python scalar, NumPy scalar or array captured by the function."""
+    if isinstance(value, (bool, int, float)):
+        dtype = {bool: np.bool_, int: np.int64, float: np.float64}[type(value)]
+        if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+            raise UnsupportedError(f"the Python int {value} does not fit in int64")
+        return Node("const", (), {"value": value}, (), dtype, weak=True)
+    if isinstance(value, (np.ndarray, np.generic)):
+        arr = np.array(value)  # a private copy: later changes to the caller's array do not leak in
+        check_dtype(arr.dtype, "a constant array")
+        return Node("const", (), {"value": arr}, arr.shape, arr.dtype)
+    raise UnsupportedError(f"a value of type {type(value).__name__} cannot be used as an array "
+                           "in traced code")
+
+
+def as_node(value, trace):
+    if isinstance(value, Proxy):
+        value._check(trace)
+        return value.node
+    return const_node(value)
+
+
+def apply(op_name, args, **attrs):
+    """Record one op on the current trace and return a Proxy for its result."""
+    op = OPS[op_name]
+    trace = _trace_of(args)
+    loc = user_location(2)
+    try:
+        nodes = [as_node(a, trace) for a in args]
+        shape, dtype = op.infer(nodes, attrs)
+        check_dtype(dtype, f"the result of {op_name}")
+    except TracejitError as e:
+        raise with_location(type(e), str(e), loc) from None
+    weak = op.kind == "elementwise" and bool(nodes) and all(n.weak for n in nodes)
+    return Proxy(Node(op_name, nodes, attrs, shape, dtype, weak, loc), trace)
+
+
+def _trace_of(args):
+    for a in args:
+        if isinstance(a, Proxy):
+            return a._trace
+    return current_trace()
+
+
+# ---------------------------------------------------------------------------------------------
+# the proxy
+
+def _no_conversion(what):
+    def method(self, *args):
+        raise with_location(
+            TraceError,
+            f"{what} of a traced array: its value is unknown while tracing. Control flow and "
+            "Python conversions can depend on shapes and dtypes, not on array values "
+            "(use np.where for elementwise choices)")
+    return method
+
+
+class Proxy:
+    """A placeholder for an array inside a traced function."""
+
+    __array_priority__ = 1000
+    __slots__ = ("node", "_trace", "aliased")
+
+    def __init__(self, node, trace, aliased=False):
+        self.node = node
+        self._trace = trace
+        self.aliased = aliased  # shares memory with a caller's array or a view: no in-place rebinding
+
+    def _check(self, trace):
+        if not self._trace.active:
+            raise with_location(TraceError, "a traced value was used after its function returned "
+                                "(was it stored in a global or on an object?)")
+        if trace is not None and trace is not self._trace:
+            raise with_location(TraceError, "a value traced in one function was used in another")
+
+    shape = property(lambda self: self.node.shape)
+    dtype = property(lambda self: self.node.dtype)
+    ndim = property(lambda self: self.node.ndim)
+    size = property(lambda self: self.node.size)
+
+    def __len__(self):
+        if not self.node.shape:
+            raise with_location(TypeError, "len() of unsized object")
+        return self.node.shape[0]
+
+    def __repr__(self):
+        from .graph import type_str
+        return f"Traced<{type_str(self.node)}>"
+
+    __bool__ = _no_conversion("bool()")
+    __float__ = _no_conversion("float()")
+    __int__ = _no_conversion("int()")
+    __index__ = _no_conversion("int()")
+    __complex__ = _no_conversion("complex()")
+    __array__ = _no_conversion("np.asarray()")
+    tolist = _no_conversion("tolist()")
+    item = _no_conversion("item()")
+    __hash__ = object.__hash__
+
+    def __iter__(self):
+        raise with_location(TraceError, "iterating over a traced array is not supported; "
+                            "use vectorised NumPy operations instead")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method != "__call__":
+            raise with_location(UnsupportedError, f"np.{ufunc.__name__}.{method} is not supported "
+                                "in traced code")
+        return call_ufunc(ufunc, *inputs, **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from .numpy_api import FUNCTIONS
+        handler = FUNCTIONS.get(func)
+        if handler is None:
+            name = getattr(func, "__module__", "numpy").replace("numpy._core.", "numpy.")
+            raise with_location(UnsupportedError, f"{name}.{func.__name__} is not supported "
+                                "in traced code")
+        return handler(*args, **kwargs)
+
+    def astype(self, dtype, copy=True):
+        dtype = np.dtype(dtype)
+        if dtype == self.dtype and not copy:
+            return self
+        return apply("astype", [self], dtype=dtype)
+
+    def copy(self):
+        return apply("astype", [self], dtype=self.dtype)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = axes[0]
+        from .numpy_api import transpose
+        return transpose(self, axes or None)
+
+    T = property(lambda self: self.transpose())
+
+    def __setitem__(self, key, value):
+        raise with_location(TraceError, "item assignment on a traced array is not supported yet")
+
+    def _inplace(self, ufunc, other):
+        if self.aliased:
+            raise with_location(TraceError, f"in-place np.{ufunc.__name__} on an argument or a "
+                                "view would change the caller's memory, which tracing does not "
+                                "support yet")
+        result = call_ufunc(ufunc, self, other)
+        if result.shape != self.shape:
+            raise with_location(TraceError, f"in-place np.{ufunc.__name__} would change the shape "
+                                f"from {self.shape} to {result.shape}")
+        if result.dtype != self.dtype:
+            if not np.can_cast(result.dtype, self.dtype, "same_kind"):
+                raise with_location(TraceError, f"in-place np.{ufunc.__name__} cannot cast "
+                                    f"{result.dtype} to {self.dtype}")
+            result = apply("astype", [result], dtype=self.dtype)
+        self.node = result.node  # mutate this object, so every alias of it sees the update
+        return self
+
+
+def call_ufunc(ufunc, *inputs, out=None, dtype=None, **kwargs):
+    op = UFUNC_OPS.get(ufunc)
+    if op is None:
+        raise with_location(UnsupportedError, f"np.{ufunc.__name__} is not supported in traced code")
+    if out is not None:
+        raise with_location(TraceError, f"np.{ufunc.__name__}(..., out=...) writes in place, which "
+                            "tracing does not support yet")
+    unknown = {k: v for k, v in kwargs.items()
+               if not (k == "casting" and v == "same_kind") and not (k == "where" and v is True)}
+    if unknown:
+        raise with_location(UnsupportedError, f"np.{ufunc.__name__} with {sorted(unknown)} is not "
+                            "supported in traced code")
+    if dtype is not None:
+        inputs = [apply("astype", [x], dtype=np.dtype(dtype)) for x in inputs]
+    return apply(op.name, inputs)
+
+
+_BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "truediv": np.true_divide,
+           "floordiv": np.floor_divide, "mod": np.remainder, "pow": np.power,
+           "and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor,
+           "lshift": np.left_shift, "rshift": np.right_shift}
+_COMPARE = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
+            "gt": np.greater, "ge": np.greater_equal}
+_UNARY = {"neg": np.negative, "pos": np.positive, "abs": np.absolute, "invert": np.invert}
+
+
+def _install_operators():
+    for name, uf in _BINARY.items():
+        setattr(Proxy, f"__{name}__", lambda self, other, uf=uf: call_ufunc(uf, self, other))
+        setattr(Proxy, f"__r{name}__", lambda self, other, uf=uf: call_ufunc(uf, other, self))
+        setattr(Proxy, f"__i{name}__", lambda self, other, uf=uf: self._inplace(uf, other))
+    for name, uf in _COMPARE.items():
+        setattr(Proxy, f"__{name}__", lambda self, other, uf=uf: call_ufunc(uf, self, other))
+    for name, uf in _UNARY.items():
+        setattr(Proxy, f"__{name}__", lambda self, uf=uf: call_ufunc(uf, self))
+
+
+_install_operators()
+
+
+# ---------------------------------------------------------------------------------------------
+# tracing a function
+
+def is_array_leaf(x):
+    return isinstance(x, (np.ndarray, np.generic, bool, int, float)) and not isinstance(x, str)
+
+
+def input_node(value, name, index):
+    """The graph input for one argument leaf: arrays and NumPy scalars are strongly typed,
+    Python scalars are weak (NEP 50) and passed by value to kernels."""
+    if isinstance(value, (bool, int, float)):
+        dtype = {bool: np.bool_, int: np.int64, float: np.float64}[type(value)]
+        return Node("input", (), {"name": name, "index": index, "scalar": True}, (), dtype, True)
+    dtype = check_dtype(value.dtype, f"argument {name!r}")
+    return Node("input", (), {"name": name, "index": index,
+                              "scalar": isinstance(value, np.generic)}, np.shape(value), dtype)
+
+
+def trace(fn, leaves, treedef, names, is_static):
+    """Run fn on proxies standing for the array leaves; static leaves are passed as they are."""
+    tr = Trace(getattr(fn, "__name__", "f"))
+    inputs, call_leaves = [], []
+    for i, (leaf, name, static) in enumerate(zip(leaves, names, is_static)):
+        if static:
+            call_leaves.append(leaf)
+            continue
+        node = input_node(leaf, name, i)
+        inputs.append(node)
+        call_leaves.append(Proxy(node, tr, aliased=True))
+    args, kwargs = pytree.unflatten(treedef, call_leaves)
+    previous = current_trace()
+    _state.trace = tr
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        _state.trace = previous
+        tr.active = False
+    out_leaves, out_tree = pytree.flatten(result)
+    outputs, first_seen, alias = [], {}, []
+    for leaf in out_leaves:
+        if isinstance(leaf, Proxy):
+            if leaf._trace is not tr:
+                raise with_location(TraceError, "the function returned a value traced elsewhere")
+            outputs.append(leaf.node)
+        elif is_array_leaf(leaf):
+            outputs.append(const_node(leaf))
+        else:
+            raise with_location(UnsupportedError, f"the function returned a {type(leaf).__name__}; "
+                                "traced functions return arrays, scalars, or tuples, lists and "
+                                "dicts of them", user_location(1) or _fn_location(fn))
+        alias.append(first_seen.setdefault(id(leaf), len(alias)))
+    return Graph(tr.name, inputs, outputs, out_tree, meta={"out_alias": tuple(alias)})
+
+
+def _fn_location(fn):
+    code = getattr(fn, "__code__", None)
+    return (code.co_filename, code.co_firstlineno) if code else None
+
+
+def leaf_names(fn, treedef):
+    """Readable input names: parameter names, with a suffix for leaves inside containers."""
+    try:
+        params = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        params = []
+    args_def, kwargs_def = treedef.children
+
+    def walk(td, base, out):
+        if td.kind == "leaf":
+            out.append(base)
+            return
+        keys = td.meta if td.kind == "dict" else range(len(td.children))
+        for k, child in zip(keys, td.children):
+            walk(child, f"{base}_{k}", out)
+
+    names = []
+    for i, td in enumerate(args_def.children):
+        walk(td, params[i] if i < len(params) else f"arg{i}", names)
+    for key, td in zip(kwargs_def.meta, kwargs_def.children):
+        walk(td, str(key), names)
+    return names
