@@ -204,7 +204,7 @@ class TracedFunction:
 
 
 def trace_decorator(fn=None, **options):
-    """`@trace` or `@trace(fuse=..., fallback=..., static_argnames=..., backend=..., parallel=...)`."""
+    """`@trace`, or `@trace(fuse=, fallback=, static_argnames=, backend=, parallel=)`."""
     if fn is None:
         return lambda f: TracedFunction(f, **options)
     return TracedFunction(fn, **options)

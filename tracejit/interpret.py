@@ -7,7 +7,7 @@ from .ops import OPS
 
 
 def interpret(graph, *leaves):
-    """Evaluate `graph` on the array leaves (in graph.inputs order); returns the output structure."""
+    """Evaluate `graph` on the leaves (in graph.inputs order); returns the output structure."""
     env = {}
     for node, value in zip(graph.inputs, leaves):
         env[node] = value if node.attrs.get("scalar") else np.asarray(value)

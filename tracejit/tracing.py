@@ -100,7 +100,7 @@ class Proxy:
     def __init__(self, node, trace, aliased=False):
         self.node = node
         self._trace = trace
-        self.aliased = aliased  # shares memory with a caller's array or a view: no in-place rebinding
+        self.aliased = aliased  # shares memory with a caller's array or a view
 
     def _check(self, trace):
         if not self._trace.active:
@@ -193,7 +193,8 @@ class Proxy:
 def call_ufunc(ufunc, *inputs, out=None, dtype=None, **kwargs):
     op = UFUNC_OPS.get(ufunc)
     if op is None:
-        raise with_location(UnsupportedError, f"np.{ufunc.__name__} is not supported in traced code")
+        raise with_location(UnsupportedError,
+                            f"np.{ufunc.__name__} is not supported in traced code")
     if out is not None:
         raise with_location(TraceError, f"np.{ufunc.__name__}(..., out=...) writes in place, which "
                             "tracing does not support yet")

@@ -91,9 +91,11 @@ def group_nodes(graph, fuse=True):
         if not fuse:
             continue
         for a in node.args:
-            if a in group_of and a.shape == node.shape and groups.find(group_of[a]) != groups.find(g):
-                if _convex_union(groups, group_of, ancestors, groups.find(group_of[a]), g):
-                    g = groups.union(group_of[a], g)
+            if a not in group_of or a.shape != node.shape:
+                continue
+            other = groups.find(group_of[a])
+            if other != groups.find(g) and _convex_union(groups, group_of, ancestors, other, g):
+                g = groups.union(other, g)
     return {n: groups.find(g) for n, g in group_of.items()}, groups
 
 
