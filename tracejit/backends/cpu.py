@@ -1,14 +1,19 @@
 """The CPU backend: kernels compiled with numba.njit, cached by source and Numba signature."""
 
+import os
 import threading
 
-import numba
-import numpy as np
-from numba import types
+# GNU OpenMP threads spin after each parallel loop; on a busy machine that spinning starves the
+# next kernel (measured: 16 ms instead of 0.05 ms per 200k-element kernel). Sleep instead.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
-from ..ops import compute_dtype
-from . import scalar_helpers
-from .codegen import CONTIGUOUS, SCALAR, elementwise_source, source_name
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+from numba import types  # noqa: E402
+
+from ..ops import compute_dtype  # noqa: E402
+from . import scalar_helpers  # noqa: E402
+from .codegen import CONTIGUOUS, SCALAR, elementwise_source, source_name  # noqa: E402
 
 # Below this many elements a kernel runs serially: thread start-up costs more than it saves.
 PARALLEL_THRESHOLD = 1 << 17
