@@ -105,3 +105,15 @@ def size(a, axis=None):
 @implements(np.result_type)
 def result_type(*arrays_and_dtypes):
     return np.result_type(*(x.dtype if isinstance(x, Proxy) else x for x in arrays_and_dtypes))
+
+
+# ---------------------------------------------------------------------------------------------
+# reductions
+
+
+# ---------------------------------------------------------------------------------------------
+# shape ops, views and creation
+
+
+# ---------------------------------------------------------------------------------------------
+# matmul
