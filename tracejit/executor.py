@@ -5,7 +5,7 @@ import numpy as np
 
 from .backends import cpu
 from .backends.codegen import CONTIGUOUS, SCALAR, STRIDED
-from .ops import OPS, compute_dtype
+from .ops import OPS, REDUCTION, compute_dtype
 from .passes.fusion import Kernel
 
 
@@ -27,7 +27,8 @@ def _tree_expr(treedef, names):
 
 def returns_scalar(node):
     """NumPy returns a scalar, not a 0-d array, from ufuncs (and reductions) with 0-d results."""
-    return node.shape == () and OPS[node.op].ufunc is not None
+    return node.shape == () and (OPS[node.op].ufunc is not None
+                                 or OPS[node.op].kind == REDUCTION)
 
 
 class Executable:
@@ -88,6 +89,8 @@ def build(graph, steps, leaf_layouts, parallel=None):
                 lines.append(f"{out} = _empty({node.shape!r}, {out}_dt)")
                 names[node], layout[node] = out, CONTIGUOUS
                 outs.append(out)
+            if step.kind != "elementwise":  # reduction kernels take their domain's sizes
+                outs += [str(n) for n in step.shape]
             lines.append(f"{kname}({', '.join(args + outs)})")
         else:
             node = step.node

@@ -209,6 +209,119 @@ register(Op("astype", ELEMENTWISE, _astype_infer,
 
 # ---------------------------------------------------------------------------------------------
 # reductions
+#
+# A reduction op has attrs axis (sorted tuple of non-negative axes, never empty) and keepdims.
+# Its `code` is a ReduceCode: how a kernel accumulates it. Sums and products of float32 (and
+# float16) accumulate in float64 and round once at the end: at least as accurate as NumPy's
+# pairwise float32 summation, so results agree with NumPy to ~1e-6 relative, not bit for bit.
+# mean, var, std, average and norm are decompositions into these ops plus elementwise ones
+# (numpy_api.py), so fusion sees one small family.
+
+REDUCTION = "reduction"
+
+
+@dataclass(frozen=True)
+class ReduceCode:
+    """init(acc_dtype) -> code of the start value; update(acc, x, acc_dtype) -> new value code.
+    `arg` ops (argmax/argmin) keep the best value and its index: update is then a condition
+    under which x replaces the best value."""
+
+    init: Callable
+    update: Callable
+    acc: Callable  # (input dtype, result dtype) -> accumulator dtype
+    arg: bool = False
+
+
+def reduced_shape(shape, axes, keepdims):
+    if keepdims:
+        return tuple(1 if d in axes else n for d, n in enumerate(shape))
+    return tuple(n for d, n in enumerate(shape) if d not in axes)
+
+
+def _dummy(shape, dtype):
+    """A tiny array with the same empty dimensions: NumPy's dtype and emptiness rules apply."""
+    return np.zeros(tuple(min(n, 1) for n in shape), dtype)
+
+
+def _reduction_infer(ref):
+    def infer(args, attrs):
+        (x,) = args
+        axes, keepdims = attrs["axis"], attrs["keepdims"]
+        try:
+            dtype = np.asarray(ref(_dummy(x.shape, x.dtype), **attrs)).dtype
+        except ValueError as e:  # max/argmax of an empty axis
+            raise ShapeError(str(e)) from None
+        return reduced_shape(x.shape, axes, keepdims), dtype
+    return infer
+
+
+def _sum_acc(dt, res):
+    return np.dtype(np.float64) if np.dtype(res).kind == "f" else compute_dtype(res)
+
+
+def _extreme(sign):
+    def init(dt):
+        dt = np.dtype(dt)
+        if dt.kind == "f":
+            return f"np.{dt.name}({'-' if sign > 0 else ''}np.inf)"
+        if dt.kind == "b":
+            return "False" if sign > 0 else "True"
+        info = np.iinfo(dt)
+        return f"np.{dt.name}({info.min if sign > 0 else info.max})"
+    return init
+
+
+def _same(dt, res):
+    return compute_dtype(dt)
+
+
+_REDUCE_CODE = {
+    "sum": ReduceCode(lambda dt: f"np.{dt.name}(0)", lambda a, x, dt: f"({a} + {x})", _sum_acc),
+    "prod": ReduceCode(lambda dt: f"np.{dt.name}(1)", lambda a, x, dt: f"({a} * {x})", _sum_acc),
+    "max": ReduceCode(_extreme(+1), lambda a, x, dt: _by_kind(_MAX, "max({0}, {1})",
+                                                            "({0} or {1})")((a, x), dt), _same),
+    "min": ReduceCode(_extreme(-1), lambda a, x, dt: _by_kind(_MIN, "min({0}, {1})",
+                                                            "({0} and {1})")((a, x), dt), _same),
+    "any": ReduceCode(lambda dt: "False", lambda a, x, dt: f"({a} or {x})",
+                      lambda dt, res: np.dtype(bool)),
+    "all": ReduceCode(lambda dt: "True", lambda a, x, dt: f"({a} and {x})",
+                      lambda dt, res: np.dtype(bool)),
+    # NumPy's argmax/argmin: the first extreme, or the first NaN
+    "argmax": ReduceCode(_extreme(+1), lambda a, x, dt: _by_kind(
+        "({1} > {0} or ({1} != {1} and {0} == {0}))", "{1} > {0}")((a, x), dt), _same, True),
+    "argmin": ReduceCode(_extreme(-1), lambda a, x, dt: _by_kind(
+        "({1} < {0} or ({1} != {1} and {0} == {0}))", "{1} < {0}")((a, x), dt), _same, True),
+}
+
+
+def _argref(f):
+    def ref(x, axis, keepdims):
+        flat = len(axis) == np.ndim(x)  # axis=None: the index into the flattened array
+        return f(x, axis=None if flat else axis[0], keepdims=keepdims)
+    return ref
+
+
+for _name, _ref in (("sum", np.sum), ("prod", np.prod), ("max", np.max), ("min", np.min),
+                    ("any", np.any), ("all", np.all), ("argmax", _argref(np.argmax)),
+                    ("argmin", _argref(np.argmin))):
+    register(Op(_name, REDUCTION, _reduction_infer(_ref), _ref, code=_REDUCE_CODE[_name]))
+
+
+# cumulative sums and products run on the host (NumPy): a scan does not fuse into a row loop
+# without a sequential dependence, and NumPy's own loop is already a single pass.
+
+def _scan_infer(ref):
+    def infer(args, attrs):
+        (x,) = args
+        dtype = ref(_dummy(x.shape, x.dtype), axis=attrs["axis"], dtype=attrs["dtype"]).dtype
+        shape = (x.size,) if attrs["axis"] is None else x.shape
+        return shape, dtype
+    return infer
+
+
+HOST = "host"
+register(Op("cumsum", HOST, _scan_infer(np.cumsum), np.cumsum))
+register(Op("cumprod", HOST, _scan_infer(np.cumprod), np.cumprod))
 
 
 # ---------------------------------------------------------------------------------------------

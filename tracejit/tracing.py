@@ -138,6 +138,9 @@ class Proxy:
                             "use vectorised NumPy operations instead")
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method == "reduce":
+            from .numpy_api import ufunc_reduce
+            return ufunc_reduce(ufunc, *inputs, **kwargs)
         if method != "__call__":
             raise with_location(UnsupportedError, f"np.{ufunc.__name__}.{method} is not supported "
                                 "in traced code")

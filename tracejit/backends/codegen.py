@@ -118,3 +118,234 @@ def _broadcast_index(in_shape, out_shape):
 
 def source_name(source):
     return "k_" + hashlib.sha1(source.encode()).hexdigest()[:10]
+
+
+# ---------------------------------------------------------------------------------------------
+# reduction and rowwise kernels
+
+# A full reduction (to one value) runs in parallel as chunks of this many elements, each with
+# its own partial result, combined in chunk order at the end.
+CHUNK = 1 << 16
+
+
+def _index_into(arg_shape, cons_shape, cons_names):
+    """Index of an argument broadcast to a consumer whose dimensions are indexed by cons_names."""
+    offset = len(cons_shape) - len(arg_shape)
+    idx = ["0" if n == 1 and cons_shape[j + offset] != 1 else cons_names[j + offset]
+           for j, n in enumerate(arg_shape)]
+    return ", ".join(idx) or "()"
+
+
+def _row_names(shape, dom):
+    """Index names of a row value's dimensions (keepdims form, or with the axes dropped)."""
+    rank = len(dom.shape)
+    if len(shape) <= rank and tuple([1] * (rank - len(shape)) + list(shape)) == dom.row_shape:
+        off = rank - len(shape)
+        return ["0" if d + off in dom.axes else f"i{d + off}" for d in range(len(shape))]
+    return [f"i{d}" for d in dom.kept]
+
+
+def _node_expr(node, read):
+    op = OPS[node.op]
+    loop = op.loop(node)
+    exprs = [cast(read(a), a.dtype, dt) if not a.is_scalar_const()
+             else literal(a.attrs["value"], dt) for a, dt in zip(node.args, loop)]
+    return result_cast(op.code(exprs, node, loop), node.dtype)
+
+
+def reduction_source(kernel, layouts, parallel):
+    """Source of `def kernel(x0.., out0.., s0..)` for a reduction or rowwise kernel: s0.. are
+    the domain's sizes. The kept axes are the outer loop (prange over rows); each pass over a
+    row is an inner loop over the reduced axes. A full reduction in parallel runs in chunks."""
+    from ..passes.fusion import Domain
+    meta = kernel.meta
+    dom = Domain(kernel.shape, meta["axes"])
+    roles, at, reduce_pass = meta["roles"], meta["at"], meta["reduce_pass"]
+    buffered = set(meta["buffered"])
+    rank, R, kept = len(dom.shape), dom.axes, dom.kept
+    ins = {n: f"x{i}" for i, n in enumerate(kernel.inputs)}
+    lay = dict(zip(kernel.inputs, layouts))
+    outs = {n: f"out{i}" for i, n in enumerate(kernel.outputs)}
+    dims = [f"s{d}" for d in range(rank)]
+    chunked = parallel and not kept
+    flat = not kept and rank > 0 and all(
+        lay[n] == SCALAR or n.shape == () or (lay[n] == CONTIGUOUS and n.shape == dom.shape)
+        for n in kernel.inputs if any(roles[u] != "row" for u in kernel.nodes if n in u.args))
+    elem_names = [f"i{d}" for d in range(rank)]
+    name = {m: f"t{i}" for i, m in enumerate(kernel.nodes)}
+
+    def read_outside(a, cons):
+        if lay[a] == SCALAR:
+            return ins[a]
+        if a.shape == ():
+            return f"{ins[a]}[()]"
+        if roles[cons] == "row":
+            return f"{ins[a]}[{_index_into(a.shape, cons.shape, _row_names(cons.shape, dom))}]"
+        return f"{ins[a]}_e"
+
+    head = [f"def kernel({', '.join(list(ins.values()) + list(outs.values()) + dims)}):"]
+    body = []  # lines at row level (indented under the row loop)
+    if flat:
+        head.append(f"    n = {' * '.join(dims)}")
+        head += [f"    {ins[n]}_f = {ins[n]}.reshape(n)" for n in kernel.inputs
+                 if lay[n] == CONTIGUOUS and n.shape == dom.shape]
+        head += [f"    {outs[n]}_f = {outs[n]}.reshape(n)" for n in kernel.outputs
+                 if roles[n] == "element"]
+    if buffered:
+        head.append(f"    rowsize = {' * '.join(f's{d}' for d in R)}")
+    rflat = " + ".join(  # flat index within the reduced axes, C order
+        "*".join([f"i{d}"] + [f"s{e}" for e in R if e > d]) for d in R) or "0"
+    if flat:
+        rflat = "i"
+
+    def read(a, cons):
+        return name[a] if a in roles else read_outside(a, cons)
+
+    def row_nodes(p):
+        return [f"{name[m]} = {_node_expr(m, lambda a, m=m: read(a, m))}" for m in kernel.nodes
+                if roles[m] == "row" and at[m] == p]
+
+    def pass_lines(p):
+        """Init, inner loops and finish of pass p."""
+        accs = [m for m in kernel.nodes if roles[m] == "reduce" and reduce_pass[m] == p]
+        needed, order = set(), []
+
+        def need(m):
+            if m in needed or roles.get(m) != "element":
+                return
+            if m in buffered and at[m] < p:
+                needed.add(m)
+                return
+            for a in m.args:
+                need(a)
+            needed.add(m)
+
+        for m in kernel.nodes:
+            if roles[m] == "element" and at[m] == p and (m in outs or m in buffered):
+                need(m)
+        for r in accs:
+            need(r.args[0])
+        order = [m for m in kernel.nodes if m in needed]
+        outside = []
+        for m in order + accs:
+            if m in buffered and at[m] < p:
+                continue
+            for a in m.args:
+                if a not in roles and not a.is_scalar_const() and lay[a] != SCALAR \
+                        and a.shape != () and a not in outside:
+                    outside.append(a)
+        init, inner = [], []
+        for a in outside:
+            src = f"{ins[a]}_f[i]" if flat else \
+                f"{ins[a]}[{_index_into(a.shape, dom.shape, elem_names)}]"
+            inner.append(f"{ins[a]}_e = {src}")
+
+        for m in order:
+            if m in buffered and at[m] < p:
+                inner.append(f"{name[m]} = {name[m]}_b[{rflat}]")
+                continue
+            inner.append(f"{name[m]} = {_node_expr(m, lambda a, m=m: read(a, m))}")
+            if m in buffered:
+                inner.append(f"{name[m]}_b[{rflat}] = {name[m]}")
+            if m in outs and at[m] == p:
+                idx = "i" if flat else ", ".join(elem_names) or "()"
+                inner.append(f"{outs[m]}{'_f' if flat else ''}[{idx}] = {name[m]}")
+        for r in accs:
+            code = OPS[r.op].code
+            x = r.args[0]
+            acc_dt = np.dtype(code.acc(compute_dtype(x.dtype), r.dtype))
+            value = cast(read(x, r), x.dtype, acc_dt)
+            a = f"{name[r]}_a"
+            init.append(f"{a} = {code.init(acc_dt)}")
+            if code.arg:
+                init.append(f"{name[r]}_i = {'lo' if chunked else start_index}")
+                inner.append(f"{name[r]}_x = {value}")
+                inner.append(f"if {code.update(a, name[r] + '_x', acc_dt)}:")
+                inner.append(f"    {a} = {name[r]}_x")
+                inner.append(f"    {name[r]}_i = {rflat}")
+            else:
+                inner.append(f"{a} = {code.update(a, value, acc_dt)}")
+        return accs, init, inner
+
+    def loops(inner):
+        if flat:
+            bounds = "lo, hi" if chunked else "n"
+            return [f"for i in range({bounds}):"] + ["    " + x for x in inner]
+        out, indent = [], ""
+        for d in R:
+            if d == 0 and chunked:
+                continue
+            out.append(f"{indent}for i{d} in range(s{d}):")
+            indent += "    "
+        return out + [indent + x for x in inner]
+
+    def finish_reduction(r):
+        if OPS[r.op].code.arg:
+            return f"{name[r]} = {name[r]}_i"
+        return f"{name[r]} = {result_cast(name[r] + '_a', r.dtype)}"
+
+    start_index = "0"
+    if chunked:
+        # one pass (fusion guarantees it): chunks of the flat index, or rows of axis 0
+        accs, init, inner = pass_lines(0)
+        if flat:
+            head.append(f"    nchunks = (n + {CHUNK - 1}) // {CHUNK}")
+            loop_head = ["for c in prange(nchunks):", "    lo = c * " + str(CHUNK),
+                         f"    hi = min(lo + {CHUNK}, n)"]
+        else:
+            head.append("    nchunks = s0")
+            rest = " * ".join(dims[1:]) or "1"
+            loop_head = ["for c in prange(nchunks):", "    i0 = c", f"    lo = c * {rest}"]
+        for r in accs:
+            acc_dt = np.dtype(OPS[r.op].code.acc(compute_dtype(r.args[0].dtype), r.dtype))
+            head.append(f"    {name[r]}_p = np.empty(nchunks, np.{acc_dt.name})")
+            if OPS[r.op].code.arg:
+                head.append(f"    {name[r]}_pi = np.empty(nchunks, np.int64)")
+        chunk = loop_head + ["    " + x for x in init + loops(inner)]
+        for r in accs:
+            chunk.append(f"    {name[r]}_p[c] = {name[r]}_a")
+            if OPS[r.op].code.arg:
+                chunk.append(f"    {name[r]}_pi[c] = {name[r]}_i")
+        body += chunk
+        for r in accs:  # combine the partial results in chunk order
+            code = OPS[r.op].code
+            acc_dt = np.dtype(code.acc(compute_dtype(r.args[0].dtype), r.dtype))
+            a = f"{name[r]}_a"
+            body.append(f"{a} = {code.init(acc_dt)}")
+            if code.arg:
+                body.append(f"{name[r]}_i = 0")
+            body.append("for c in range(nchunks):")
+            if code.arg:
+                body += [f"    if {code.update(a, name[r] + '_p[c]', acc_dt)}:",
+                         f"        {a} = {name[r]}_p[c]", f"        {name[r]}_i = {name[r]}_pi[c]"]
+            else:
+                body.append(f"    {a} = {code.update(a, name[r] + '_p[c]', acc_dt)}")
+            body.append(finish_reduction(r))
+        body += row_nodes(1)
+    else:
+        body += [f"{name[m]}_b = np.empty(rowsize, np.{compute_dtype(m.dtype).name})"
+                 for m in meta["buffered"]]
+        body += row_nodes(0)
+        for p in range(meta["count"]):
+            accs, init, inner = pass_lines(p)
+            body += init + loops(inner)
+            body += [finish_reduction(r) for r in accs]
+            body += row_nodes(p + 1)
+    for m in kernel.outputs:
+        if roles[m] != "element":
+            body.append(f"{outs[m]}[{', '.join(_row_names(m.shape, dom)) or '()'}] = {name[m]}")
+    lines = list(head)
+    if kept:
+        rng = "prange" if parallel else "range"
+        if len(kept) == 1:
+            lines.append(f"    for i{kept[0]} in {rng}(s{kept[0]}):")
+        else:
+            lines.append(f"    for row in {rng}({' * '.join(f's{d}' for d in kept)}):")
+            lines.append("        q = row")
+            for d in reversed(kept[1:]):
+                lines += [f"        i{d} = q % s{d}", f"        q //= s{d}"]
+            lines.append(f"        i{kept[0]} = q")
+        lines += ["        " + x for x in body]
+    else:
+        lines += ["    " + x for x in body]
+    return "\n".join(lines) + "\n"

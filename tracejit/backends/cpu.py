@@ -13,7 +13,13 @@ from numba import types  # noqa: E402
 
 from ..ops import compute_dtype  # noqa: E402
 from . import scalar_helpers  # noqa: E402
-from .codegen import CONTIGUOUS, SCALAR, elementwise_source, source_name  # noqa: E402
+from .codegen import (  # noqa: E402
+    CONTIGUOUS,
+    SCALAR,
+    elementwise_source,
+    reduction_source,
+    source_name,
+)
 
 # Below this many elements a kernel runs serially: thread start-up costs more than it saves.
 PARALLEL_THRESHOLD = 1 << 17
@@ -62,9 +68,13 @@ def use_parallel(kernel, parallel):
 def compile_kernel(kernel, layouts, parallel=None):
     """Compile (or fetch from the cache) the kernel for these input layouts."""
     par = use_parallel(kernel, parallel)
-    source = elementwise_source(kernel, layouts, par)
     sig = tuple(numba_type(n, lay) for n, lay in zip(kernel.inputs, layouts))
     sig += tuple(numba_type(n, CONTIGUOUS) for n in kernel.outputs)
+    if kernel.kind == "elementwise":
+        source = elementwise_source(kernel, layouts, par)
+    else:  # reduction kernels also take the sizes of their domain
+        source = reduction_source(kernel, layouts, par)
+        sig += (types.int64,) * len(kernel.shape)
     with _lock:
         disp = _dispatchers.get((source, par))
         if disp is None:

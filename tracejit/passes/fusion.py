@@ -1,16 +1,29 @@
 """Fusion: partition a graph's computation into kernels and host steps, in execution order.
 
-Elementwise nodes with the same iteration shape that are connected by producer -> consumer edges
-join one kernel, so intermediates live in registers instead of memory. A merge is allowed only if
-the merged group stays convex: no path leaves the group and comes back into it (otherwise the
-kernel would need a value that is computed from its own output). Ops that are not elementwise
-(views, later reductions and matmul) are host steps run by NumPy.
+Every kernel iterates over a domain: a shape S and, for reduction kernels, the reduced axes R.
+Connected nodes join one kernel when each keeps a role in the merged domain:
+  element  an elementwise node of shape S, computed once per point of S;
+  reduce   a reduction of an element value (or an input) of shape S over exactly R;
+  row      an elementwise node of the reduced shape (keepdims or not), computed once per row
+           (a row is one index of the kept axes).
+So np.sum((a - b) ** 2) is one "reduction" kernel (the reduction absorbs its producers), and a
+reduction whose result is broadcast back over S (softmax, layernorm) is one "rowwise" kernel that
+makes several passes over each row. A merge is allowed only if the merged group stays convex: no
+path leaves the group and comes back into it. Other ops (views, scans, matmul) are host steps.
+
+Values used by several kernels: a node belongs to one kernel and is written to memory once if any
+other kernel (or the caller) reads it; other kernels read that array instead of recomputing it.
+Inside a rowwise kernel a value computed in one pass and needed in a later pass is recomputed
+when that costs at most RECOMPUTE_LIMIT (a few arithmetic ops: cheaper than a store plus a load),
+otherwise it is kept in a row buffer, which stays in cache (see plan_passes).
 """
 
 import heapq
 from dataclasses import dataclass, field
 
-from ..ops import ELEMENTWISE, OPS
+from ..ops import ELEMENTWISE, OPS, REDUCTION
+
+ROWWISE = "rowwise"
 
 
 @dataclass(eq=False)
@@ -72,12 +85,88 @@ class _Groups:
 
 
 def is_fusible(node):
-    return OPS[node.op].kind == ELEMENTWISE
+    return OPS[node.op].kind in (ELEMENTWISE, REDUCTION)
+
+
+def pad(shape, rank):
+    return (1,) * (rank - len(shape)) + tuple(shape)
+
+
+class Domain:
+    """What a kernel iterates over: shape S, and the reduced axes R (None: elementwise)."""
+
+    def __init__(self, shape, axes=None):
+        self.shape = tuple(shape)
+        self.axes = None if axes is None else tuple(sorted(axes))
+        if axes is not None:
+            self.kept = tuple(d for d in range(len(shape)) if d not in axes)
+            self.row_shape = tuple(1 if d in axes else n for d, n in enumerate(shape))
+            self.dropped_shape = tuple(shape[d] for d in self.kept)
+
+    def __eq__(self, other):
+        return self.shape == other.shape and self.axes == other.axes
+
+    def role(self, node):
+        if OPS[node.op].kind == REDUCTION:
+            ok = self.axes is not None and node.args[0].shape == self.shape \
+                and tuple(node.attrs["axis"]) == self.axes
+            return "reduce" if ok else None
+        if node.shape == self.shape:
+            return "element"
+        if self.axes is not None and (pad(node.shape, len(self.shape)) == self.row_shape
+                                      or node.shape == self.dropped_shape):
+            return "row"
+        return None
+
+
+def own_domain(node):
+    if OPS[node.op].kind == REDUCTION:
+        return Domain(node.args[0].shape, node.attrs["axis"])
+    return Domain(node.shape)
+
+
+def merged_domain(a, b):
+    if a.axes is None and b.axes is None:
+        return a if a.shape == b.shape else None
+    if a.axes is not None and b.axes is not None:
+        return a if a == b else None
+    return a if a.axes is not None else b
+
+
+def check_group(members, dom):
+    """None if `members` can run as one kernel over `dom`, else the reason they cannot."""
+    if dom.axes is None:
+        return None if all(m.shape == dom.shape for m in members) else "shapes differ"
+    if dom.row_shape == dom.shape and len(members) > 1:
+        return "the reduced axes have length 1: rows and elements cannot be told apart"
+    roles = {}
+    for m in members:
+        roles[m] = dom.role(m)
+        if roles[m] is None:
+            return f"{m.op} of shape {m.shape} is neither per element nor per row"
+    rank, multipass = len(dom.shape), False
+    for m in members:
+        for a in m.args:
+            if a not in roles:
+                continue
+            if roles[m] == "element" and roles[a] != "element":
+                if pad(a.shape, rank) != dom.row_shape:
+                    return "a row value is broadcast along other axes"
+                multipass = True
+            elif roles[m] == "row" and (roles[a] == "element"
+                                        or pad(a.shape, rank) != pad(m.shape, rank)):
+                return "a row value is read by another row"
+    if multipass and not dom.kept:
+        return "no row axis left to loop over in parallel"
+    if multipass and rank - 1 not in dom.axes:
+        return "rows would be strided (the last axis is kept)"
+    return None
 
 
 def group_nodes(graph, fuse=True):
-    """node -> group id for every elementwise node (one group per node when fuse is False)."""
-    groups, group_of, ancestors = _Groups(), {}, {}
+    """node -> group id for every elementwise or reduction node (one group per node when fuse
+    is False), and each group's Domain."""
+    groups, group_of, ancestors, domain = _Groups(), {}, {}, {}
     for node in graph.nodes:
         anc = set()
         for a in node.args:
@@ -88,15 +177,22 @@ def group_nodes(graph, fuse=True):
         if not is_fusible(node):
             continue
         g = group_of[node] = groups.new(node)
+        domain[g] = own_domain(node)
         if not fuse:
             continue
         for a in node.args:
-            if a not in group_of or a.shape != node.shape:
+            if a not in group_of:
                 continue
             other = groups.find(group_of[a])
-            if other != groups.find(g) and _convex_union(groups, group_of, ancestors, other, g):
+            if other == g:
+                continue
+            dom = merged_domain(domain[other], domain[g])
+            if dom is None or check_group(groups.members[other] + groups.members[g], dom):
+                continue
+            if _convex_union(groups, group_of, ancestors, other, g):
                 g = groups.union(other, g)
-    return {n: groups.find(g) for n, g in group_of.items()}, groups
+                domain[g] = dom
+    return {n: groups.find(g) for n, g in group_of.items()}, groups, domain
 
 
 def _convex_union(groups, group_of, ancestors, a, b):
@@ -116,7 +212,7 @@ def _convex_union(groups, group_of, ancestors, a, b):
 
 def schedule(graph, fuse=True):
     """The graph as an ordered list of Kernel and HostStep. Inputs and constants are not steps."""
-    group_of, groups = group_nodes(graph, fuse)
+    group_of, groups, domain = group_nodes(graph, fuse)
     index = {n: i for i, n in enumerate(graph.nodes)}
     users = graph.users()
     returned = set(graph.outputs)
@@ -132,7 +228,7 @@ def schedule(graph, fuse=True):
                     inputs.append(a)
         outputs = [m for m in members
                    if m in returned or any(u not in member_set for u in users[m])]
-        kernel = Kernel(ELEMENTWISE, members, inputs, outputs, members[-1].shape)
+        kernel = make_kernel(members, inputs, outputs, domain[root])
         steps.append(kernel)
         for m in members:
             step_of[m] = kernel
@@ -141,6 +237,57 @@ def schedule(graph, fuse=True):
             step_of[node] = HostStep(node)
             steps.append(step_of[node])
     return _order(steps, step_of, index)
+
+
+def make_kernel(members, inputs, outputs, dom):
+    if dom.axes is None:
+        return Kernel(ELEMENTWISE, members, inputs, outputs, dom.shape)
+    passes = plan_passes(members, dom)
+    kind = ROWWISE if passes["count"] > 1 else REDUCTION
+    return Kernel(kind, members, inputs, outputs, dom.shape,
+                  {"axes": dom.axes, "roles": {m: dom.role(m) for m in members}, **passes})
+
+
+# Recompute cost per op, in rough units of one add: a value needed again in a later pass over a
+# row is recomputed when its whole expression costs at most RECOMPUTE_LIMIT, else buffered.
+RECOMPUTE_LIMIT = 4
+_OP_COST = dict.fromkeys(
+    ["exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "arcsin",
+     "arccos", "arctan", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "power",
+     "cbrt", "arctan2", "hypot", "floor_divide", "remainder"], 20)
+_OP_COST.update(true_divide=4, sqrt=4, reciprocal=4)
+
+
+def plan_passes(members, dom):
+    """How a reduction kernel walks its rows. Returns a dict with
+    count: passes over each row (1 for a plain reduction);
+    at: node -> pass it is computed in (row nodes: computed before that pass; == count means
+        after the last pass); a reduction's value is available from the pass after its own;
+    buffered: element values computed in one pass, needed in a later one and too costly to
+        recompute (their rows are kept in a buffer)."""
+    roles = {m: dom.role(m) for m in members}
+    at, reduce_pass = {}, {}
+    for m in members:  # members are in graph order: arguments first
+        p = max((at[a] for a in m.args if a in roles), default=0)
+        if roles[m] == "reduce":
+            reduce_pass[m] = p
+        at[m] = p + 1 if roles[m] == "reduce" else p
+    needed_later = {a for u in members if roles[u] == "element"
+                    for a in u.args if a in roles and at[a] < at[u]}
+    cost, buffered = {}, []
+    for m in members:
+        if roles[m] != "element":
+            continue
+        # an argument from outside the kernel costs one load; a buffered one too
+        cost[m] = _OP_COST.get(m.op, 1) + sum(
+            cost.get(a, 0) if roles.get(a) == "element" else 1 for a in m.args
+            if not a.is_scalar_const())
+        if m in needed_later and cost[m] > RECOMPUTE_LIMIT:
+            buffered.append(m)
+            cost[m] = 1
+    count = 1 + max([at[m] for m in members if roles[m] == "element"] +
+                    list(reduce_pass.values()))
+    return {"count": count, "at": at, "reduce_pass": reduce_pass, "buffered": buffered}
 
 
 def _order(steps, step_of, index):

@@ -1,0 +1,301 @@
+"""Reductions against NumPy: values, dtypes, shapes, every axis/keepdims combination on small
+shapes, the function and method spellings, errors, and how reductions fuse (explain()).
+
+Float32 sums accumulate in float64 inside kernels while NumPy sums float32 pairwise, so float32
+results are compared with rtol 1e-5 instead of the default 1e-6.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+from conftest import DTYPES, assert_same, check_against_numpy, dtype_id
+
+import tracejit as tj
+from tracejit.interpret import interpret
+
+F32_RTOL = 1e-5
+
+
+def rtol_for(*arrays):
+    return F32_RTOL if any(np.asarray(a).dtype == np.float32 for a in arrays) else None
+
+
+def sample(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        return rng.random(shape) < 0.5
+    if dtype.kind in "iu":
+        return rng.integers(-5, 6, shape).astype(dtype)
+    return (rng.standard_normal(shape) * 3).astype(dtype)
+
+
+def axes_of(ndim):
+    singles = list(range(-1, ndim))
+    pairs = [tuple(p) for p in itertools.combinations(range(ndim), 2)]
+    return [None] + singles + pairs + ([tuple(range(ndim))] if ndim > 2 else [])
+
+
+AXIS_CASES = [((3, 4), ax) for ax in axes_of(2)] + [((2, 3, 4), ax) for ax in axes_of(3)]
+
+
+def kernels(fn, *args, **options):
+    return tj.trace(fallback="raise", **options)(fn).explain(*args).kernels
+
+
+# ---------------------------------------------------------------------------------------------
+# every axis and keepdims combination
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("shape,axis", AXIS_CASES, ids=str)
+@pytest.mark.parametrize("name", ["sum", "max", "mean"])
+def test_axis_keepdims(name, shape, axis, keepdims):
+    x = sample(shape, np.float64)
+    check_against_numpy(lambda a: getattr(np, name)(a, axis=axis, keepdims=keepdims), x)
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("axis", axes_of(3), ids=str)
+def test_int32_sum_axes_gives_int64(axis, keepdims):
+    x = sample((2, 3, 4), np.int32)
+    traced = check_against_numpy(lambda a: a.sum(axis=axis, keepdims=keepdims), x)
+    assert traced(x).dtype == np.int64
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("axis", [None, 0, 1, 2, -1])
+@pytest.mark.parametrize("name", ["argmax", "argmin"])
+def test_arg_reductions_axes(name, axis, keepdims):
+    x = sample((2, 3, 4), np.int64)  # many ties: the first occurrence must win
+    check_against_numpy(lambda a: getattr(np, name)(a, axis=axis, keepdims=keepdims), x)
+
+
+# ---------------------------------------------------------------------------------------------
+# every op and dtype, as functions and as methods
+
+OPS = {
+    "sum": lambda a, ax: np.sum(a, axis=ax),
+    "prod": lambda a, ax: np.prod(a, axis=ax),
+    "max": lambda a, ax: np.max(a, axis=ax),
+    "min": lambda a, ax: a.min(axis=ax),
+    "amax": lambda a, ax: np.amax(a, axis=ax),
+    "amin": lambda a, ax: np.amin(a, ax),
+    "any": lambda a, ax: np.any(a, axis=ax),
+    "all": lambda a, ax: a.all(ax),
+    "argmax": lambda a, ax: a.argmax(axis=ax),
+    "argmin": lambda a, ax: np.argmin(a, axis=ax),
+    "mean": lambda a, ax: a.mean(axis=ax),
+    "var": lambda a, ax: np.var(a, axis=ax),
+    "std": lambda a, ax: a.std(axis=ax),
+    "var_ddof": lambda a, ax: a.var(axis=ax, ddof=1),
+    "std_ddof": lambda a, ax: np.std(a, axis=ax, ddof=1, keepdims=True),
+    "average": lambda a, ax: np.average(a, axis=ax),
+}
+
+
+@pytest.mark.parametrize("axis", [None, -1])
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("name", list(OPS))
+def test_op_dtype(name, dtype, axis):
+    x = sample((3, 5), dtype)
+    if name == "prod" and np.dtype(dtype).kind == "f":
+        x = x / 3  # keep float products in range
+    check_against_numpy(lambda a: OPS[name](a, axis), x, rtol=rtol_for(x))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.bool_], ids=dtype_id)
+def test_sum_and_prod_dtype_argument(dtype):
+    x = sample((4, 3), dtype)
+    check_against_numpy(lambda a: (np.sum(a, axis=0, dtype=np.float64), a.prod(dtype=np.int32),
+                                   a.mean(dtype=np.float32), a.sum(1, np.int16)), x)
+
+
+def test_scalar_results_are_numpy_scalars():
+    x = sample((3, 4), np.float32)
+    f = tj.trace(lambda a: (a.sum(), np.max(a), a.argmax(), a.mean(), np.any(a > 0)))
+    for got, want in zip(f(x), (x.sum(), x.max(), x.argmax(), x.mean(), np.any(x > 0))):
+        assert isinstance(got, np.generic) and got.dtype == want.dtype
+
+
+def test_zero_dim_input():
+    x = np.array(2.5)
+    check_against_numpy(lambda a: (a.sum(), np.max(a), a.mean(), a.any(), np.prod(a)), x)
+
+
+def test_empty_axis_tuple_is_no_reduction():
+    x = sample((2, 3), np.int32)
+    check_against_numpy(lambda a: (np.sum(a, axis=()), np.max(a, axis=())), x)
+
+
+# ---------------------------------------------------------------------------------------------
+# NaN, infinities, layouts, empty arrays
+
+def test_nan_propagation_and_first_nan_index():
+    x = np.array([[1.0, np.nan, 3.0, np.nan], [-np.inf, -np.inf, 2.0, 2.0],
+                  [np.inf, 1.0, np.inf, 0.0]])
+    check_against_numpy(lambda a: (a.max(1), a.min(1), a.argmax(1), a.argmin(1), a.sum(1),
+                                   a.max(), a.argmax(), a.argmin()), x)
+
+
+def test_all_minus_infinity_argmax_is_first():
+    x = np.full((2, 3), -np.inf)
+    check_against_numpy(lambda a: (np.argmax(a, axis=1), np.argmax(a), np.argmin(-a)), x)
+
+
+@pytest.mark.parametrize("layout", ["transposed", "strided", "negative"])
+def test_non_contiguous_inputs(layout):
+    base = sample((6, 8), np.float64)
+    x = {"transposed": base.T, "strided": base[::2, 1::3], "negative": base[::-1, ::-2]}[layout]
+    check_against_numpy(lambda a: (np.sum((a - 1) ** 2, axis=0), a.max(axis=-1, keepdims=True),
+                                   a.mean(), np.argmin(a, axis=1), a.std()), x)
+
+
+def test_broadcast_inputs_to_a_reduction():
+    a, b = sample((4, 1), np.float64), sample((1, 5), np.float64, 1)
+    check_against_numpy(lambda a, b: (np.sum(a * b, axis=1), np.sum(a + b)), a, b)
+
+
+def test_empty_reductions():
+    x = np.zeros((0, 3))
+    check_against_numpy(lambda a: (a.sum(), a.sum(0), a.prod(0), a.max(1), a.any(0), a.all()), x)
+
+
+@pytest.mark.parametrize("fn", [lambda a: a.max(), lambda a: np.min(a, axis=0),
+                                lambda a: a.argmax()])
+def test_empty_max_raises_like_numpy(fn):
+    x = np.zeros((0, 3))
+    with pytest.raises(ValueError):
+        fn(x)
+    with pytest.raises(tj.ShapeError, match="zero-size|empty"):
+        tj.trace(fn)(x)
+
+
+@pytest.mark.parametrize("axis", [2, -3, (0, 0), (0, 5)])
+def test_bad_axis_is_a_shape_error_naming_the_line(axis):
+    f = tj.trace(lambda a: a.sum(axis=axis), fallback="raise")
+    with pytest.raises(tj.ShapeError, match=r"test_reductions\.py:\d+"):
+        f(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("call", [lambda a: np.sum(a, out=np.empty(())),
+                                  lambda a: np.sum(a, where=a > 0),
+                                  lambda a: np.max(a, initial=3.0)])
+def test_unsupported_arguments(call):
+    with pytest.raises(tj.UnsupportedError):
+        tj.trace(call, fallback="raise")(np.ones(3))
+
+
+# ---------------------------------------------------------------------------------------------
+# norm, average, scans, ufunc.reduce
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32], ids=dtype_id)
+def test_norm(dtype):
+    v, m = sample((7,), dtype), sample((3, 4), dtype)
+    check_against_numpy(lambda v, m: (np.linalg.norm(v), np.linalg.norm(m),
+                                      np.linalg.norm(m, axis=1), np.linalg.norm(m, axis=0,
+                                                                                keepdims=True),
+                                      np.linalg.norm(v, ord=1), np.linalg.norm(v, np.inf),
+                                      np.linalg.norm(m, -np.inf, axis=1), np.linalg.norm(v, 0),
+                                      np.linalg.norm(v, 3), np.linalg.norm(m, "fro")),
+                        v, m, rtol=rtol_for(v))
+
+
+def test_matrix_norm_orders_are_unsupported():
+    with pytest.raises(tj.UnsupportedError, match="matrix norm"):
+        tj.trace(lambda m: np.linalg.norm(m, 2), fallback="raise")(np.ones((2, 2)))
+
+
+def test_average_without_weights():
+    x = sample((3, 4), np.int32)
+    check_against_numpy(lambda a: (np.average(a), np.average(a, axis=0),
+                                   np.average(a, axis=1, keepdims=True)), x)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int32, np.bool_], ids=dtype_id)
+def test_cumsum_cumprod(dtype):
+    x = sample((3, 4), dtype)
+    check_against_numpy(lambda a: (np.cumsum(a), np.cumsum(a, axis=0), a.cumsum(-1),
+                                   np.cumprod(a, axis=1), a.cumprod(), np.cumsum(a * 2, 1)), x)
+
+
+def test_ufunc_reduce():
+    x = sample((3, 4), np.int32)
+    check_against_numpy(lambda a: (np.add.reduce(a), np.multiply.reduce(a, axis=1),
+                                   np.maximum.reduce(a, axis=None), np.minimum.reduce(a, 1, None,
+                                                                                      None, True),
+                                   np.logical_or.reduce(a), np.logical_and.reduce(a, axis=1)), x)
+
+
+# ---------------------------------------------------------------------------------------------
+# fusion: a reduction absorbs its producers
+
+def sumsq(a, b):
+    return np.sum((a - b) ** 2)
+
+
+def test_sum_of_squares_is_one_kernel():
+    a, b = sample((100,), np.float64), sample((100,), np.float64, 1)
+    check_against_numpy(sumsq, a, b)
+    (k,) = kernels(sumsq, a, b)
+    assert k.kernel.kind == "reduction"
+    assert k.ops == ["subtract", "power", "sum"]
+    assert k.kernel.outputs == [k.kernel.nodes[-1]]  # the difference and square stay in registers
+
+
+def test_unfused_is_one_kernel_per_op():
+    a, b = sample((10,), np.float64), sample((10,), np.float64, 1)
+    ks = kernels(sumsq, a, b, fuse=False)
+    assert [k.ops for k in ks] == [["subtract"], ["power"], ["sum"]]
+    assert tj.trace(sumsq, fuse=False)(a, b) == pytest.approx(sumsq(a, b), rel=1e-12)
+
+
+def test_reduction_epilogue_fuses():
+    x = sample((5, 6), np.float32)
+    f = lambda a: np.sqrt(np.sum(a * a, axis=1)) + 1  # noqa: E731
+    check_against_numpy(f, x, rtol=F32_RTOL)
+    (k,) = kernels(f, x)
+    assert k.ops == ["multiply", "sum", "sqrt", "add"]
+
+
+def test_producer_also_returned_is_written_once():
+    x = sample((4, 5), np.float64)
+    f = lambda a: (np.exp(a), np.exp(a).sum(axis=1))  # noqa: E731
+    check_against_numpy(f, x)
+    (k,) = kernels(f, x)
+    assert len(k.kernel.outputs) == 2
+
+
+def test_different_axes_do_not_fuse():
+    x = sample((4, 5), np.float64)
+    f = lambda a: (np.exp(a).sum(axis=0), np.exp(a).sum(axis=1))  # noqa: E731
+    check_against_numpy(f, x)
+    ks = kernels(f, x)
+    assert len(ks) == 2
+    assert ks[0].ops == ["exp", "sum"] and ks[1].ops == ["sum"]
+
+
+def test_compiled_matches_interpreter():
+    x = sample((3, 4, 5), np.float32)
+    f = tj.trace(lambda a: (a.var(axis=(0, 2)), np.argmax(a * 2, axis=1), a.sum(-1) - a.max()))
+    graph = f.graph(x)
+    for got, want in zip(f(x), interpret(graph, x)):
+        assert_same(got, want, rtol=F32_RTOL)
+
+
+def test_new_shape_same_rank_compiles_nothing():
+    f = tj.trace(lambda a: (np.sum((a - 1) ** 2, axis=1), a.max()))
+    f(sample((3, 4), np.float64))
+    compiled = f.cache_info().kernels_compiled
+    f(sample((5, 7), np.float64))
+    assert f.cache_info().kernels_compiled == compiled
+
+
+def test_large_full_reductions_run_in_parallel_chunks():
+    x = sample((300_000,), np.float64)
+    y = sample((300, 1000), np.float32)
+    f = lambda a: (np.sum(a * a), a.argmax(), np.min(a), np.mean(a))  # noqa: E731
+    check_against_numpy(f, x)
+    g = lambda b: (np.sum(b), np.argmin(b.T), b.max())  # noqa: E731
+    check_against_numpy(g, y, rtol=F32_RTOL)
+    assert all("prange(nchunks)" in k.source for k in kernels(f, x))
