@@ -1,5 +1,6 @@
 """tracejit: put @tracejit.trace on a NumPy function and it runs as fused Numba kernels."""
 
+from . import numpy_api  # noqa: F401  (installs the NumPy handlers and the array methods)
 from .api import CacheInfo, TracedFunction, disable
 from .api import trace_decorator as trace
 from .errors import (

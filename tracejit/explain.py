@@ -1,5 +1,7 @@
 """The Explain report: what runs for one signature, readable as text."""
 
+from .passes.fusion import describe
+
 
 class Explain:
     def __init__(self, executable, cache_info):
@@ -14,6 +16,7 @@ class Explain:
         for i, k in enumerate(self.kernels):
             lines.append(f"-- kernel {i}: {k.name} ({k.kernel.kind}, shape {k.kernel.shape}): "
                          f"{' '.join(k.ops)}")
+            lines += ["   # " + line for line in describe(k.kernel)]
             lines += ["   " + line for line in k.source.rstrip().splitlines()]
         if self.memory is not None:
             lines += ["", str(self.memory)]

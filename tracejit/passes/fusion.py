@@ -166,7 +166,7 @@ def check_group(members, dom):
 def group_nodes(graph, fuse=True):
     """node -> group id for every elementwise or reduction node (one group per node when fuse
     is False), and each group's Domain."""
-    groups, group_of, ancestors, domain = _Groups(), {}, {}, {}
+    groups, group_of, ancestors, domain, notes = _Groups(), {}, {}, {}, {}
     for node in graph.nodes:
         anc = set()
         for a in node.args:
@@ -187,12 +187,18 @@ def group_nodes(graph, fuse=True):
             if other == g:
                 continue
             dom = merged_domain(domain[other], domain[g])
-            if dom is None or check_group(groups.members[other] + groups.members[g], dom):
-                continue
-            if _convex_union(groups, group_of, ancestors, other, g):
+            if dom is None:
+                reason = "different iteration shapes or reduced axes"
+            else:
+                reason = check_group(groups.members[other] + groups.members[g], dom)
+            if reason is None and not _convex_union(groups, group_of, ancestors, other, g):
+                reason = "the merged kernel would not be convex"
+            if reason is None:
                 g = groups.union(other, g)
                 domain[g] = dom
-    return {n: groups.find(g) for n, g in group_of.items()}, groups, domain
+            elif dom is not None and dom.axes is not None:  # worth explaining
+                notes.setdefault(node, []).append(f"{node.op} not fused with {a.op}: {reason}")
+    return {n: groups.find(g) for n, g in group_of.items()}, groups, domain, notes
 
 
 def _convex_union(groups, group_of, ancestors, a, b):
@@ -212,7 +218,7 @@ def _convex_union(groups, group_of, ancestors, a, b):
 
 def schedule(graph, fuse=True):
     """The graph as an ordered list of Kernel and HostStep. Inputs and constants are not steps."""
-    group_of, groups, domain = group_nodes(graph, fuse)
+    group_of, groups, domain, notes = group_nodes(graph, fuse)
     index = {n: i for i, n in enumerate(graph.nodes)}
     users = graph.users()
     returned = set(graph.outputs)
@@ -229,6 +235,7 @@ def schedule(graph, fuse=True):
         outputs = [m for m in members
                    if m in returned or any(u not in member_set for u in users[m])]
         kernel = make_kernel(members, inputs, outputs, domain[root])
+        kernel.meta["notes"] = [line for m in members for line in notes.get(m, [])]
         steps.append(kernel)
         for m in members:
             step_of[m] = kernel
@@ -246,6 +253,27 @@ def make_kernel(members, inputs, outputs, dom):
     kind = ROWWISE if passes["count"] > 1 else REDUCTION
     return Kernel(kind, members, inputs, outputs, dom.shape,
                   {"axes": dom.axes, "roles": {m: dom.role(m) for m in members}, **passes})
+
+
+def describe(kernel):
+    """Readable lines on the fusion decisions behind a kernel (for explain())."""
+    meta, lines = kernel.meta, []
+    if kernel.kind == REDUCTION:
+        lines.append(f"reduces axes {meta['axes']} of {kernel.shape}; producers and epilogue "
+                     "fused, intermediates stay in registers")
+    elif kernel.kind == ROWWISE:
+        lines.append(f"reduces axes {meta['axes']} and broadcasts back: loops over rows, "
+                     f"{meta['count']} passes over each row")
+        roles, at = meta["roles"], meta["at"]
+        again = sorted({a.op for u in kernel.nodes if roles[u] == "element" for a in u.args
+                        if roles.get(a) == "element" and at[a] < at[u]
+                        and a not in meta["buffered"]})
+        if meta["buffered"]:
+            lines.append("kept in a row buffer (costly to recompute): "
+                         + " ".join(m.op for m in meta["buffered"]))
+        if again:
+            lines.append("recomputed in a later pass (cheaper than a buffer): " + " ".join(again))
+    return lines + meta.get("notes", [])
 
 
 # Recompute cost per op, in rough units of one add: a value needed again in a later pass over a
