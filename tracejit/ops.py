@@ -139,10 +139,12 @@ _ufunc_op(np.square, "({0} * {0})")
 _ufunc_op(np.sqrt, "np.sqrt({0})")
 _ufunc_op(np.reciprocal, _by_kind("(1.0 / {0})", "_irecip({0})"))
 _ufunc_op(np.cbrt, "np.cbrt({0})")
-for _f in (np.exp, np.exp2, np.expm1, np.log, np.log2, np.log10, np.log1p, np.sin, np.cos,
+for _f in (np.exp2, np.expm1, np.log, np.log2, np.log10, np.log1p, np.sin, np.cos,
            np.tan, np.arcsin, np.arccos, np.arctan, np.sinh, np.cosh, np.tanh, np.arcsinh,
            np.arccosh, np.arctanh):
     _ufunc_op(_f, f"np.{_f.__name__}({{0}})")
+# float32 exp through a helper Numba can vectorise (libm's expf is one call per element)
+_ufunc_op(np.exp, lambda e, dt: f"_expf({e[0]})" if dt == np.float32 else f"np.exp({e[0]})")
 for _f in (np.floor, np.ceil, np.trunc, np.rint):
     _ufunc_op(_f, _by_kind(f"np.{_f.__name__}({{0}})", "{0}"))
 _ufunc_op(np.arctan2, "np.arctan2({0}, {1})")

@@ -8,6 +8,7 @@ on ranks, broadcast patterns and dtypes only, never on sizes, so a new shape reu
 
 import hashlib
 import math
+import re
 
 import numpy as np
 
@@ -128,6 +129,31 @@ def source_name(source):
 CHUNK = 1 << 16
 
 
+# Independent accumulators per chunk: a float sum is a chain of dependent adds, so one
+# accumulator runs at the add latency; UNROLL of them keep the pipeline (and memory) busy.
+UNROLL = 4
+
+
+def _unrolled(init, inner, accs, codes, dtypes, var, lo, hi):
+    """`for var in range(lo, hi)` over `inner`, unrolled UNROLL times with an accumulator per
+    copy, then the remainder, then the copies combined in order into `accs`."""
+    def renamed(lines, k):
+        for acc in accs:
+            lines = [re.sub(rf"\b{acc}\b", f"{acc}{k}", x) for x in lines]
+        return lines
+
+    out = [x for k in range(UNROLL) for x in renamed(init, k)]
+    out += [f"for q in range(({hi} - {lo}) // {UNROLL}):"]
+    for k in range(UNROLL):
+        out += [f"    {var} = {lo} + q * {UNROLL} + {k}"] + ["    " + x for x in renamed(inner, k)]
+    out += [f"for {var} in range({lo} + ({hi} - {lo}) // {UNROLL} * {UNROLL}, {hi}):"]
+    out += ["    " + x for x in renamed(inner, 0)]
+    for acc, code, dt in zip(accs, codes, dtypes):
+        out.append(f"{acc} = {acc}0")
+        out += [f"{acc} = {code.update(acc, f'{acc}{k}', dt)}" for k in range(1, UNROLL)]
+    return out
+
+
 def _index_into(arg_shape, cons_shape, cons_names):
     """Index of an argument broadcast to a consumer whose dimensions are indexed by cons_names."""
     offset = len(cons_shape) - len(arg_shape)
@@ -205,30 +231,27 @@ def reduction_source(kernel, layouts, parallel):
         return [f"{name[m]} = {_node_expr(m, lambda a, m=m: read(a, m))}" for m in kernel.nodes
                 if roles[m] == "row" and at[m] == p]
 
-    def pass_lines(p):
-        """Init, inner loops and finish of pass p."""
-        accs = [m for m in kernel.nodes if roles[m] == "reduce" and reduce_pass[m] == p]
-        needed, order = set(), []
+    def segment(p, roots, accs, loaded):
+        """(init, inner) of one loop over a row in pass p: computes `roots` (writing them to
+        outputs and buffers) and accumulates `accs`; `loaded(m)` says m is read from its buffer."""
+        needed = set()
 
         def need(m):
             if m in needed or roles.get(m) != "element":
                 return
-            if m in buffered and at[m] < p:
-                needed.add(m)
-                return
-            for a in m.args:
-                need(a)
             needed.add(m)
+            if not loaded(m):
+                for a in m.args:
+                    need(a)
 
-        for m in kernel.nodes:
-            if roles[m] == "element" and at[m] == p and (m in outs or m in buffered):
-                need(m)
+        for m in roots:
+            need(m)
         for r in accs:
             need(r.args[0])
         order = [m for m in kernel.nodes if m in needed]
         outside = []
         for m in order + accs:
-            if m in buffered and at[m] < p:
+            if m in needed and loaded(m):
                 continue
             for a in m.args:
                 if a not in roles and not a.is_scalar_const() and lay[a] != SCALAR \
@@ -239,13 +262,12 @@ def reduction_source(kernel, layouts, parallel):
             src = f"{ins[a]}_f[i]" if flat else \
                 f"{ins[a]}[{_index_into(a.shape, dom.shape, elem_names)}]"
             inner.append(f"{ins[a]}_e = {src}")
-
         for m in order:
-            if m in buffered and at[m] < p:
+            if loaded(m):
                 inner.append(f"{name[m]} = {name[m]}_b[{rflat}]")
                 continue
             inner.append(f"{name[m]} = {_node_expr(m, lambda a, m=m: read(a, m))}")
-            if m in buffered:
+            if m in buffered and at[m] == p:
                 inner.append(f"{name[m]}_b[{rflat}] = {name[m]}")
             if m in outs and at[m] == p:
                 idx = "i" if flat else ", ".join(elem_names) or "()"
@@ -253,7 +275,7 @@ def reduction_source(kernel, layouts, parallel):
         for r in accs:
             code = OPS[r.op].code
             x = r.args[0]
-            acc_dt = np.dtype(code.acc(compute_dtype(x.dtype), r.dtype))
+            acc_dt = acc_type(r)
             value = cast(read(x, r), x.dtype, acc_dt)
             a = f"{name[r]}_a"
             init.append(f"{a} = {code.init(acc_dt)}")
@@ -265,19 +287,48 @@ def reduction_source(kernel, layouts, parallel):
                 inner.append(f"    {name[r]}_i = {rflat}")
             else:
                 inner.append(f"{a} = {code.update(a, value, acc_dt)}")
-        return accs, init, inner
+        return init, inner
 
-    def loops(inner):
+    def pass_lines(p):
+        """The accumulated reductions of pass p and the lines of its loops over a row. When the
+        pass fills a row buffer and also reduces, the buffer is filled by a loop of its own (no
+        loop-carried dependence, so it vectorises) and the reductions read it back."""
+        accs = [m for m in kernel.nodes if roles[m] == "reduce" and reduce_pass[m] == p]
+        roots = [m for m in kernel.nodes
+                 if roles[m] == "element" and at[m] == p and (m in outs or m in buffered)]
+        fill = [m for m in roots if m in buffered]
+        if fill and accs:
+            segments = [(roots, [], lambda m: m in buffered and at[m] < p),
+                        ([], accs, lambda m: m in buffered and at[m] <= p)]
+        else:
+            segments = [(roots, accs, lambda m: m in buffered and at[m] < p)]
+        lines = []
+        for seg_roots, seg_accs, loaded in segments:
+            init, inner = segment(p, seg_roots, seg_accs, loaded)
+            lines += loops(init, inner, seg_accs)
+        return accs, lines
+
+    def loops(init, inner, accs):
+        unroll = accs and not any(OPS[r.op].code.arg for r in accs) and (flat or len(R) == 1)
+        if unroll and (flat or not chunked):
+            var, lo, hi = ("i", "lo", "hi") if chunked else ("i", "0", "n") if flat \
+                else (f"i{R[0]}", "0", f"s{R[0]}")
+            return _unrolled(init, inner, [f"{name[r]}_a" for r in accs],
+                             [OPS[r.op].code for r in accs], [acc_type(r) for r in accs],
+                             var, lo, hi)
         if flat:
             bounds = "lo, hi" if chunked else "n"
-            return [f"for i in range({bounds}):"] + ["    " + x for x in inner]
-        out, indent = [], ""
+            return init + [f"for i in range({bounds}):"] + ["    " + x for x in inner]
+        out, indent = list(init), ""
         for d in R:
             if d == 0 and chunked:
                 continue
             out.append(f"{indent}for i{d} in range(s{d}):")
             indent += "    "
         return out + [indent + x for x in inner]
+
+    def acc_type(r):
+        return np.dtype(OPS[r.op].code.acc(compute_dtype(r.args[0].dtype), r.dtype))
 
     def finish_reduction(r):
         if OPS[r.op].code.arg:
@@ -287,7 +338,7 @@ def reduction_source(kernel, layouts, parallel):
     start_index = "0"
     if chunked:
         # one pass (fusion guarantees it): chunks of the flat index, or rows of axis 0
-        accs, init, inner = pass_lines(0)
+        accs, pass0 = pass_lines(0)
         if flat:
             head.append(f"    nchunks = (n + {CHUNK - 1}) // {CHUNK}")
             loop_head = ["for c in prange(nchunks):", "    lo = c * " + str(CHUNK),
@@ -301,7 +352,7 @@ def reduction_source(kernel, layouts, parallel):
             head.append(f"    {name[r]}_p = np.empty(nchunks, np.{acc_dt.name})")
             if OPS[r.op].code.arg:
                 head.append(f"    {name[r]}_pi = np.empty(nchunks, np.int64)")
-        chunk = loop_head + ["    " + x for x in init + loops(inner)]
+        chunk = loop_head + ["    " + x for x in pass0]
         for r in accs:
             chunk.append(f"    {name[r]}_p[c] = {name[r]}_a")
             if OPS[r.op].code.arg:
@@ -327,8 +378,8 @@ def reduction_source(kernel, layouts, parallel):
                  for m in meta["buffered"]]
         body += row_nodes(0)
         for p in range(meta["count"]):
-            accs, init, inner = pass_lines(p)
-            body += init + loops(inner)
+            accs, lines = pass_lines(p)
+            body += lines
             body += [finish_reduction(r) for r in accs]
             body += row_nodes(p + 1)
     for m in kernel.outputs:

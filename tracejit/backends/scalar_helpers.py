@@ -4,7 +4,9 @@
 import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 _jit = njit(error_model="numpy", cache=False)
 
@@ -75,3 +77,36 @@ def _irecip(a):
     if a == 1 or a == -1:
         return a
     return a - a
+
+
+@intrinsic
+def _f32_from_bits(typingctx, bits):
+    """Reinterpret an int32 as the float32 with those bits (inlined: no call)."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.int32), codegen
+
+
+@njit(error_model="numpy", cache=False, inline="always")
+def _expf(x):
+    """float32 exp without a libm call, so loops around it vectorise (about 3x faster than
+    expf per element). Cephes' expf: exp(x) = 2**n * exp(r) with |r| <= ln2/2 and a degree-6
+    polynomial; within 3 ulp of the correctly rounded result, subnormal results included (the
+    2**n scale is applied in two halves). NaN, overflow to inf and underflow to 0 as NumPy."""
+    xc = min(max(x, np.float32(-104.0)), np.float32(89.0))
+    t = xc * np.float32(1.44269504088896341) + np.float32(0.5)
+    ni = np.int32(t)
+    ni = ni - np.int32(1) if np.float32(ni) > t else ni  # floor
+    n = np.float32(ni)
+    r = xc - n * np.float32(0.693359375) + n * np.float32(2.12194440e-4)
+    p = np.float32(1.9875691500e-4)
+    p = p * r + np.float32(1.3981999507e-3)
+    p = p * r + np.float32(8.3334519073e-3)
+    p = p * r + np.float32(4.1665795894e-2)
+    p = p * r + np.float32(1.6666665459e-1)
+    p = p * r + np.float32(5.0000001201e-1)
+    y = p * (r * r) + r + np.float32(1.0)
+    h = ni >> 1
+    y = y * _f32_from_bits((h + 127) << 23) * _f32_from_bits((ni - h + 127) << 23)
+    y = np.float32(np.inf) if x > np.float32(88.72283935546875) else y
+    return x if x != x else y
