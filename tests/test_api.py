@@ -722,6 +722,26 @@ def test_explain_unfused():
     assert_same(traced(x, y), _explained(x, y))
 
 
+def test_graph_of_untraceable_function_raises():
+    traced = tj.trace(_branch_on_value)  # the policy is about calls, not about graph()
+    with pytest.raises(tj.TraceError):
+        traced.graph(np.array(1.5))
+
+
+def test_nested_traced_functions():
+    inner = tj.trace(lambda a: np.exp(a) * 2.0)
+
+    def outer(a, b):
+        return inner(a) + inner(b) * a
+
+    traced = tj.trace(fallback="raise")(outer)
+    x, y = np.linspace(-1, 1, 6), np.linspace(0, 2, 6)
+    expected = np.exp(x) * 2.0 + np.exp(y) * 2.0 * x
+    assert_same(traced(x, y), expected)
+    assert traced.cache_info().fallbacks == 0
+    assert_same(inner(x), np.exp(x) * 2.0)  # still usable on its own
+
+
 # --------------------------------------------------------------------------------------------
 # Options
 # --------------------------------------------------------------------------------------------
