@@ -275,6 +275,26 @@ def test_different_axes_do_not_fuse():
     assert ks[0].ops == ["exp", "sum"] and ks[1].ops == ["sum"]
 
 
+def test_cheap_value_read_by_two_kernels_is_recomputed_not_stored():
+    a, b = sample((4, 5), np.float64), sample((4, 5), np.float64, 1)
+    f = lambda a, b: (((a - b) ** 2).sum(axis=0), ((a - b) ** 2).sum(axis=1))  # noqa: E731
+    check_against_numpy(f, a, b)
+    ex = tj.trace(f).explain(a, b)
+    assert [k.ops for k in ex.kernels] == [["subtract", "power", "sum"]] * 2
+    assert all(len(k.kernel.outputs) == 1 and all(n.op == "input" for n in k.kernel.inputs)
+               for k in ex.kernels)
+    assert "recomputes subtract power" in str(ex)
+
+
+def test_costly_value_read_by_two_kernels_is_stored_once():
+    a = sample((4, 5), np.float64)
+    f = lambda a: (np.exp(a).sum(axis=0), np.exp(a).sum(axis=1))  # noqa: E731
+    check_against_numpy(f, a)
+    k0, k1 = tj.trace(f).explain(a).kernels
+    assert k0.ops == ["exp", "sum"] and len(k0.kernel.outputs) == 2
+    assert k1.ops == ["sum"] and [n.op for n in k1.kernel.inputs] == ["exp"]
+
+
 def test_compiled_matches_interpreter():
     x = sample((3, 4, 5), np.float32)
     f = tj.trace(lambda a: (a.var(axis=(0, 2)), np.argmax(a * 2, axis=1), a.sum(-1) - a.max()))

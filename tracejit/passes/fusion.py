@@ -222,28 +222,77 @@ def schedule(graph, fuse=True):
     index = {n: i for i, n in enumerate(graph.nodes)}
     users = graph.users()
     returned = set(graph.outputs)
+    plans = [(sorted(groups.members[root], key=index.get), domain[root])
+             for root in sorted(set(group_of.values()))]
+    home = {m: i for i, (ms, _) in enumerate(plans) for m in ms}  # the kernel that stores m
+    if fuse:
+        plans = recompute_cheap_values(plans, users, returned, index)
 
     steps, step_of = [], {}
-    for root in sorted(set(group_of.values())):
-        members = sorted(groups.members[root], key=index.get)
+    host = {n for n in graph.nodes if n.op not in ("input", "const") and n not in group_of}
+    for i, (members, dom) in enumerate(plans):
         member_set = set(members)
         inputs = []
         for m in members:
             for a in m.args:
                 if a not in member_set and not a.is_scalar_const() and a not in inputs:
                     inputs.append(a)
-        outputs = [m for m in members
-                   if m in returned or any(u not in member_set for u in users[m])]
-        kernel = make_kernel(members, inputs, outputs, domain[root])
+        outputs = [m for m in members if home[m] == i and (m in returned or any(
+            u in host or not all(m in ms for ms, _ in plans if u in ms) for u in users[m]))]
+        if not outputs:
+            continue  # every value it computes is recomputed by its consumers
+        kernel = make_kernel(members, inputs, outputs, dom)
         kernel.meta["notes"] = [line for m in members for line in notes.get(m, [])]
+        kernel.meta["recomputed"] = [m for m in members if home[m] != i]
         steps.append(kernel)
         for m in members:
-            step_of[m] = kernel
+            if home[m] == i:
+                step_of[m] = kernel
     for node in graph.nodes:
-        if node.op not in ("input", "const") and node not in step_of:
+        if node in host:
             step_of[node] = HostStep(node)
             steps.append(step_of[node])
     return _order(steps, step_of, index)
+
+
+def recompute_cheap_values(plans, users, returned, index):
+    """Across kernels: a value one kernel computes and other kernels read is written to memory
+    once, unless it is cheap. If every kernel that reads it can recompute it (element values of
+    the same shape) and its expression costs at most RECOMPUTE_LIMIT (ops plus the loads of its
+    inputs: about the cost of the store and the reload it saves), each reader recomputes it and
+    nothing is written. Values the caller gets back or a host step reads are always stored."""
+    plans = [(list(ms), dom) for ms, dom in plans]
+    producer = {}
+    for i, (ms, _) in enumerate(plans):
+        for m in ms:
+            producer.setdefault(m, i)
+    for v in sorted(producer, key=index.get):
+        i = producer[v]
+        members, dom = plans[i]
+        readers = {j for u in users[v] for j, (ms, _) in enumerate(plans)
+                   if u in ms and v not in ms}
+        if not readers or v in returned or any(
+                not any(u in ms for ms, _ in plans) for u in users[v]):
+            continue
+        closure, stack = [], [v]
+        while stack:
+            m = stack.pop()
+            if m in closure:
+                continue
+            closure.append(m)
+            stack += [a for a in m.args if a in members]
+        if any(dom.role(m) != "element" for m in closure):
+            continue
+        loads = {a for m in closure for a in m.args
+                 if a not in closure and not a.is_scalar_const()}
+        if sum(op_cost(m) for m in closure) + len(loads) > RECOMPUTE_LIMIT:
+            continue
+        merged = {j: sorted(set(plans[j][0]) | set(closure), key=index.get) for j in readers}
+        if any(check_group(ms, plans[j][1]) for j, ms in merged.items()):
+            continue
+        for j, ms in merged.items():
+            plans[j] = (ms, plans[j][1])
+    return plans
 
 
 def make_kernel(members, inputs, outputs, dom):
@@ -273,6 +322,9 @@ def describe(kernel):
                          + " ".join(m.op for m in meta["buffered"]))
         if again:
             lines.append("recomputed in a later pass (cheaper than a buffer): " + " ".join(again))
+    if meta.get("recomputed"):
+        lines.append("recomputes " + " ".join(m.op for m in meta["recomputed"])
+                     + " (cheaper than storing it in another kernel)")
     return lines + meta.get("notes", [])
 
 
@@ -284,6 +336,12 @@ _OP_COST = dict.fromkeys(
      "arccos", "arctan", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "power",
      "cbrt", "arctan2", "hypot", "floor_divide", "remainder"], 20)
 _OP_COST.update(true_divide=4, sqrt=4, reciprocal=4)
+
+
+def op_cost(node):
+    if node.op == "power" and node.args[1].is_scalar_const() and node.args[1].attrs["value"] == 2:
+        return 1  # x ** 2 compiles to a multiply
+    return _OP_COST.get(node.op, 1)
 
 
 def plan_passes(members, dom):
@@ -307,7 +365,7 @@ def plan_passes(members, dom):
         if roles[m] != "element":
             continue
         # an argument from outside the kernel costs one load; a buffered one too
-        cost[m] = _OP_COST.get(m.op, 1) + sum(
+        cost[m] = op_cost(m) + sum(
             cost.get(a, 0) if roles.get(a) == "element" else 1 for a in m.args
             if not a.is_scalar_const())
         if m in needed_later and cost[m] > RECOMPUTE_LIMIT:
@@ -326,9 +384,10 @@ def _order(steps, step_of, index):
             if a in step_of and step_of[a] is not s:
                 deps[id(s)].add(id(step_of[a]))
         if isinstance(s, Kernel):
+            own = set(s.nodes)  # a value recomputed here may also be computed by another kernel
             for m in s.nodes:
                 for a in m.args:
-                    if a in step_of and step_of[a] is not s:
+                    if a in step_of and a not in own:
                         deps[id(s)].add(id(step_of[a]))
     by_id = {id(s): s for s in steps}
     first = {id(s): min(index[n] for n in (s.nodes if isinstance(s, Kernel) else [s.node]))
