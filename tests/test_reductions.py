@@ -319,3 +319,9 @@ def test_large_full_reductions_run_in_parallel_chunks():
     g = lambda b: (np.sum(b), np.argmin(b.T), b.max())  # noqa: E731
     check_against_numpy(g, y, rtol=F32_RTOL)
     assert all("prange(nchunks)" in k.source for k in kernels(f, x))
+
+
+def test_large_strided_full_reduction_with_a_scalar_epilogue():
+    x = sample((600_000,), np.float64)[::2]
+    c = np.array(2.0)
+    check_against_numpy(lambda a, c: (np.sum(a * a) * (c + 1), a.argmax()), x, c)

@@ -194,9 +194,11 @@ def reduction_source(kernel, layouts, parallel):
     outs = {n: f"out{i}" for i, n in enumerate(kernel.outputs)}
     dims = [f"s{d}" for d in range(rank)]
     chunked = parallel and not kept
-    flat = not kept and rank > 0 and all(
+    # a full reduction walks one flat index: over contiguous operands, or any 1-d ones
+    flat = not kept and rank > 0 and (rank == 1 or all(
         lay[n] == SCALAR or n.shape == () or (lay[n] == CONTIGUOUS and n.shape == dom.shape)
-        for n in kernel.inputs if any(roles[u] != "row" for u in kernel.nodes if n in u.args))
+        for n in kernel.inputs if any(roles[u] != "row" for u in kernel.nodes if n in u.args)))
+    reshaped = {n for n in kernel.inputs if lay[n] == CONTIGUOUS and n.shape == dom.shape}
     elem_names = [f"i{d}" for d in range(rank)]
     name = {m: f"t{i}" for i, m in enumerate(kernel.nodes)}
 
@@ -213,8 +215,7 @@ def reduction_source(kernel, layouts, parallel):
     body = []  # lines at row level (indented under the row loop)
     if flat:
         head.append(f"    n = {' * '.join(dims)}")
-        head += [f"    {ins[n]}_f = {ins[n]}.reshape(n)" for n in kernel.inputs
-                 if lay[n] == CONTIGUOUS and n.shape == dom.shape]
+        head += [f"    {ins[n]}_f = {ins[n]}.reshape(n)" for n in kernel.inputs if n in reshaped]
         head += [f"    {outs[n]}_f = {outs[n]}.reshape(n)" for n in kernel.outputs
                  if roles[n] == "element"]
     if buffered:
@@ -259,8 +260,10 @@ def reduction_source(kernel, layouts, parallel):
                     outside.append(a)
         init, inner = [], []
         for a in outside:
-            src = f"{ins[a]}_f[i]" if flat else \
-                f"{ins[a]}[{_index_into(a.shape, dom.shape, elem_names)}]"
+            if flat and a in reshaped:
+                src = f"{ins[a]}_f[i]"
+            else:
+                src = f"{ins[a]}[{_index_into(a.shape, dom.shape, ['i'] if flat else elem_names)}]"
             inner.append(f"{ins[a]}_e = {src}")
         for m in order:
             if loaded(m):
@@ -280,7 +283,7 @@ def reduction_source(kernel, layouts, parallel):
             a = f"{name[r]}_a"
             init.append(f"{a} = {code.init(acc_dt)}")
             if code.arg:
-                init.append(f"{name[r]}_i = {'lo' if chunked else start_index}")
+                init.append(f"{name[r]}_i = {'lo' if chunked else '0'}")
                 inner.append(f"{name[r]}_x = {value}")
                 inner.append(f"if {code.update(a, name[r] + '_x', acc_dt)}:")
                 inner.append(f"    {a} = {name[r]}_x")
@@ -335,9 +338,9 @@ def reduction_source(kernel, layouts, parallel):
             return f"{name[r]} = {name[r]}_i"
         return f"{name[r]} = {result_cast(name[r] + '_a', r.dtype)}"
 
-    start_index = "0"
     if chunked:
         # one pass (fusion guarantees it): chunks of the flat index, or rows of axis 0
+        body += row_nodes(0)
         accs, pass0 = pass_lines(0)
         if flat:
             head.append(f"    nchunks = (n + {CHUNK - 1}) // {CHUNK}")
@@ -348,8 +351,7 @@ def reduction_source(kernel, layouts, parallel):
             rest = " * ".join(dims[1:]) or "1"
             loop_head = ["for c in prange(nchunks):", "    i0 = c", f"    lo = c * {rest}"]
         for r in accs:
-            acc_dt = np.dtype(OPS[r.op].code.acc(compute_dtype(r.args[0].dtype), r.dtype))
-            head.append(f"    {name[r]}_p = np.empty(nchunks, np.{acc_dt.name})")
+            head.append(f"    {name[r]}_p = np.empty(nchunks, np.{acc_type(r).name})")
             if OPS[r.op].code.arg:
                 head.append(f"    {name[r]}_pi = np.empty(nchunks, np.int64)")
         chunk = loop_head + ["    " + x for x in pass0]
@@ -359,9 +361,7 @@ def reduction_source(kernel, layouts, parallel):
                 chunk.append(f"    {name[r]}_pi[c] = {name[r]}_i")
         body += chunk
         for r in accs:  # combine the partial results in chunk order
-            code = OPS[r.op].code
-            acc_dt = np.dtype(code.acc(compute_dtype(r.args[0].dtype), r.dtype))
-            a = f"{name[r]}_a"
+            code, acc_dt, a = OPS[r.op].code, acc_type(r), f"{name[r]}_a"
             body.append(f"{a} = {code.init(acc_dt)}")
             if code.arg:
                 body.append(f"{name[r]}_i = 0")
