@@ -6,6 +6,7 @@ graph cannot express (control flow on values, conversion to Python numbers, unkn
 raises a TraceError that names the user's line.
 """
 
+import functools
 import inspect
 import threading
 
@@ -312,25 +313,28 @@ def _fn_location(fn):
     return (code.co_filename, code.co_firstlineno) if code else None
 
 
+@functools.lru_cache(maxsize=1024)
 def leaf_names(fn, treedef):
-    """Readable input names: parameter names, with a suffix for leaves inside containers."""
+    """(name, parameter) for every leaf: readable input names (parameter names, suffixed for
+    leaves inside containers) and the parameter each leaf belongs to."""
     try:
         params = list(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
         params = []
     args_def, kwargs_def = treedef.children
 
-    def walk(td, base, out):
+    def walk(td, base, param, out):
         if td.kind == "leaf":
-            out.append(base)
+            out.append((base, param))
             return
         keys = td.meta if td.kind == "dict" else range(len(td.children))
         for k, child in zip(keys, td.children):
-            walk(child, f"{base}_{k}", out)
+            walk(child, f"{base}_{k}", param, out)
 
     names = []
     for i, td in enumerate(args_def.children):
-        walk(td, params[i] if i < len(params) else f"arg{i}", names)
+        param = params[i] if i < len(params) else f"arg{i}"
+        walk(td, param, param, names)
     for key, td in zip(kwargs_def.meta, kwargs_def.children):
-        walk(td, str(key), names)
-    return names
+        walk(td, str(key), str(key), names)
+    return tuple(names)
