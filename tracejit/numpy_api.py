@@ -7,6 +7,7 @@ A function missing here raises UnsupportedError when traced.
 import numpy as np
 
 from .errors import ShapeError, UnsupportedError, with_location
+from .ops import Index
 from .tracing import Proxy, apply, call_ufunc
 
 FUNCTIONS = {}
@@ -114,6 +115,338 @@ def result_type(*arrays_and_dtypes):
 # ---------------------------------------------------------------------------------------------
 # shape ops, views and creation
 
+def _view(op_name, a, **attrs):
+    """Record a view of `a`. Both become `aliased`: they share memory, so an in-place update
+    of one would have to reach the other, which tracing refuses."""
+    result = apply(op_name, [a], **attrs)
+    result.aliased = True
+    if isinstance(a, Proxy):
+        a.aliased = True
+    return result
+
+
+def _static_int(value, what):
+    if isinstance(value, Proxy):
+        raise with_location(UnsupportedError, f"{what} must be known while tracing, not a traced "
+                            "value (mark the argument static with static_argnames)")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise with_location(UnsupportedError, f"{what} must be an integer, not {value!r}")
+    return int(value)
+
+
+def _static_ints(values, what):
+    if isinstance(values, (tuple, list)):
+        return tuple(_static_int(v, what) for v in values)
+    return (_static_int(values, what),)
+
+
+def _normalize_index(key, shape):
+    """A basic NumPy index (ints, slices, None, Ellipsis) as an Index covering every dimension."""
+    key = key if isinstance(key, tuple) else (key,)
+    for k in key:
+        if isinstance(k, Proxy):
+            raise with_location(UnsupportedError, "indexing with a traced array gathers "
+                                "data-dependent elements, which tracing does not support; "
+                                "index with ints and slices, or use np.where")
+        if isinstance(k, (bool, np.bool_)) or not (
+                k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice))):
+            raise with_location(UnsupportedError, f"index {k!r}: advanced (integer array or "
+                                "boolean) indexing is not supported in traced code; use ints, "
+                                "slices, None and ...")
+    if sum(k is Ellipsis for k in key) > 1:
+        raise with_location(ShapeError, "an index can only have a single ellipsis ('...')")
+    consumed = sum(k is not None and k is not Ellipsis for k in key)
+    if consumed > len(shape):
+        raise with_location(ShapeError, f"too many indices for an array of shape {shape}: "
+                            f"{consumed} were indexed")
+    if Ellipsis not in key:
+        key = key + (Ellipsis,)
+    at = key.index(Ellipsis)
+    key = key[:at] + (slice(None),) * (len(shape) - consumed) + key[at + 1:]
+    index, dims = [], iter(shape)
+    for k in key:
+        if k is None:
+            index.append(None)
+            continue
+        n = next(dims)
+        if isinstance(k, slice):
+            for part in (k.start, k.stop, k.step):
+                if part is not None:
+                    _static_int(part, "a slice bound")
+            if k.step == 0:
+                raise with_location(ShapeError, "slice step cannot be zero")
+            start, stop, step = k.indices(n)
+            index.append((start, None if stop < 0 else stop, step))
+        else:
+            i = int(k)
+            if not -n <= i < n:
+                raise with_location(ShapeError, f"index {i} is out of bounds for an axis of "
+                                    f"size {n}")
+            index.append(i % n)
+    return Index(index)
+
+
+def getitem(a, key):
+    return _view("getitem", a, index=_normalize_index(key, a.shape))
+
+
+def _shape_arg(shape):
+    if isinstance(shape, (tuple, list)):
+        return tuple(_static_int(s, "a shape entry") for s in shape)
+    return (_static_int(shape, "a shape"),)
+
+
+@implements(np.reshape)
+def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
+    if order != "C" or copy:
+        raise with_location(UnsupportedError, "reshape supports order='C' without copy=True")
+    shape = _shape_arg(newshape if shape is None else shape)
+    size = int(np.prod(shape_of(a), dtype=np.int64))
+    if shape.count(-1) > 1:
+        raise with_location(ShapeError, "can only specify one unknown dimension (-1)")
+    if -1 in shape:
+        known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
+        if known == 0 or size % known:
+            raise with_location(ShapeError, f"cannot reshape an array of size {size} into "
+                                f"shape {shape}")
+        shape = tuple(size // known if s == -1 else s for s in shape)
+    if any(s < 0 for s in shape) or int(np.prod(shape, dtype=np.int64)) != size:
+        raise with_location(ShapeError, f"cannot reshape an array of shape {shape_of(a)} into "
+                            f"shape {shape}")
+    if shape == tuple(shape_of(a)) and isinstance(a, Proxy):
+        a.aliased = True  # a no-op view: the same value under a second name
+        return Proxy(a.node, a._trace, aliased=True)
+    return _view("reshape", a, shape=shape)
+
+
+@implements(np.ravel)
+def ravel(a, order="C"):
+    if order != "C":
+        raise with_location(UnsupportedError, "ravel supports order='C' only")
+    return reshape(a, -1)
+
+
+@implements(np.squeeze)
+def squeeze(a, axis=None):
+    shape = shape_of(a)
+    if axis is None:
+        axes = {i for i, s in enumerate(shape) if s == 1}
+    else:
+        axes = {normalize_axis(ax, len(shape)) for ax in _static_ints(axis, "axis")}
+        for ax in axes:
+            if shape[ax] != 1:
+                raise with_location(ShapeError, f"cannot squeeze axis {ax} of size {shape[ax]}")
+    return reshape(a, tuple(s for i, s in enumerate(shape) if i not in axes))
+
+
+@implements(np.expand_dims)
+def expand_dims(a, axis):
+    shape = shape_of(a)
+    axes = _static_ints(axis, "axis")
+    ndim = len(shape) + len(axes)
+    axes = {normalize_axis(ax, ndim) for ax in axes}
+    if len(axes) != len(_static_ints(axis, "axis")):
+        raise with_location(ShapeError, "repeated axis in expand_dims")
+    it = iter(shape)
+    return reshape(a, tuple(1 if i in axes else next(it) for i in range(ndim)))
+
+
+@implements(np.swapaxes)
+def swapaxes(a, axis1, axis2):
+    ndim = len(shape_of(a))
+    axes = list(range(ndim))
+    i, j = normalize_axis(axis1, ndim), normalize_axis(axis2, ndim)
+    axes[i], axes[j] = axes[j], axes[i]
+    return transpose(a, axes)
+
+
+@implements(np.moveaxis)
+def moveaxis(a, source, destination):
+    ndim = len(shape_of(a))
+    src = [normalize_axis(ax, ndim) for ax in _static_ints(source, "source")]
+    dst = [normalize_axis(ax, ndim) for ax in _static_ints(destination, "destination")]
+    if len(src) != len(dst) or len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise with_location(ShapeError, "moveaxis: source and destination need the same number "
+                            "of distinct axes")
+    order = [ax for ax in range(ndim) if ax not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return transpose(a, order)
+
+
+@implements(np.matrix_transpose)
+def matrix_transpose(x):
+    if len(shape_of(x)) < 2:
+        raise with_location(ShapeError, "matrix_transpose needs at least 2 dimensions")
+    return swapaxes(x, -1, -2)
+
+
+@implements(np.broadcast_to)
+def broadcast_to(array, shape, subok=False):
+    return _view("broadcast_to", array, shape=_shape_arg(shape))
+
+
+def _atleast_nd(n):
+    def handler(*arys):
+        out = []
+        for a in arys:
+            shape = tuple(shape_of(a))
+            if len(shape) >= n:
+                out.append(a)
+            elif n == 3 and len(shape) == 2:
+                out.append(reshape(a, shape + (1,)))
+            elif n == 3 and len(shape) == 1:
+                out.append(reshape(a, (1,) + shape + (1,)))
+            else:
+                out.append(reshape(a, (1,) * (n - len(shape)) + shape))
+        return out[0] if len(out) == 1 else tuple(out)
+    return handler
+
+
+FUNCTIONS[np.atleast_1d] = _atleast_nd(1)
+FUNCTIONS[np.atleast_2d] = _atleast_nd(2)
+FUNCTIONS[np.atleast_3d] = _atleast_nd(3)
+
+
+def _arrays(arrays, what):
+    arrays = [a if isinstance(a, Proxy) else np.asarray(a) for a in arrays]
+    if not arrays:
+        raise with_location(ValueError, f"{what} needs at least one array")
+    return arrays
+
+
+@implements(np.concatenate)
+def concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
+    if out is not None or dtype is not None:
+        raise with_location(UnsupportedError, "np.concatenate with out= or dtype= is not "
+                            "supported in traced code")
+    arrays = _arrays(arrays, "concatenate")
+    if axis is None:
+        arrays, axis = [ravel(a) for a in arrays], 0
+    ndim = len(shape_of(arrays[0]))
+    if ndim == 0:
+        raise with_location(ShapeError, "zero-dimensional arrays cannot be concatenated")
+    return apply("concatenate", arrays, axis=normalize_axis(_static_int(axis, "axis"), ndim))
+
+
+@implements(np.stack)
+def stack(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
+    arrays = _arrays(arrays, "stack")
+    shapes = {tuple(shape_of(a)) for a in arrays}
+    if len(shapes) != 1:
+        raise with_location(ShapeError, f"all input arrays must have the same shape, not "
+                            f"{sorted(shapes)}")
+    ndim = len(shapes.pop()) + 1
+    axis = normalize_axis(_static_int(axis, "axis"), ndim)
+    return concatenate([expand_dims(a, axis) for a in arrays], axis, out, dtype, casting)
+
+
+@implements(np.hstack)
+def hstack(tup, dtype=None, casting="same_kind"):
+    arrays = _atleast_nd(1)(*_arrays(tup, "hstack"))
+    arrays = arrays if isinstance(arrays, tuple) else (arrays,)
+    return concatenate(arrays, 0 if len(shape_of(arrays[0])) == 1 else 1, dtype=dtype)
+
+
+@implements(np.vstack)
+def vstack(tup, dtype=None, casting="same_kind"):
+    arrays = _atleast_nd(2)(*_arrays(tup, "vstack"))
+    arrays = arrays if isinstance(arrays, tuple) else (arrays,)
+    return concatenate(arrays, 0, dtype=dtype)
+
+
+@implements(np.roll)
+def roll(a, shift, axis=None):
+    ndim = len(shape_of(a))
+    if axis is None:
+        return reshape(roll(ravel(a), shift, 0), shape_of(a))
+    shifts, axes = _static_ints(shift, "shift"), _static_ints(axis, "axis")
+    axes = tuple(normalize_axis(ax, ndim) for ax in axes)
+    if isinstance(shift, (tuple, list)) != isinstance(axis, (tuple, list)) and len(shifts) > 1:
+        axes = axes * len(shifts)
+    return apply("roll", [a], shift=shifts if len(shifts) > 1 else shifts[0],
+                 axis=axes if isinstance(axis, (tuple, list)) else axes[0])
+
+
+@implements(np.tile)
+def tile(A, reps):
+    return apply("tile", [A], reps=_static_ints(reps, "reps"))
+
+
+@implements(np.repeat)
+def repeat(a, repeats, axis=None):
+    repeats = _static_int(repeats, "np.repeat's count (a per-element count array is not "
+                          "supported)")
+    if axis is not None:
+        axis = normalize_axis(_static_int(axis, "axis"), len(shape_of(a)))
+    return apply("repeat", [a], repeats=repeats, axis=axis)
+
+
+def _like(prototype, dtype, shape, value):
+    dtype = np.dtype(prototype.dtype if dtype is None else dtype)
+    shape = tuple(shape_of(prototype)) if shape is None else _shape_arg(shape)
+    if isinstance(value, Proxy):  # a traced fill value: copy it out across the shape
+        return apply("astype", [apply("broadcast_to", [value], shape=shape)], dtype=dtype)
+    value = np.array(value).astype(dtype).item()  # NumPy casts the fill value unsafely
+    return apply("full", [], shape=shape, dtype=dtype, value=value)
+
+
+@implements(np.zeros_like)
+def zeros_like(a, dtype=None, order="K", subok=True, shape=None, *, device=None):
+    return _like(a, dtype, shape, 0)
+
+
+# np.empty_like returns zeros here: its contents are unspecified, and zeros keep runs
+# deterministic.
+@implements(np.empty_like)
+def empty_like(prototype, dtype=None, order="K", subok=True, shape=None, *, device=None):
+    return _like(prototype, dtype, shape, 0)
+
+
+@implements(np.ones_like)
+def ones_like(a, dtype=None, order="K", subok=True, shape=None, *, device=None):
+    return _like(a, dtype, shape, 1)
+
+
+@implements(np.full_like)
+def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, *, device=None):
+    return _like(a, dtype, shape, fill_value)
+
 
 # ---------------------------------------------------------------------------------------------
-# matmul
+# matmul (np.matmul and `@` arrive as the ufunc np.matmul through __array_ufunc__)
+
+@implements(np.dot)
+def dot(a, b, out=None):
+    if out is not None:
+        raise with_location(UnsupportedError, "np.dot(..., out=...) is not supported")
+    na, nb = len(shape_of(a)), len(shape_of(b))
+    if na == 0 or nb == 0:
+        return call_ufunc(np.multiply, a, b)
+    if na > 2 or nb > 2:
+        raise with_location(UnsupportedError, "np.dot of arrays with more than 2 dimensions is "
+                            "not supported; use np.matmul (@) for stacks of matrices")
+    return call_ufunc(np.matmul, a, b)
+
+
+@implements(np.inner)
+def inner(a, b):
+    na, nb = len(shape_of(a)), len(shape_of(b))
+    if na == 0 or nb == 0:
+        return call_ufunc(np.multiply, a, b)
+    if na > 2 or nb > 2:
+        raise with_location(UnsupportedError, "np.inner of arrays with more than 2 dimensions "
+                            "is not supported")
+    return call_ufunc(np.matmul, a, transpose(b) if nb == 2 else b)
+
+
+@implements(np.vdot)
+def vdot(a, b):
+    return call_ufunc(np.matmul, ravel(a), ravel(b))
+
+
+@implements(np.outer)
+def outer(a, b, out=None):
+    if out is not None:
+        raise with_location(UnsupportedError, "np.outer(..., out=...) is not supported")
+    return call_ufunc(np.multiply, reshape(a, (-1, 1)), ravel(b))
