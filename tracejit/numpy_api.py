@@ -187,7 +187,10 @@ def _normalize_index(key, shape):
 
 
 def getitem(a, key):
-    return _view("getitem", a, index=_normalize_index(key, a.shape))
+    index = _normalize_index(key, a.shape)
+    if all(isinstance(e, int) for e in index):  # one element: a copy, as NumPy's scalar is
+        return apply("getitem", [a], index=index)
+    return _view("getitem", a, index=index)
 
 
 def _shape_arg(shape):

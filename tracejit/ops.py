@@ -313,7 +313,12 @@ def _getitem_infer(args, attrs):
     return tuple(shape) + tuple(dims), args[0].dtype
 
 
-register(Op("getitem", VIEW, _getitem_infer, lambda x, index: x[numpy_index(index)]))
+def _getitem_ref(x, index):
+    view = x[numpy_index(index)]
+    return view.copy() if view.ndim == 0 else view  # NumPy gives a scalar (a copy) here
+
+
+register(Op("getitem", VIEW, _getitem_infer, _getitem_ref))
 
 
 def _reshape_infer(args, attrs):

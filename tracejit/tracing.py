@@ -82,7 +82,7 @@ def _trace_of(args):
 # the proxy
 
 def _no_conversion(what):
-    def method(self, *args):
+    def method(self, *args, **kwargs):
         raise with_location(
             TraceError,
             f"{what} of a traced array: its value is unknown while tracing. Control flow and "
