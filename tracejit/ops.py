@@ -292,12 +292,11 @@ class Index(tuple):
 
     __str__ = __repr__
 
-
-@functools.lru_cache(maxsize=1024)
-def numpy_index(index):
-    """The NumPy key for an Index. The trailing Ellipsis makes an all-integer index return a
-    0-d view instead of a scalar, so kernels always receive arrays."""
-    return tuple(slice(*e) if isinstance(e, tuple) else e for e in index) + (Ellipsis,)
+    @functools.cached_property
+    def key(self):
+        """The NumPy key. The trailing Ellipsis makes an all-integer index return a 0-d array
+        instead of a scalar, so kernels always receive arrays."""
+        return tuple(slice(*e) if isinstance(e, tuple) else e for e in self) + (Ellipsis,)
 
 
 def _getitem_infer(args, attrs):
@@ -314,7 +313,7 @@ def _getitem_infer(args, attrs):
 
 
 def _getitem_ref(x, index):
-    view = x[numpy_index(index)]
+    view = x[index.key]
     return view.copy() if view.ndim == 0 else view  # NumPy gives a scalar (a copy) here
 
 
