@@ -160,6 +160,11 @@ def test_indexing_with_a_traced_value_is_refused():
     traced = tj.trace(lambda x, n: x[:n], fallback="raise")
     with pytest.raises(tj.TraceError, match=r"test_views\.py"):
         traced(X3, 2)
+    traced = tj.trace(lambda x, i: x[i], fallback="raise")
+    with pytest.raises(tj.UnsupportedError, match="static_argnames"):
+        traced(X3, 2)
+    traced = tj.trace(lambda x, i: x[i], fallback="raise", static_argnames="i")
+    assert_same(traced(X3, 2), X3[2])
 
 
 def test_in_place_update_of_a_view_is_refused_or_runs_eagerly():
@@ -205,6 +210,9 @@ RESHAPES = {
     "atleast_2d": lambda x: np.atleast_2d(x[0, 0]),
     "atleast_3d": lambda x: np.atleast_3d(x[0]),
     "atleast_3d of 1-d": lambda x: np.atleast_3d(x[0, 0]),
+    "flip": lambda x: np.flip(x),
+    "flip axes": lambda x: np.flip(x, (0, -1)),
+    "flipud fliplr": lambda x: np.fliplr(np.flipud(x)),
 }
 
 

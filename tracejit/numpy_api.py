@@ -144,6 +144,10 @@ def _normalize_index(key, shape):
     """A basic NumPy index (ints, slices, None, Ellipsis) as an Index covering every dimension."""
     key = key if isinstance(key, tuple) else (key,)
     for k in key:
+        if isinstance(k, Proxy) and k.ndim == 0:
+            raise with_location(UnsupportedError, "an index that is a traced value: the result "
+                                "would depend on it; pass it as a static argument "
+                                "(static_argnames)")
         if isinstance(k, Proxy):
             raise with_location(UnsupportedError, "indexing with a traced array gathers "
                                 "data-dependent elements, which tracing does not support; "
@@ -191,6 +195,25 @@ def getitem(a, key):
     if all(isinstance(e, int) for e in index):  # one element: a copy, as NumPy's scalar is
         return apply("getitem", [a], index=index)
     return _view("getitem", a, index=index)
+
+
+@implements(np.flip)
+def flip(m, axis=None):
+    ndim = len(shape_of(m))
+    axes = range(ndim) if axis is None else [normalize_axis(ax, ndim)
+                                             for ax in _static_ints(axis, "axis")]
+    return getitem(m, tuple(slice(None, None, -1) if d in axes else slice(None)
+                            for d in range(ndim)))
+
+
+@implements(np.flipud)
+def flipud(m):
+    return flip(m, 0)
+
+
+@implements(np.fliplr)
+def fliplr(m):
+    return flip(m, 1)
 
 
 def _shape_arg(shape):
