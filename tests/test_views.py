@@ -103,6 +103,8 @@ def test_a_view_of_a_constant_is_not_shared_between_calls():
     second, _ = traced(np.ones(3))
     assert_same(second, np.arange(10.0)[::2])
     assert_same(table, np.arange(10.0))
+    half = np.arange(4, dtype=np.float16)
+    check_against_numpy(lambda x: (half, half[::-2], half.T + x), np.ones(4, np.float16))
 
 
 def test_empty_and_zero_dimensional_operands():
@@ -273,6 +275,8 @@ COPIES = {
     "roll axis": (lambda a: np.roll(a, -1, axis=1), (A,)),
     "roll axes": (lambda a: np.roll(a, (1, 2), axis=(0, 1)), (A,)),
     "roll one shift two axes": (lambda a: np.roll(a, 1, axis=(0, 1)), (A,)),
+    "roll two shifts one axis": (lambda a: np.roll(a, (1, 2), axis=0), (A,)),
+    "roll 1-d negative": (lambda a: np.roll(a[0], -5), (A,)),
     "tile": (lambda a: np.tile(a, 2), (A,)),
     "tile 2-d": (lambda a: np.tile(a[0], (3, 2)), (A,)),
     "repeat": (lambda a: np.repeat(a, 2), (A,)),

@@ -140,10 +140,10 @@ def build(graph, steps, leaf_layouts, parallel=None):
         expr = value(node)
         if node.op == "input":
             expr = f"x{node.attrs['index']}"
-        elif node.op == "const" and not node.weak or _views_constant(node):
+        elif node.dtype == np.float16:
+            expr = f"{expr}.astype(np.float16)"  # a copy, from float32 storage
+        elif _views_constant(node):
             expr = f"{expr}.copy()"
-        elif node.op != "input" and node.dtype == np.float16:
-            expr = f"{expr}.astype(np.float16)"
         if returns_scalar(node):
             expr = f"{expr}[()]"
         elif node in seen and seen[node] != alias:

@@ -312,26 +312,28 @@ def broadcast_to(array, shape, subok=False):
     return _view("broadcast_to", array, shape=_shape_arg(shape))
 
 
-def _atleast_nd(n):
+def _atleast(a, n):
+    """`a` with at least n dimensions, as np.atleast_{n}d pads it (3-d puts a 1-d array's or a
+    2-d array's extra unit dimension last)."""
+    shape = tuple(shape_of(a))
+    if len(shape) >= n:
+        return a
+    if n == 3 and len(shape) == 2:
+        return reshape(a, shape + (1,))
+    if n == 3 and len(shape) == 1:
+        return reshape(a, (1,) + shape + (1,))
+    return reshape(a, (1,) * (n - len(shape)) + shape)
+
+
+def _atleast_handler(n):
     def handler(*arys):
-        out = []
-        for a in arys:
-            shape = tuple(shape_of(a))
-            if len(shape) >= n:
-                out.append(a)
-            elif n == 3 and len(shape) == 2:
-                out.append(reshape(a, shape + (1,)))
-            elif n == 3 and len(shape) == 1:
-                out.append(reshape(a, (1,) + shape + (1,)))
-            else:
-                out.append(reshape(a, (1,) * (n - len(shape)) + shape))
-        return out[0] if len(out) == 1 else tuple(out)
+        out = tuple(_atleast(a, n) for a in arys)
+        return out[0] if len(out) == 1 else out
     return handler
 
 
-FUNCTIONS[np.atleast_1d] = _atleast_nd(1)
-FUNCTIONS[np.atleast_2d] = _atleast_nd(2)
-FUNCTIONS[np.atleast_3d] = _atleast_nd(3)
+for _n, _f in enumerate((np.atleast_1d, np.atleast_2d, np.atleast_3d), start=1):
+    implements(_f)(_atleast_handler(_n))
 
 
 def _arrays(arrays, what):
@@ -369,28 +371,28 @@ def stack(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
 
 @implements(np.hstack)
 def hstack(tup, dtype=None, casting="same_kind"):
-    arrays = _atleast_nd(1)(*_arrays(tup, "hstack"))
-    arrays = arrays if isinstance(arrays, tuple) else (arrays,)
+    arrays = [_atleast(a, 1) for a in _arrays(tup, "hstack")]
     return concatenate(arrays, 0 if len(shape_of(arrays[0])) == 1 else 1, dtype=dtype)
 
 
 @implements(np.vstack)
 def vstack(tup, dtype=None, casting="same_kind"):
-    arrays = _atleast_nd(2)(*_arrays(tup, "vstack"))
-    arrays = arrays if isinstance(arrays, tuple) else (arrays,)
+    arrays = [_atleast(a, 2) for a in _arrays(tup, "vstack")]
     return concatenate(arrays, 0, dtype=dtype)
 
 
 @implements(np.roll)
 def roll(a, shift, axis=None):
-    ndim = len(shape_of(a))
     if axis is None:
         return reshape(roll(ravel(a), shift, 0), shape_of(a))
+    ndim = len(shape_of(a))
     shifts, axes = _static_ints(shift, "shift"), _static_ints(axis, "axis")
     axes = tuple(normalize_axis(ax, ndim) for ax in axes)
-    if isinstance(shift, (tuple, list)) != isinstance(axis, (tuple, list)) and len(shifts) > 1:
-        axes = axes * len(shifts)
-    return apply("roll", [a], shift=shifts if len(shifts) > 1 else shifts[0],
+    if len(shifts) != len(axes) and 1 not in (len(shifts), len(axes)):
+        raise with_location(ShapeError, f"np.roll: {len(shifts)} shifts do not match "
+                            f"{len(axes)} axes")
+    # NumPy pairs shifts with axes (broadcasting a single one); keep its own arguments' form
+    return apply("roll", [a], shift=shifts if isinstance(shift, (tuple, list)) else shifts[0],
                  axis=axes if isinstance(axis, (tuple, list)) else axes[0])
 
 
