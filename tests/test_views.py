@@ -296,5 +296,9 @@ def test_copying_shape_op_errors():
         tj.trace(lambda a, b: np.concatenate([a, b], axis=1), fallback="raise")(A, B)
     with pytest.raises(tj.ShapeError):
         tj.trace(lambda a, b: np.stack([a, b]), fallback="raise")(A, B)
+    with pytest.raises(tj.ShapeError, match=r"test_views\.py:\d+"):
+        tj.trace(lambda a: np.repeat(a, -1), fallback="raise")(A)
+    with pytest.raises(tj.ShapeError, match=r"test_views\.py:\d+"):
+        tj.trace(lambda a: np.tile(a, (2, -1)), fallback="raise")(A)
     with pytest.raises(tj.UnsupportedError, match="repeat"):
         tj.trace(lambda a: np.repeat(a, [1, 2, 3], axis=0), fallback="raise")(A)

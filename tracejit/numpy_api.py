@@ -398,13 +398,18 @@ def roll(a, shift, axis=None):
 
 @implements(np.tile)
 def tile(A, reps):
-    return apply("tile", [A], reps=_static_ints(reps, "reps"))
+    reps = _static_ints(reps, "reps")
+    if any(r < 0 for r in reps):
+        raise with_location(ShapeError, f"np.tile: negative repetitions {reps}")
+    return apply("tile", [A], reps=reps)
 
 
 @implements(np.repeat)
 def repeat(a, repeats, axis=None):
     repeats = _static_int(repeats, "np.repeat's count (a per-element count array is not "
                           "supported)")
+    if repeats < 0:
+        raise with_location(ShapeError, f"np.repeat: negative count {repeats}")
     if axis is not None:
         axis = normalize_axis(_static_int(axis, "axis"), len(shape_of(a)))
     return apply("repeat", [a], repeats=repeats, axis=axis)
