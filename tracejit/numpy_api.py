@@ -191,10 +191,42 @@ def _normalize_index(key, shape):
 
 
 def getitem(a, key):
+    if isinstance(a, Proxy) and a.node.weak:
+        raise with_location(TypeError, f"a Python {a.dtype.kind == 'f' and 'float' or 'int'} "
+                            "argument cannot be indexed")
     index = _normalize_index(key, a.shape)
     if all(isinstance(e, int) for e in index):  # one element: a copy, as NumPy's scalar is
         return apply("getitem", [a], index=index)
     return _view("getitem", a, index=index)
+
+
+def _split(ary, indices_or_sections, axis, even):
+    shape = shape_of(ary)
+    axis = normalize_axis(_static_int(axis, "axis"), len(shape))
+    n = shape[axis]
+    if isinstance(indices_or_sections, (tuple, list)):
+        bounds = [0, *_static_ints(indices_or_sections, "a split index"), n]
+    else:
+        sections = _static_int(indices_or_sections, "the number of sections")
+        if sections <= 0 or (even and n % sections):
+            raise with_location(ShapeError, f"an axis of size {n} does not split into "
+                                f"{sections} equal sections")
+        size, extra = divmod(n, sections)
+        bounds = [0]
+        for i in range(sections):
+            bounds.append(bounds[-1] + size + (i < extra))
+    before = (slice(None),) * axis
+    return [getitem(ary, before + (slice(lo, hi),)) for lo, hi in zip(bounds, bounds[1:])]
+
+
+@implements(np.split)
+def split(ary, indices_or_sections, axis=0):
+    return _split(ary, indices_or_sections, axis, even=True)
+
+
+@implements(np.array_split)
+def array_split(ary, indices_or_sections, axis=0):
+    return _split(ary, indices_or_sections, axis, even=False)
 
 
 @implements(np.flip)
