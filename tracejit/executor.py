@@ -28,7 +28,7 @@ def _tree_expr(treedef, names):
 def returns_scalar(node):
     """NumPy returns a scalar, not a 0-d array, from ufuncs (and reductions) with 0-d results,
     and from an index that takes one element."""
-    return node.shape == () and (OPS[node.op].ufunc is not None or node.op == "getitem")
+    return node.shape == () and (OPS[node.op].ufunc is not None or node.op in ("getitem", "take"))
 
 
 def _views_constant(node):

@@ -142,16 +142,7 @@ def _static_ints(values, what):
 
 def _normalize_index(key, shape):
     """A basic NumPy index (ints, slices, None, Ellipsis) as an Index covering every dimension."""
-    key = key if isinstance(key, tuple) else (key,)
     for k in key:
-        if isinstance(k, Proxy) and k.ndim == 0:
-            raise with_location(UnsupportedError, "an index that is a traced value: the result "
-                                "would depend on it; pass it as a static argument "
-                                "(static_argnames)")
-        if isinstance(k, Proxy):
-            raise with_location(UnsupportedError, "indexing with a traced array gathers "
-                                "data-dependent elements, which tracing does not support; "
-                                "index with ints and slices, or use np.where")
         if isinstance(k, (bool, np.bool_)) or not (
                 k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice))):
             raise with_location(UnsupportedError, f"index {k!r}: advanced (integer array or "
@@ -190,14 +181,58 @@ def _normalize_index(key, shape):
     return Index(index)
 
 
+def _is_index_array(k):
+    return isinstance(k, (Proxy, list, np.ndarray))
+
+
 def getitem(a, key):
     if isinstance(a, Proxy) and a.node.weak:
         raise with_location(TypeError, f"a Python {a.dtype.kind == 'f' and 'float' or 'int'} "
                             "argument cannot be indexed")
+    key = key if isinstance(key, tuple) else (key,)
+    arrays = [p for p, k in enumerate(key) if _is_index_array(k)]
+    if len(arrays) > 1:
+        raise with_location(UnsupportedError, "indexing with several index arrays is not "
+                            "supported in traced code; index one axis at a time")
+    if arrays:
+        return _gather(a, key, arrays[0])
     index = _normalize_index(key, a.shape)
     if all(isinstance(e, int) for e in index):  # one element: a copy, as NumPy's scalar is
         return apply("getitem", [a], index=index)
     return _view("getitem", a, index=index)
+
+
+def _gather(a, key, p):
+    """x[..., idx, ...] with one integer index array: the basic index with a full slice in its
+    place, then `take` along the axis that slice lands on. NumPy counts the integers of the key
+    as index arrays too: when one is separated from the array by a slice, the gathered
+    dimensions go first."""
+    idx = key[p]
+    if not isinstance(idx, Proxy):
+        try:
+            idx = np.asarray(idx)
+        except ValueError:
+            raise with_location(UnsupportedError, f"index {idx!r} is not an array of "
+                                "integers") from None
+    if idx.dtype.kind == "b":
+        raise with_location(UnsupportedError, "boolean-mask indexing selects a data-dependent "
+                            "number of elements, which tracing does not support; use np.where")
+    if not any(k is Ellipsis for k in key):  # `is`: `in` would compare a proxy with ==
+        key = key + (Ellipsis,)
+    consumed = sum(k is not None and k is not Ellipsis for k in key)
+    at = next(i for i, k in enumerate(key) if k is Ellipsis)
+    fill = (slice(None),) * max(len(shape_of(a)) - consumed, 0)
+    key = key[:at] + fill + key[at + 1:]
+    p = p if p < at else p + len(fill) - 1
+    axis = sum(isinstance(k, slice) or k is None for k in key[:p])
+    basic = _normalize_index(key[:p] + (slice(None),) + key[p + 1:], shape_of(a))
+    view = _view("getitem", a, index=basic)
+    result = apply("take", [view, idx], axis=axis)
+    block = sorted([p] + [i for i, k in enumerate(key) if isinstance(k, (int, np.integer))])
+    n = len(shape_of(idx))
+    if n and block[-1] - block[0] + 1 != len(block):
+        result = moveaxis(result, list(range(axis, axis + n)), list(range(n)))
+    return result
 
 
 def _split(ary, indices_or_sections, axis, even):

@@ -365,6 +365,20 @@ register(Op("concatenate", COPY, _concatenate_infer,
             lambda *xs, axis: np.concatenate(xs, axis=axis)))
 
 
+def _take_infer(args, attrs):
+    x, idx = args
+    if idx.dtype.kind not in "iu":
+        raise UnsupportedError(f"an index array of dtype {idx.dtype}: only integer index "
+                               "arrays gather")
+    axis = attrs["axis"]
+    return x.shape[:axis] + idx.shape + x.shape[axis + 1:], x.dtype
+
+
+# A gather: one integer index array (traced or constant) along one axis, as x[idx] does. An
+# index out of range raises NumPy's IndexError when it runs, as it does eagerly.
+register(Op("take", COPY, _take_infer, lambda x, idx, axis: np.take(x, idx, axis=axis)))
+
+
 def _same_shape_infer(args, attrs):
     return args[0].shape, args[0].dtype
 
