@@ -226,7 +226,9 @@ def _gather(a, key, p):
     p = p if p < at else p + len(fill) - 1
     axis = sum(isinstance(k, slice) or k is None for k in key[:p])
     basic = _normalize_index(key[:p] + (slice(None),) + key[p + 1:], shape_of(a))
-    view = _view("getitem", a, index=basic)
+    shape = shape_of(a)
+    whole = len(basic) == len(shape) and all(e == (0, n, 1) for e, n in zip(basic, shape))
+    view = a if whole else _view("getitem", a, index=basic)
     result = apply("take", [view, idx], axis=axis)
     block = sorted([p] + [i for i, k in enumerate(key) if isinstance(k, (int, np.integer))])
     n = len(shape_of(idx))
