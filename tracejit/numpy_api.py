@@ -207,7 +207,7 @@ def _gather(a, key, p):
     place, then `take` along the axis that slice lands on. NumPy counts the integers of the key
     as index arrays too: when one is separated from the array by a slice, the gathered
     dimensions go first."""
-    idx = key[p]
+    idx, shape = key[p], shape_of(a)
     if not isinstance(idx, Proxy):
         try:
             idx = np.asarray(idx)
@@ -221,12 +221,11 @@ def _gather(a, key, p):
         key = key + (Ellipsis,)
     consumed = sum(k is not None and k is not Ellipsis for k in key)
     at = next(i for i, k in enumerate(key) if k is Ellipsis)
-    fill = (slice(None),) * max(len(shape_of(a)) - consumed, 0)
+    fill = (slice(None),) * max(len(shape) - consumed, 0)
     key = key[:at] + fill + key[at + 1:]
     p = p if p < at else p + len(fill) - 1
     axis = sum(isinstance(k, slice) or k is None for k in key[:p])
-    basic = _normalize_index(key[:p] + (slice(None),) + key[p + 1:], shape_of(a))
-    shape = shape_of(a)
+    basic = _normalize_index(key[:p] + (slice(None),) + key[p + 1:], shape)
     whole = len(basic) == len(shape) and all(e == (0, n, 1) for e, n in zip(basic, shape))
     view = a if whole else _view("getitem", a, index=basic)
     result = apply("take", [view, idx], axis=axis)
