@@ -288,7 +288,8 @@ def recompute_cheap_values(plans, users, returned, index):
         if sum(op_cost(m) for m in closure) + len(loads) > RECOMPUTE_LIMIT:
             continue
         merged = {j: sorted(set(plans[j][0]) | set(closure), key=index.get) for j in readers}
-        if any(check_group(ms, plans[j][1]) for j, ms in merged.items()):
+        if any(check_group(ms, plans[j][1]) or not is_convex(ms, users)
+               for j, ms in merged.items()):
             continue
         for j, ms in merged.items():
             plans[j] = (ms, plans[j][1])
@@ -336,6 +337,19 @@ _OP_COST = dict.fromkeys(
      "arccos", "arctan", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "power",
      "cbrt", "arctan2", "hypot", "floor_divide", "remainder"], 20)
 _OP_COST.update(true_divide=4, sqrt=4, reciprocal=4)
+
+
+def is_convex(members, users):
+    """True if no path leaves the set of nodes and comes back into it."""
+    members = set(members)
+    stack = [u for m in members for u in users[m] if u not in members]
+    outside = set()
+    while stack:
+        n = stack.pop()
+        if n not in outside:
+            outside.add(n)
+            stack += [u for u in users[n] if u not in members]
+    return not any(a in outside for m in members for a in m.args)
 
 
 def op_cost(node):
