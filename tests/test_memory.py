@@ -381,7 +381,9 @@ def test_threads_do_not_share_an_arena():
 
 # -- random graphs -------------------------------------------------------------------------------
 
-UNARY = (np.negative, np.abs, np.sin, np.tanh, lambda x: x * 0.5, lambda x: x.T,
+# Exactly rounded ops only: a kernel's float32 sin may differ from NumPy's by an ulp, which is
+# not what these tests are about.
+UNARY = (np.negative, np.abs, np.square, lambda x: x * 0.5, lambda x: x + 1.0, lambda x: x.T,
          lambda x: x.astype(np.float32), lambda x: x.astype(np.float64))
 BINARY = (np.add, np.subtract, np.multiply, np.maximum)
 

@@ -102,8 +102,13 @@ class MemoryPlan:
                 if v in over:
                     text += f" over {self.names[over[v]]}"
                 items.append(text)
-            lines.append(f"   buffer {buf.index} ({buf.kind}, {_fmt(buf.nbytes)}): "
-                         + ", ".join(items))
+            line = f"   buffer {buf.index} ({buf.kind}, {_fmt(buf.nbytes)}): "
+            for i, item in enumerate(items):  # wrap between values, never inside one
+                if i and len(line) + len(item) > 100:
+                    lines.append(line.rstrip())
+                    line = "      "
+                line += item + (", " if i + 1 < len(items) else "")
+            lines.append(line)
         return "\n".join(lines)
 
     __repr__ = __str__
