@@ -84,10 +84,11 @@ class TracedFunction:
     def __call__(self, *args, **kwargs):
         if _disabled[0]:
             return self.fn(*args, **kwargs)
-        if not kwargs and all(type(a) is np.ndarray for a in args):
-            key = tuple(_leaf_key(a) for a in args)  # fast path: positional arrays only
+        if not kwargs:  # fast path: positional arrays with a signature seen before
+            key = tuple([(a.shape, a.dtype, a.flags.c_contiguous) if type(a) is np.ndarray
+                         else None for a in args])
             entry = self._cache.get(key)
-            if entry is not None and not isinstance(entry, _Fallback):
+            if entry is not None and entry.__class__ is not _Fallback:
                 self._stats["hits"] += 1
                 return entry.run(*args)
         leaves, treedef, static = self._flatten(args, kwargs)
@@ -106,15 +107,11 @@ class TracedFunction:
 
     def _flatten(self, args, kwargs):
         leaves, treedef = pytree.flatten((args, kwargs))
-        names = self._names(treedef)
-        static = tuple(not is_array_leaf(leaf) or name.split("_")[0] in self.static_argnames
-                       or name in self.static_argnames for leaf, name in zip(leaves, names))
+        static = tuple(not is_array_leaf(leaf) or param in self.static_argnames
+                       for leaf, (_, param) in zip(leaves, leaf_names(self.fn, treedef)))
         leaves = [np.asarray(x) if isinstance(x, np.ndarray) and type(x) is not np.ndarray else x
                   for x in leaves]
         return leaves, treedef, static
-
-    def _names(self, treedef):
-        return leaf_names(self.fn, treedef)
 
     def _key(self, leaves, treedef, static):
         if treedef.kind == "tuple" and not treedef.children[1].children and \
@@ -153,7 +150,7 @@ class TracedFunction:
 
     def _trace(self, leaves, treedef, static):
         self._stats["traces"] += 1
-        names = self._names(treedef)
+        names = [name for name, _ in leaf_names(self.fn, treedef)]
         graph = trace(lambda *a, **k: self.fn(*a, **k), leaves, treedef, names, static)
         graph.name = self.__name__
         graph.meta["num_leaves"] = len(leaves)

@@ -9,7 +9,7 @@ import numpy as np
 
 from .backends import cpu
 from .backends.codegen import CONTIGUOUS, SCALAR, STRIDED
-from .ops import OPS, compute_dtype
+from .ops import MATMUL, OPS, VIEW, compute_dtype
 from .passes.fusion import Kernel
 from .passes.memory import HOST_OUT, plan_memory, writes_out
 
@@ -31,8 +31,17 @@ def _tree_expr(treedef, names):
 
 
 def returns_scalar(node):
-    """NumPy returns a scalar, not a 0-d array, from ufuncs (and reductions) with 0-d results."""
-    return node.shape == () and OPS[node.op].ufunc is not None
+    """NumPy returns a scalar, not a 0-d array, from ufuncs (and reductions) with 0-d results,
+    and from an index that takes one element."""
+    return node.shape == () and (OPS[node.op].ufunc is not None or node.op in ("getitem", "take"))
+
+
+def _views_constant(node):
+    """True if node is a view (or a chain of views) of a graph constant: returning it as is
+    would hand the caller memory that every later call shares."""
+    while OPS[node.op].kind == VIEW:
+        node = node.args[0]
+    return node.op == "const" and not node.weak
 
 
 class Arena:
@@ -157,18 +166,23 @@ def build(graph, steps, leaf_layouts, parallel=None):
                 names[node], layout[node] = stored[node], CONTIGUOUS
                 continue
             out = fresh("t")
-            lines.append(f"{out} = {fname}({', '.join(args)}{kwargs})")
-            names[node], layout[node] = out, STRIDED
+            call = f"{fname}({', '.join(args)}{kwargs})"
+            if node.shape == () and OPS[node.op].kind != VIEW:
+                call = f"np.asarray({call})"  # kernels take 0-d arrays, not NumPy scalars
+            lines.append(f"{out} = {call}")
+            # matmul returns a fresh C-contiguous array; views may have any strides
+            names[node] = out
+            layout[node] = CONTIGUOUS if OPS[node.op].kind == MATMUL else STRIDED
 
     results, seen = [], {}
     for pos, (node, alias) in enumerate(zip(graph.outputs, graph.meta["out_alias"])):
         expr = value(node)
         if node.op == "input":
             expr = f"x{node.attrs['index']}"
-        elif node.op == "const" and not node.weak:
+        elif node.dtype == np.float16:
+            expr = f"{expr}.astype(np.float16)"  # a copy, from float32 storage
+        elif _views_constant(node):
             expr = f"{expr}.copy()"
-        elif node.op != "input" and node.dtype == np.float16:
-            expr = f"{expr}.astype(np.float16)"
         if returns_scalar(node):
             expr = f"{expr}[()]"
         elif node in seen and seen[node] != alias:
