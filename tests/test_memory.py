@@ -391,18 +391,19 @@ BINARY = (np.add, np.subtract, np.multiply, np.maximum)
 @st.composite
 def programs(draw):
     """A straight-line program over two 4x4 inputs: (ops, outputs) with ops as
-    (kind, function index, operand indices)."""
-    n = draw(st.integers(1, 12))
+    (kind, function index, operand indices). No op repeats another: simplification would merge
+    the two, and eager NumPy would not (`-a, (-a).T` share memory once merged)."""
     ops = []
-    for i in range(n):
-        avail = i + 2
+    for _ in range(draw(st.integers(1, 12))):
+        avail = len(ops) + 2
         if draw(st.booleans()):
-            ops.append(("u", draw(st.integers(0, len(UNARY) - 1)),
-                        (draw(st.integers(0, avail - 1)),)))
+            op = ("u", draw(st.integers(0, len(UNARY) - 1)), (draw(st.integers(0, avail - 1)),))
         else:
-            ops.append(("b", draw(st.integers(0, len(BINARY) - 1)),
-                        (draw(st.integers(0, avail - 1)), draw(st.integers(0, avail - 1)))))
-    outs = draw(st.lists(st.integers(2, n + 1), min_size=1, max_size=3))
+            op = ("b", draw(st.integers(0, len(BINARY) - 1)),
+                  (draw(st.integers(0, avail - 1)), draw(st.integers(0, avail - 1))))
+        if op not in ops:
+            ops.append(op)
+    outs = draw(st.lists(st.integers(2, len(ops) + 1), min_size=1, max_size=3))
     return ops, tuple(outs)
 
 
