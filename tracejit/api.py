@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import pytree
+from .autodiff import check_argnums, strip_stop_gradients, value_and_grad_call
 from .errors import FallbackWarning, TraceError, UnsupportedError, format_location
 from .executor import CONTIGUOUS, SCALAR, STRIDED, build
 from .passes.fusion import schedule
@@ -160,7 +161,7 @@ class TracedFunction:
         return graph
 
     def _compile(self, leaves, treedef, static):
-        graph = simplify(self._trace(leaves, treedef, static))
+        graph = simplify(strip_stop_gradients(self._trace(leaves, treedef, static)))
         steps = schedule(graph, self.fuse)
         layouts = [_layout(leaves[n.attrs["index"]]) for n in graph.inputs]
         exe = build(graph, steps, layouts, self.parallel)
@@ -210,4 +211,37 @@ def trace_decorator(fn=None, **options):
     return TracedFunction(fn, **options)
 
 
-__all__ = ["trace_decorator", "TracedFunction", "CacheInfo", "disable", "format_location"]
+def value_and_grad(fn, argnums=0):
+    """A traced function returning (fn(*args), gradient of fn with respect to args[argnums]).
+
+    fn must return one float scalar. argnums is an int or a tuple of ints; each gradient has the
+    structure of its argument (an array, or a list/tuple/dict of arrays), and with a tuple the
+    gradients come as a tuple. The forward and backward passes compile together, once per
+    signature, and the result can be differentiated again. Integer and boolean arguments have no
+    gradient (TraceError); see tj.stop_gradient and tj.no_grad for constants.
+    """
+    check_argnums(argnums)
+
+    @functools.wraps(fn)
+    def value_and_grad_fn(*args, **kwargs):
+        return value_and_grad_call(fn, argnums, args, kwargs)
+
+    value_and_grad_fn.__name__ = f"value_and_grad_{getattr(fn, '__name__', 'f')}"
+    return TracedFunction(value_and_grad_fn, fallback="raise")
+
+
+def grad(fn, argnums=0):
+    """A traced function returning the gradient of the float-scalar fn with respect to
+    args[argnums] (see value_and_grad)."""
+    check_argnums(argnums)
+
+    @functools.wraps(fn)
+    def grad_fn(*args, **kwargs):
+        return value_and_grad_call(fn, argnums, args, kwargs)[1]
+
+    grad_fn.__name__ = f"grad_{getattr(fn, '__name__', 'f')}"
+    return TracedFunction(grad_fn, fallback="raise")
+
+
+__all__ = ["trace_decorator", "TracedFunction", "CacheInfo", "disable", "format_location",
+           "grad", "value_and_grad"]

@@ -5,6 +5,7 @@ the interpreter), and for elementwise ops the scalar code template (`code`) the 
 into fused loops. Tracing, interpretation, fusion and code generation all read this table.
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ class Op:
     code: Callable | None = None  # elementwise: (exprs, node, loop_dtypes) -> scalar expression
     loop: Callable | None = None  # elementwise: node -> dtypes the arguments are cast to
     ufunc: np.ufunc | None = None
-    vjp: Callable | None = None
+    vjp: Callable | None = None  # vjp(ans, g, *args, **attrs) -> one cotangent (or None) per arg
 
 
 OPS = {}
@@ -85,13 +86,57 @@ def compute_dtype(dtype):
 
 
 # ---------------------------------------------------------------------------------------------
+# gradient rules: vjp(ans, g, *args, **attrs) gets proxies for the op's result, the cotangent of
+# the result and the arguments, and returns one cotangent per argument (None: no gradient). Rules
+# are written with traced NumPy calls, so backward graphs are made of table ops and can be
+# differentiated again. Cotangents may keep the broadcast shape and the result dtype; autodiff
+# reduces them to each argument's shape and dtype with one shared `unbroadcast`.
+
+def emit(op_name, args, **attrs):
+    """Record an op by name from a rule (for ops with no NumPy spelling)."""
+    from .tracing import apply
+    return apply(op_name, args, **attrs)
+
+
+def nondifferentiable(ans, g, *args, **attrs):
+    """Piecewise-constant, integer or boolean results: the gradient is zero (None)."""
+    return (None,) * len(args)
+
+
+def _chooser_vjp(ans, g, x, y):
+    """maximum/minimum: the gradient goes to the chosen argument; on a tie each gets half
+    (JAX's rule). A NaN result sends no gradient to either side."""
+    x_hit, y_hit = x == ans, y == ans
+    shared = np.where(x_hit & y_hit, g * 0.5, g)
+    return np.where(x_hit, shared, 0.0), np.where(y_hit, shared, 0.0)
+
+
+def _clip_vjp(ans, g, x, lo, hi):
+    """clip is minimum(maximum(x, lo), hi): the chooser rule applied twice."""
+    low = np.maximum(x, lo)
+    g_low, g_hi = _chooser_vjp(ans, g, low, hi)
+    g_x, g_lo = _chooser_vjp(low, g_low, x, lo)
+    return g_x, g_lo, g_hi
+
+
+def _power_vjp(ans, g, x, y):
+    # d/dx is 0 where y == 0 (not 0 * inf at x == 0); d/dy uses log(1) where x == 0, as JAX does
+    dx = np.where(y == 0, 0.0, g * y * x ** (y - 1))
+    dy = g * ans * np.log(np.where(x == 0, 1.0, x))
+    return dx, dy
+
+
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+
+
+# ---------------------------------------------------------------------------------------------
 # elementwise ufuncs
 
 def _is_float(dt):
     return np.dtype(dt).kind == "f"
 
 
-def _ufunc_op(ufunc, code):
+def _ufunc_op(ufunc, code, vjp=None):
     """An op for a NumPy ufunc. `code` is a format string over the (cast) argument expressions,
     or a function (exprs, loop_dtype) -> str when the code depends on the loop dtype."""
 
@@ -105,7 +150,7 @@ def _ufunc_op(ufunc, code):
         dt = np.dtype(loop_dtypes[0])
         return code.format(*exprs) if isinstance(code, str) else code(exprs, dt)
 
-    return register(Op(ufunc.__name__, ELEMENTWISE, infer, ufunc, render, loop, ufunc))
+    return register(Op(ufunc.__name__, ELEMENTWISE, infer, ufunc, render, loop, ufunc, vjp))
 
 
 def _by_kind(float_code, int_code, bool_code=None):
@@ -124,56 +169,80 @@ _MIN = "({0} if ({0} <= {1} or {0} != {0}) else {1})"
 _FMAX = "({0} if ({0} >= {1} or {1} != {1}) else {1})"  # NaN-ignoring
 _FMIN = "({0} if ({0} <= {1} or {1} != {1}) else {1})"
 
-_ufunc_op(np.add, "({0} + {1})")
-_ufunc_op(np.subtract, "({0} - {1})")
-_ufunc_op(np.multiply, "({0} * {1})")
-_ufunc_op(np.true_divide, "({0} / {1})")
-_ufunc_op(np.floor_divide, _by_kind("_ffloordiv({0}, {1})", "_ifloordiv({0}, {1})"))
-_ufunc_op(np.remainder, _by_kind("_fmod({0}, {1})", "_imod({0}, {1})"))
-_ufunc_op(np.power, _by_kind("({0} ** {1})", "_ipow({0}, {1})"))
-_ufunc_op(np.negative, "(-{0})")
-_ufunc_op(np.positive, "{0}")
-_ufunc_op(np.absolute, _by_kind("abs({0})", "abs({0})", "{0}"))
-_ufunc_op(np.sign, "(1 if {0} > 0 else (-1 if {0} < 0 else {0}))")
-_ufunc_op(np.square, "({0} * {0})")
-_ufunc_op(np.sqrt, "np.sqrt({0})")
-_ufunc_op(np.reciprocal, _by_kind("(1.0 / {0})", "_irecip({0})"))
-_ufunc_op(np.cbrt, "np.cbrt({0})")
-for _f in (np.exp, np.exp2, np.expm1, np.log, np.log2, np.log10, np.log1p, np.sin, np.cos,
-           np.tan, np.arcsin, np.arccos, np.arctan, np.sinh, np.cosh, np.tanh, np.arcsinh,
-           np.arccosh, np.arctanh):
-    _ufunc_op(_f, f"np.{_f.__name__}({{0}})")
+_ufunc_op(np.add, "({0} + {1})", lambda ans, g, x, y: (g, g))
+_ufunc_op(np.subtract, "({0} - {1})", lambda ans, g, x, y: (g, -g))
+_ufunc_op(np.multiply, "({0} * {1})", lambda ans, g, x, y: (g * y, g * x))
+_ufunc_op(np.true_divide, "({0} / {1})", lambda ans, g, x, y: (g / y, -g * ans / y))
+_ufunc_op(np.floor_divide, _by_kind("_ffloordiv({0}, {1})", "_ifloordiv({0}, {1})"),
+          nondifferentiable)
+_ufunc_op(np.remainder, _by_kind("_fmod({0}, {1})", "_imod({0}, {1})"),
+          lambda ans, g, x, y: (g, -g * np.floor_divide(x, y)))
+_ufunc_op(np.power, _by_kind("({0} ** {1})", "_ipow({0}, {1})"), _power_vjp)
+_ufunc_op(np.negative, "(-{0})", lambda ans, g, x: (-g,))
+_ufunc_op(np.positive, "{0}", lambda ans, g, x: (g,))
+# |x| has gradient sign(x): 0 at x == 0, as in JAX
+_ufunc_op(np.absolute, _by_kind("abs({0})", "abs({0})", "{0}"),
+          lambda ans, g, x: (g * np.sign(x),))
+_ufunc_op(np.sign, "(1 if {0} > 0 else (-1 if {0} < 0 else {0}))", nondifferentiable)
+_ufunc_op(np.square, "({0} * {0})", lambda ans, g, x: (g * (2 * x),))
+# at 0 the gradient is inf, as NumPy's 0.5 / sqrt(0) gives
+_ufunc_op(np.sqrt, "np.sqrt({0})", lambda ans, g, x: (g * (0.5 / ans),))
+_ufunc_op(np.reciprocal, _by_kind("(1.0 / {0})", "_irecip({0})"),
+          lambda ans, g, x: (-g * (ans * ans),))
+_ufunc_op(np.cbrt, "np.cbrt({0})", lambda ans, g, x: (g / (3 * (ans * ans)),))
+for _f, _vjp in (
+        (np.exp, lambda ans, g, x: (g * ans,)),
+        (np.exp2, lambda ans, g, x: (g * (ans * _LN2),)),
+        (np.expm1, lambda ans, g, x: (g * (ans + 1),)),
+        (np.log, lambda ans, g, x: (g / x,)),
+        (np.log2, lambda ans, g, x: (g / (x * _LN2),)),
+        (np.log10, lambda ans, g, x: (g / (x * _LN10),)),
+        (np.log1p, lambda ans, g, x: (g / (x + 1),)),
+        (np.sin, lambda ans, g, x: (g * np.cos(x),)),
+        (np.cos, lambda ans, g, x: (-g * np.sin(x),)),
+        (np.tan, lambda ans, g, x: (g * (1 + ans * ans),)),
+        (np.arcsin, lambda ans, g, x: (g / np.sqrt(1 - x * x),)),
+        (np.arccos, lambda ans, g, x: (-g / np.sqrt(1 - x * x),)),
+        (np.arctan, lambda ans, g, x: (g / (1 + x * x),)),
+        (np.sinh, lambda ans, g, x: (g * np.cosh(x),)),
+        (np.cosh, lambda ans, g, x: (g * np.sinh(x),)),
+        (np.tanh, lambda ans, g, x: (g * (1 - ans * ans),)),
+        (np.arcsinh, lambda ans, g, x: (g / np.sqrt(x * x + 1),)),
+        (np.arccosh, lambda ans, g, x: (g / (np.sqrt(x - 1) * np.sqrt(x + 1)),)),
+        (np.arctanh, lambda ans, g, x: (g / (1 - x * x),))):
+    _ufunc_op(_f, f"np.{_f.__name__}({{0}})", _vjp)
 for _f in (np.floor, np.ceil, np.trunc, np.rint):
-    _ufunc_op(_f, _by_kind(f"np.{_f.__name__}({{0}})", "{0}"))
-_ufunc_op(np.arctan2, "np.arctan2({0}, {1})")
-_ufunc_op(np.hypot, "np.hypot({0}, {1})")
-_ufunc_op(np.maximum, _by_kind(_MAX, "max({0}, {1})", "({0} or {1})"))
-_ufunc_op(np.minimum, _by_kind(_MIN, "min({0}, {1})", "({0} and {1})"))
-_ufunc_op(np.fmax, _by_kind(_FMAX, "max({0}, {1})", "({0} or {1})"))
-_ufunc_op(np.fmin, _by_kind(_FMIN, "min({0}, {1})", "({0} and {1})"))
+    _ufunc_op(_f, _by_kind(f"np.{_f.__name__}({{0}})", "{0}"), nondifferentiable)
+_ufunc_op(np.arctan2, "np.arctan2({0}, {1})",
+          lambda ans, g, y, x: (g * x / (x * x + y * y), -g * y / (x * x + y * y)))
+_ufunc_op(np.hypot, "np.hypot({0}, {1})", lambda ans, g, x, y: (g * x / ans, g * y / ans))
+_ufunc_op(np.maximum, _by_kind(_MAX, "max({0}, {1})", "({0} or {1})"), _chooser_vjp)
+_ufunc_op(np.minimum, _by_kind(_MIN, "min({0}, {1})", "({0} and {1})"), _chooser_vjp)
+_ufunc_op(np.fmax, _by_kind(_FMAX, "max({0}, {1})", "({0} or {1})"), _chooser_vjp)
+_ufunc_op(np.fmin, _by_kind(_FMIN, "min({0}, {1})", "({0} and {1})"), _chooser_vjp)
 _ufunc_op(np._core.umath.clip, _by_kind(_MIN.format(_MAX, "{2}"),
                                         "min(max({0}, {1}), {2})",
-                                        "(({0} or {1}) and {2})"))
-_ufunc_op(np.isnan, _by_kind("np.isnan({0})", "False"))
-_ufunc_op(np.isinf, _by_kind("np.isinf({0})", "False"))
-_ufunc_op(np.isfinite, _by_kind("np.isfinite({0})", "True"))
-_ufunc_op(np.signbit, _by_kind("np.signbit({0})", "({0} < 0)"))
-_ufunc_op(np.logical_and, "(({0} != 0) and ({1} != 0))")
-_ufunc_op(np.logical_or, "(({0} != 0) or ({1} != 0))")
-_ufunc_op(np.logical_xor, "(({0} != 0) != ({1} != 0))")
-_ufunc_op(np.logical_not, "({0} == 0)")
-_ufunc_op(np.equal, "({0} == {1})")
-_ufunc_op(np.not_equal, "({0} != {1})")
-_ufunc_op(np.less, "({0} < {1})")
-_ufunc_op(np.less_equal, "({0} <= {1})")
-_ufunc_op(np.greater, "({0} > {1})")
-_ufunc_op(np.greater_equal, "({0} >= {1})")
-_ufunc_op(np.bitwise_and, "({0} & {1})")
-_ufunc_op(np.bitwise_or, "({0} | {1})")
-_ufunc_op(np.bitwise_xor, "({0} ^ {1})")
-_ufunc_op(np.invert, _by_kind("(~{0})", "(~{0})", "(not {0})"))
-_ufunc_op(np.left_shift, "({0} << {1})")
-_ufunc_op(np.right_shift, "({0} >> {1})")
+                                        "(({0} or {1}) and {2})"), _clip_vjp)
+_ufunc_op(np.isnan, _by_kind("np.isnan({0})", "False"), nondifferentiable)
+_ufunc_op(np.isinf, _by_kind("np.isinf({0})", "False"), nondifferentiable)
+_ufunc_op(np.isfinite, _by_kind("np.isfinite({0})", "True"), nondifferentiable)
+_ufunc_op(np.signbit, _by_kind("np.signbit({0})", "({0} < 0)"), nondifferentiable)
+_ufunc_op(np.logical_and, "(({0} != 0) and ({1} != 0))", nondifferentiable)
+_ufunc_op(np.logical_or, "(({0} != 0) or ({1} != 0))", nondifferentiable)
+_ufunc_op(np.logical_xor, "(({0} != 0) != ({1} != 0))", nondifferentiable)
+_ufunc_op(np.logical_not, "({0} == 0)", nondifferentiable)
+_ufunc_op(np.equal, "({0} == {1})", nondifferentiable)
+_ufunc_op(np.not_equal, "({0} != {1})", nondifferentiable)
+_ufunc_op(np.less, "({0} < {1})", nondifferentiable)
+_ufunc_op(np.less_equal, "({0} <= {1})", nondifferentiable)
+_ufunc_op(np.greater, "({0} > {1})", nondifferentiable)
+_ufunc_op(np.greater_equal, "({0} >= {1})", nondifferentiable)
+_ufunc_op(np.bitwise_and, "({0} & {1})", nondifferentiable)
+_ufunc_op(np.bitwise_or, "({0} | {1})", nondifferentiable)
+_ufunc_op(np.bitwise_xor, "({0} ^ {1})", nondifferentiable)
+_ufunc_op(np.invert, _by_kind("(~{0})", "(~{0})", "(not {0})"), nondifferentiable)
+_ufunc_op(np.left_shift, "({0} << {1})", nondifferentiable)
+_ufunc_op(np.right_shift, "({0} >> {1})", nondifferentiable)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +263,8 @@ def _where_infer(args, attrs):
 
 register(Op("where", ELEMENTWISE, _where_infer, np.where,
             code=lambda e, node, loop: f"({e[1]} if {e[0]} else {e[2]})",
-            loop=lambda node: (np.dtype(bool), node.dtype, node.dtype)))
+            loop=lambda node: (np.dtype(bool), node.dtype, node.dtype),
+            vjp=lambda ans, g, c, x, y: (None, np.where(c, g, 0.0), np.where(c, 0.0, g))))
 
 
 def _astype_infer(args, attrs):
@@ -204,11 +274,47 @@ def _astype_infer(args, attrs):
 register(Op("astype", ELEMENTWISE, _astype_infer,
             lambda x, dtype: np.asarray(x).astype(dtype),
             code=lambda e, node, loop: cast(e[0], loop[0], node.dtype),
-            loop=lambda node: (node.args[0].dtype,)))
+            loop=lambda node: (node.args[0].dtype,),
+            vjp=lambda ans, g, x, dtype: (g,)))  # autodiff casts g back to x's dtype
+
+
+def _same_infer(args, attrs):
+    return args[0].shape, args[0].dtype
+
+
+# The identity whose gradient is zero: tj.stop_gradient and values computed under tj.no_grad().
+# The compile pipeline removes it after differentiation.
+register(Op("stop_gradient", ELEMENTWISE, _same_infer, lambda x: x,
+            code=lambda e, node, loop: e[0], loop=lambda node: (node.dtype,),
+            vjp=lambda ans, g, x: (None,)))
 
 
 # ---------------------------------------------------------------------------------------------
 # reductions
+
+REDUCTION = "reduction"
+
+
+def _reduced_shape(shape, axis, keepdims):
+    return tuple(1 if i in axis else d for i, d in enumerate(shape)
+                 if keepdims or i not in axis)
+
+
+def _sum_infer(args, attrs):
+    x = args[0]
+    return (_reduced_shape(x.shape, attrs["axis"], attrs["keepdims"]),
+            np.add.reduce(np.zeros(1, x.dtype)).dtype)
+
+
+def _sum_vjp(ans, g, x, axis, keepdims):
+    kept = _reduced_shape(x.shape, axis, True)
+    return (emit("broadcast_to", [emit("reshape", [g], shape=kept)], shape=x.shape),)
+
+
+# A minimal sum (axis: a tuple of non-negative axes) run by NumPy, used by autodiff's unbroadcast.
+register(Op("sum", REDUCTION, _sum_infer,
+            lambda x, axis, keepdims: np.asarray(np.sum(x, axis=axis, keepdims=keepdims)),
+            vjp=_sum_vjp))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,7 +333,29 @@ def _transpose_infer(args, attrs):
     return tuple(args[0].shape[i] for i in axes), args[0].dtype
 
 
-register(Op("transpose", VIEW, _transpose_infer, lambda x, axes: np.transpose(x, axes)))
+register(Op("transpose", VIEW, _transpose_infer, lambda x, axes: np.transpose(x, axes),
+            vjp=lambda ans, g, x, axes: (np.transpose(g, tuple(np.argsort(axes))),)))
+
+
+def _reshape_infer(args, attrs):
+    if int(np.prod(attrs["shape"])) != args[0].size:
+        raise ShapeError(f"cannot reshape an array of shape {args[0].shape} to {attrs['shape']}")
+    return attrs["shape"], args[0].dtype
+
+
+register(Op("reshape", VIEW, _reshape_infer, lambda x, shape: np.reshape(x, shape),
+            vjp=lambda ans, g, x, shape: (emit("reshape", [g], shape=x.shape),)))
+
+
+def _broadcast_to_infer(args, attrs):
+    if broadcast(args[0].shape, attrs["shape"]) != tuple(attrs["shape"]):
+        raise ShapeError(f"cannot broadcast shape {args[0].shape} to {attrs['shape']}")
+    return attrs["shape"], args[0].dtype
+
+
+# the cotangent of a broadcast is a sum, done by autodiff's unbroadcast
+register(Op("broadcast_to", VIEW, _broadcast_to_infer,
+            lambda x, shape: np.broadcast_to(x, shape), vjp=lambda ans, g, x, shape: (g,)))
 
 
 def _leaf_infer(args, attrs):
