@@ -40,8 +40,13 @@ RECORDED_ENV = (
     "NUMBA_THREADING_LAYER",
     "NUMEXPR_NUM_THREADS",
     "NUMEXPR_MAX_THREADS",
+    "OMP_WAIT_POLICY",
+    "GOMP_SPINCOUNT",
+    "KMP_BLOCKTIME",
     "TRACEJIT_DISABLE",
 )
+# as found when the benchmark started (an imported library may set some later)
+_ENV_AT_START = {k: os.environ.get(k) for k in RECORDED_ENV}
 
 
 # --------------------------------------------------------------------------- timing
@@ -350,8 +355,15 @@ def machine_info() -> dict[str, Any]:
         "numba": _version("numba"),
         "numexpr": _version("numexpr"),
         "blas": _blas_info(),
-        "env": {k: os.environ.get(k) for k in RECORDED_ENV},
+        "env": dict(_ENV_AT_START),
     }
+    changed = {
+        k: os.environ.get(k) for k in RECORDED_ENV if os.environ.get(k) != _ENV_AT_START[k]
+    }
+    if changed:  # e.g. set by an imported library during the run
+        info["env_set_during_run"] = changed
+    if hasattr(os, "getloadavg"):
+        info["loadavg_1_5_15min"] = list(os.getloadavg())
     if hasattr(os, "sched_getaffinity"):
         info["cpu_affinity_count"] = len(os.sched_getaffinity(0))
     try:
@@ -447,3 +459,14 @@ def run_peers(
         times[name] = st.median
         stats[name] = st.as_dict()
     return Row(workload, times, notes, {"timing": stats})
+
+
+def warn_if_busy(threshold: float = 0.75) -> float | None:
+    """Print a warning when the 1-minute load average says other work shares the CPUs."""
+    if not hasattr(os, "getloadavg"):
+        return None
+    load = os.getloadavg()[0]
+    if load > threshold:
+        print(f"warning: 1-minute load average is {load:.2f} on {os.cpu_count()} CPUs; "
+              "other processes are running and the timings will be noisy", flush=True)
+    return load
