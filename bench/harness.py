@@ -82,18 +82,25 @@ def measure_stats(
 ) -> Timing:
     """Time ``fn(*args)``; return a :class:`Timing` (seconds per call).
 
-    ``warmup`` calls run first and are not timed (JIT compilation, caches, page faults).
+    Up to ``warmup`` calls run first and are not timed (JIT compilation, caches, page faults);
+    after the first, more run only while the warm-up has taken under 0.5 s.
     Each sample runs ``number`` back-to-back calls so that a sample lasts at least
     ``sample_time`` (matters for microsecond calls). With ``repeats=None`` the number of
     samples is chosen so the timed part lasts about ``min_time`` seconds, clamped to
     [5, 50] samples and cut short (keeping at least 3) once ``max_time`` is exceeded.
     """
-    for _ in range(max(warmup, 0)):
+    # Warm-up: at least one call; further ones (up to ``warmup``) only while they are cheap.
+    # The last warm-up call also calibrates ``number``.
+    spent = 0.0
+    one = 0.0
+    for i in range(max(warmup, 1)):
+        if i > 0 and spent > 0.5:
+            break
+        t0 = time.perf_counter()
         fn(*args)
-    # calibration call, also a final warm-up
-    t0 = time.perf_counter()
-    fn(*args)
-    one = max(time.perf_counter() - t0, 1e-9)
+        one = time.perf_counter() - t0
+        spent += one
+    one = max(one, 1e-9)
     number = max(1, math.ceil(sample_time / one))
     if repeats is None:
         repeats = min(50, max(5, math.ceil(min_time / (one * number))))

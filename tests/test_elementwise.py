@@ -631,6 +631,34 @@ def test_numpy_scalar_with_array():
     check_against_numpy(fn, np.float32(2.0), np.linspace(-1, 1, 7, dtype=np.float32))
 
 
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda a: np.float32(2.0) * a,
+        lambda a: np.float64(1.0) - a,
+        lambda a: np.int32(3) + a,
+        lambda a: a / np.float32(4.0),
+        lambda a: np.float32(0.5) < a,
+    ],
+    ids=["f32*a", "f64-a", "i32+a", "a/f32", "f32<a"],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.int32], ids=dtype_id)
+def test_numpy_scalar_operands(fn, dtype):
+    check_against_numpy(fn, np.array([1, -2, 3, 0, 7], dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64], ids=dtype_id)
+def test_integer_overflow_wraps_like_numpy(dtype):
+    info = np.iinfo(dtype)
+
+    def fn(a, b):
+        return a * b, a + a, -a, np.abs(a)
+
+    a = np.array([info.max, info.min, info.max // 2 + 7, -3], dtype=dtype)
+    b = np.array([4, 3, 5, info.max], dtype=dtype)
+    check_against_numpy(fn, a, b)
+
+
 # --------------------------------------------------------------------------------------------
 # Multiple outputs
 # --------------------------------------------------------------------------------------------
