@@ -63,10 +63,16 @@ def resolve(ufunc, args):
     if all(a.weak for a in args):
         types = tuple(a.dtype for a in args)
     try:
-        return ufunc.resolve_dtypes(types + (None,) * ufunc.nout)
+        dtypes = ufunc.resolve_dtypes(types + (None,) * ufunc.nout)
     except TypeError as e:
         names = ", ".join(str(a.dtype) for a in args)
         raise UnsupportedError(f"np.{ufunc.__name__} has no loop for ({names}): {e}") from None
+    for a, dt in zip(args, dtypes):
+        value = a.attrs.get("value") if a.op == "const" and a.weak else None
+        if type(value) is int and dt.kind in "iu" and not (
+                np.iinfo(dt).min <= value <= np.iinfo(dt).max):
+            raise UnsupportedError(f"Python integer {value} out of bounds for {dt}")
+    return dtypes
 
 
 def cast(expr, src, dst):

@@ -45,7 +45,7 @@ def current_trace():
 
 def const_node(value):
     """A graph constant for a Python scalar, NumPy scalar or array captured by the function."""
-    if isinstance(value, (bool, int, float)):
+    if type(value) in (bool, int, float):
         dtype = {bool: np.bool_, int: np.int64, float: np.float64}[type(value)]
         if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
             raise UnsupportedError(f"the Python int {value} does not fit in int64")
@@ -147,6 +147,11 @@ class Proxy:
     item = _no_conversion("item()")
     __hash__ = object.__hash__
 
+    def __getattr__(self, name):
+        if hasattr(np.ndarray, name):
+            raise with_location(UnsupportedError, f"ndarray.{name} is not supported in traced code")
+        raise AttributeError(f"'Proxy' object has no attribute {name!r}")
+
     def __iter__(self):
         raise with_location(TraceError, "iterating over a traced array is not supported; "
                             "use vectorised NumPy operations instead")
@@ -182,6 +187,12 @@ class Proxy:
         return transpose(self, axes or None)
 
     T = property(lambda self: self.transpose())
+
+    def clip(self, min=None, max=None, **kwargs):
+        return np.clip(self, min, max, **kwargs)
+
+    def round(self, decimals=0):
+        return np.round(self, decimals)
 
     def __setitem__(self, key, value):
         raise with_location(TraceError, "item assignment on a traced array is not supported yet")
@@ -231,11 +242,22 @@ _COMPARE = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equ
 _UNARY = {"neg": np.negative, "pos": np.positive, "abs": np.absolute, "invert": np.invert}
 
 
+def _power(self, other):
+    """NumPy's `a ** 2` (Python int) is np.square(a), so bool ** 2 is int8; `a ** 0.5` on a float
+    array is np.sqrt(a), so (-inf) ** 0.5 is nan and (-0.0) ** 0.5 is -0.0."""
+    if type(other) is int and other == 2:
+        return call_ufunc(np.square, self)
+    if type(other) is float and other == 0.5 and self.dtype.kind == "f":
+        return call_ufunc(np.sqrt, self)
+    return call_ufunc(np.power, self, other)
+
+
 def _install_operators():
     for name, uf in _BINARY.items():
         setattr(Proxy, f"__{name}__", lambda self, other, uf=uf: call_ufunc(uf, self, other))
         setattr(Proxy, f"__r{name}__", lambda self, other, uf=uf: call_ufunc(uf, other, self))
         setattr(Proxy, f"__i{name}__", lambda self, other, uf=uf: self._inplace(uf, other))
+    Proxy.__pow__ = _power
     for name, uf in _COMPARE.items():
         setattr(Proxy, f"__{name}__", lambda self, other, uf=uf: call_ufunc(uf, self, other))
     for name, uf in _UNARY.items():
@@ -255,7 +277,7 @@ def is_array_leaf(x):
 def input_node(value, name, index):
     """The graph input for one argument leaf: arrays and NumPy scalars are strongly typed,
     Python scalars are weak (NEP 50) and passed by value to kernels."""
-    if isinstance(value, (bool, int, float)):
+    if type(value) in (bool, int, float):
         dtype = {bool: np.bool_, int: np.int64, float: np.float64}[type(value)]
         return Node("input", (), {"name": name, "index": index, "scalar": True}, (), dtype, True)
     if isinstance(value, Proxy):  # tracing a function of another trace's values (tj.grad)
