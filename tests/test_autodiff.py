@@ -285,7 +285,7 @@ def test_argnums_and_pytree_structure():
             h = np.tanh(h * w)
         return total(h + b)
 
-    params = {"ws": [uniform((3,), 0.5, 1, 1), uniform((3,), 0.5, 1, 2)], "b": np.array(0.3)}
+    params = {"ws": [uniform((3,), 0.5, 1, 1), uniform((3,), 0.5, 1, 2)], "b": np.float64(0.3)}
     x = uniform((2, 3), -1, 1, 3)
     value, (gp, gx) = tj.value_and_grad(loss, argnums=(0, 1))(params, x)
     np.testing.assert_allclose(value, loss(params, x), rtol=1e-12)
