@@ -321,6 +321,17 @@ def test_grad_is_cached_per_signature():
     assert (info.traces, info.misses, info.hits) == (1, 1, 4)
 
 
+def test_grad_made_in_a_loop_traces_once():
+    def loss(a):
+        return total(np.tanh(a) * a)
+
+    x = uniform((4,), -1, 1)
+    for _ in range(5):
+        tj.value_and_grad(loss)(x)
+    assert tj.value_and_grad(loss).cache_info().traces == 1
+    assert tj.grad(tj.grad(loss, 0)) is not tj.grad(loss)  # wrappers do not inherit the cache
+
+
 def test_unused_argument_gets_zeros_and_compiled_matches_interpreter():
     f = lambda a, b: total(a * a + 1.0)
     x, y = uniform((2, 3), -1, 1), uniform((3,), -1, 1)
