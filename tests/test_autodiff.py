@@ -32,6 +32,16 @@ def scatter(x, index, shape):
     return op("scatter", x, index=Index(index), shape=shape)
 
 
+def take(x, idx, axis):
+    return emit("take", [x, idx], axis=axis) if isinstance(x, Proxy) else np.take(x, idx, axis)
+
+
+def scatter_add(x, idx, axis, shape):
+    if isinstance(x, Proxy):
+        return emit("scatter_add", [x, idx], axis=axis, shape=shape)
+    return OPS["scatter_add"].ref(x, idx, axis=axis, shape=shape)
+
+
 def numeric_grad(f, args, i, eps=1e-6):
     """Central differences of the scalar f(*args) with respect to the float array args[i]."""
     x = np.array(args[i], dtype=np.float64)
@@ -125,6 +135,9 @@ CASES = {
     "matmul": (np.matmul, [((2, 3, 4), -1, 1), ((4, 5), -1, 1)]),
     "getitem": (lambda x: x[1:, ::-2, None, 0] ** 2, [((3, 4, 2), -2, 2)]),
     "scatter": (lambda x: scatter(x, ((1, 3, 1), (0, 3, 1)), (4, 3)) ** 2, [((2, 3), -2, 2)]),
+    "take": (lambda x: take(x, np.array([2, 0, 2, -1]), 1) ** 2, [(SAME, -2, 2)]),
+    "scatter_add": (lambda x: scatter_add(x, np.array([1, 0, 1]), 0, (2, 4)) ** 2,
+                    [((3, 4), -2, 2)]),
     "concatenate": (lambda x, y: np.concatenate([x, y * y, x], axis=1), [(SAME, -2, 2),
                                                                           ((3, 2), -2, 2)]),
     "roll": (lambda x: np.roll(x, (1, -2), axis=(0, 1)) * np.arange(12.0).reshape(3, 4),

@@ -108,15 +108,11 @@ class TracedFunction:
 
     def _flatten(self, args, kwargs):
         leaves, treedef = pytree.flatten((args, kwargs))
-        names = self._names(treedef)
-        static = tuple(not is_array_leaf(leaf) or name.split("_")[0] in self.static_argnames
-                       or name in self.static_argnames for leaf, name in zip(leaves, names))
+        static = tuple(not is_array_leaf(leaf) or param in self.static_argnames
+                       for leaf, (_, param) in zip(leaves, leaf_names(self.fn, treedef)))
         leaves = [np.asarray(x) if isinstance(x, np.ndarray) and type(x) is not np.ndarray else x
                   for x in leaves]
         return leaves, treedef, static
-
-    def _names(self, treedef):
-        return leaf_names(self.fn, treedef)
 
     def _key(self, leaves, treedef, static):
         if treedef.kind == "tuple" and not treedef.children[1].children and \
@@ -155,7 +151,7 @@ class TracedFunction:
 
     def _trace(self, leaves, treedef, static):
         self._stats["traces"] += 1
-        names = self._names(treedef)
+        names = [name for name, _ in leaf_names(self.fn, treedef)]
         graph = trace(lambda *a, **k: self.fn(*a, **k), leaves, treedef, names, static)
         graph.name = self.__name__
         graph.meta["num_leaves"] = len(leaves)

@@ -212,7 +212,7 @@ def value_and_grad_call(fn, argnums, args, kwargs):
                              "positional argument(s)")
     leaves, treedef = pytree.flatten((args, kwargs))
     static = [not (is_array_leaf(v) or isinstance(v, Proxy)) for v in leaves]
-    names = leaf_names(fn, treedef)
+    names = [name for name, _ in leaf_names(fn, treedef)]
     wrt_leaves = [k for i in nums for k in range(*spans[i % len(args)])]
     for k in wrt_leaves:
         v = leaves[k]

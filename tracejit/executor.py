@@ -5,7 +5,7 @@ import numpy as np
 
 from .backends import cpu
 from .backends.codegen import CONTIGUOUS, SCALAR, STRIDED
-from .ops import OPS, compute_dtype
+from .ops import MATMUL, OPS, VIEW, compute_dtype
 from .passes.fusion import Kernel
 
 
@@ -26,8 +26,30 @@ def _tree_expr(treedef, names):
 
 
 def returns_scalar(node):
-    """NumPy returns a scalar, not a 0-d array, from ufuncs (and reductions) with 0-d results."""
-    return node.shape == () and OPS[node.op].ufunc is not None
+    """NumPy returns a scalar, not a 0-d array, from ufuncs (and reductions) with 0-d results,
+    and from an index that takes one element."""
+    return node.shape == () and (OPS[node.op].ufunc is not None or node.op in ("getitem", "take"))
+
+
+def _views_constant(node):
+    """True if node is a view (or a chain of views) of a graph constant: returning it as is
+    would hand the caller memory that every later call shares."""
+    while OPS[node.op].kind == VIEW:
+        node = node.args[0]
+    return node.op == "const" and not node.weak
+
+
+def _matmul_output_dies_in(kernel, users, returned, taken):
+    """An input of the kernel the kernel may overwrite with its output: a matmul result (fresh,
+    C-contiguous, ours) that nothing else reads, of the kernel's shape, so each element is read
+    before it is written at the same index. This runs an epilogue (bias, activation) in place."""
+    members = set(kernel.nodes)
+    for a in kernel.inputs:
+        if (a.op == "matmul" and a.shape == kernel.shape and a.shape != ()
+                and a not in returned and a not in taken
+                and all(u in members for u in users[a])):
+            return a
+    return None
 
 
 class Executable:
@@ -58,6 +80,7 @@ def build(graph, steps, leaf_layouts, parallel=None):
             names[node] = f"{name}_f32"
             lines.append(f"{name}_f32 = {name}.astype(np.float32)")
     counter = iter(range(1 << 30))
+    users, returned, taken = graph.users(), set(graph.outputs), set()
 
     def fresh(prefix):
         return f"{prefix}{next(counter)}"
@@ -84,8 +107,13 @@ def build(graph, steps, leaf_layouts, parallel=None):
             outs = []
             for node in step.outputs:
                 out = fresh("t")
-                ns[f"{out}_dt"] = compute_dtype(node.dtype)
-                lines.append(f"{out} = _empty({node.shape!r}, {out}_dt)")
+                reuse = _matmul_output_dies_in(step, users, returned, taken)
+                if reuse is not None and compute_dtype(reuse.dtype) == compute_dtype(node.dtype):
+                    taken.add(reuse)
+                    lines.append(f"{out} = {names[reuse]}")
+                else:
+                    ns[f"{out}_dt"] = compute_dtype(node.dtype)
+                    lines.append(f"{out} = _empty({node.shape!r}, {out}_dt)")
                 names[node], layout[node] = out, CONTIGUOUS
                 outs.append(out)
             lines.append(f"{kname}({', '.join(args + outs)})")
@@ -99,18 +127,23 @@ def build(graph, steps, leaf_layouts, parallel=None):
                 ns[f"{fname}_{key}"] = val
                 kwargs += f", {key}={fname}_{key}"
             out = fresh("t")
-            lines.append(f"{out} = {fname}({', '.join(args)}{kwargs})")
-            names[node], layout[node] = out, STRIDED
+            call = f"{fname}({', '.join(args)}{kwargs})"
+            if node.shape == () and OPS[node.op].kind != VIEW:
+                call = f"np.asarray({call})"  # kernels take 0-d arrays, not NumPy scalars
+            lines.append(f"{out} = {call}")
+            # matmul returns a fresh C-contiguous array; views may have any strides
+            names[node] = out
+            layout[node] = CONTIGUOUS if OPS[node.op].kind == MATMUL else STRIDED
 
     results, seen = [], {}
     for pos, (node, alias) in enumerate(zip(graph.outputs, graph.meta["out_alias"])):
         expr = value(node)
         if node.op == "input":
             expr = f"x{node.attrs['index']}"
-        elif node.op == "const" and not node.weak:
+        elif node.dtype == np.float16:
+            expr = f"{expr}.astype(np.float16)"  # a copy, from float32 storage
+        elif _views_constant(node):
             expr = f"{expr}.copy()"
-        elif node.op != "input" and node.dtype == np.float16:
-            expr = f"{expr}.astype(np.float16)"
         if returns_scalar(node):
             expr = f"{expr}[()]"
         elif node in seen and seen[node] != alias:

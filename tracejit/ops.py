@@ -5,6 +5,7 @@ the interpreter), and for elementwise ops the scalar code template (`code`) the 
 into fused loops. Tracing, interpretation, fusion and code generation all read this table.
 """
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -330,9 +331,72 @@ register(Op("sum", REDUCTION, _sum_infer,
 # ---------------------------------------------------------------------------------------------
 # matmul (a big op: BLAS through NumPy on the host)
 
+MATMUL = "matmul"
+
+
+def _matmul_infer(args, attrs):
+    """np.matmul's rules: a 1-d operand gets a unit dimension (removed again from the result),
+    leading dimensions broadcast as a batch, and the inner dimensions must agree."""
+    a, b = args
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError("matmul needs operands with at least one dimension, not a scalar "
+                         "(use * to scale)")
+    ashape = (1,) + a.shape if a.ndim == 1 else a.shape
+    bshape = b.shape + (1,) if b.ndim == 1 else b.shape
+    if ashape[-1] != bshape[-2]:
+        raise ShapeError(f"matmul: the inner dimensions of shapes {a.shape} and {b.shape} "
+                         f"differ ({ashape[-1]} != {bshape[-2]})")
+    batch = broadcast(ashape[:-2], bshape[:-2])
+    shape = batch + (ashape[-2],) * (a.ndim > 1) + (bshape[-1],) * (b.ndim > 1)
+    return shape, resolve(np.matmul, args)[-1]
+
+
+def _matmul_vjp(ans, g, a, b):
+    """1-d operands get their unit dimension back, so the batched 2-d rule covers every case;
+    autodiff's unbroadcast sums the batch dimensions an operand was broadcast over."""
+    if a.ndim == 1 and b.ndim == 1:
+        return g * b, g * a
+    a2 = emit("reshape", [a], shape=(1,) + a.shape) if a.ndim == 1 else a
+    b2 = emit("reshape", [b], shape=b.shape + (1,)) if b.ndim == 1 else b
+    g2 = g
+    if a.ndim == 1 or b.ndim == 1:
+        g2 = emit("reshape", [g], shape=g.shape[:-1] + (1,) + g.shape[-1:] if a.ndim == 1
+                  else g.shape + (1,))
+    ga = np.matmul(g2, np.swapaxes(b2, -1, -2))
+    gb = np.matmul(np.swapaxes(a2, -1, -2), g2)
+    if a.ndim == 1:
+        ga = emit("reshape", [ga], shape=ga.shape[:-2] + ga.shape[-1:])
+    if b.ndim == 1:
+        gb = emit("reshape", [gb], shape=gb.shape[:-1])
+    return ga, gb
+
+
+register(Op("matmul", MATMUL, _matmul_infer, np.matmul, ufunc=np.matmul, vjp=_matmul_vjp))
+
 
 # ---------------------------------------------------------------------------------------------
 # creation
+#
+# np.zeros/ones/full/empty/arange/linspace/eye with static arguments do not dispatch to proxies:
+# they run at trace time and become constants. The *_like functions dispatch; they record `full`,
+# an elementwise op with no inputs, so `np.zeros_like(x) + 1` fuses into one kernel.
+
+def _full_infer(args, attrs):
+    return attrs["shape"], np.dtype(attrs["dtype"])
+
+
+def _full_ref(shape, dtype, value):
+    return np.full(shape, value, dtype)
+
+
+register(Op("full", ELEMENTWISE, _full_infer, _full_ref,
+            code=lambda e, node, loop: _literal(node.attrs["value"], node.dtype),
+            loop=lambda node: (), vjp=nondifferentiable))
+
+
+def _literal(value, dtype):
+    from .backends.codegen import literal
+    return literal(value, dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,25 +411,202 @@ register(Op("transpose", VIEW, _transpose_infer, lambda x, axes: np.transpose(x,
             vjp=lambda ans, g, x, axes: (np.transpose(g, tuple(np.argsort(axes))),)))
 
 
+class Index(tuple):
+    """A static basic index, one entry per result-or-source dimension: an int (takes one
+    element, drops the dimension), None (a new unit dimension) or (start, stop, step) with the
+    bounds already resolved against the shape (stop is None when a negative step runs past 0).
+    Plain data, so it hashes, compares and prints as NumPy syntax."""
+
+    def __repr__(self):
+        def text(e):
+            if e is None:
+                return "None"
+            if isinstance(e, int):
+                return str(e)
+            start, stop, step = e
+            return f"{start}:{'' if stop is None else stop}" + ("" if step == 1 else f":{step}")
+        return "[" + ", ".join(map(text, self)) + "]"
+
+    __str__ = __repr__
+
+    @functools.cached_property
+    def key(self):
+        """The NumPy key. The trailing Ellipsis makes an all-integer index return a 0-d array
+        instead of a scalar, so kernels always receive arrays."""
+        return tuple(slice(*e) if isinstance(e, tuple) else e for e in self) + (Ellipsis,)
+
+
+def _getitem_infer(args, attrs):
+    shape, dims = [], iter(args[0].shape)
+    for e in attrs["index"]:
+        if e is None:
+            shape.append(1)
+        elif isinstance(e, int):
+            next(dims)
+        else:
+            shape.append(len(range(e[0], -1 if e[1] is None else e[1], e[2])))
+            next(dims)
+    return tuple(shape) + tuple(dims), args[0].dtype
+
+
+def _getitem_ref(x, index):
+    view = x[index.key]
+    return view.copy() if view.ndim == 0 else view  # NumPy gives a scalar (a copy) here
+
+
+def _getitem_vjp(ans, g, x, index):
+    return (emit("scatter", [g], index=index, shape=x.shape),)
+
+
+register(Op("getitem", VIEW, _getitem_infer, _getitem_ref, vjp=_getitem_vjp))
+
+
 def _reshape_infer(args, attrs):
-    if int(np.prod(attrs["shape"])) != args[0].size:
-        raise ShapeError(f"cannot reshape an array of shape {args[0].shape} to {attrs['shape']}")
-    return attrs["shape"], args[0].dtype
+    shape = attrs["shape"]
+    if int(np.prod(shape, dtype=np.int64)) != args[0].size:
+        raise ShapeError(f"cannot reshape an array of shape {args[0].shape} into shape {shape}")
+    return shape, args[0].dtype
 
 
+# Reshape is a view when NumPy can express it with strides (always for contiguous operands and
+# for adding or removing unit dimensions); otherwise NumPy copies, as it would eagerly.
 register(Op("reshape", VIEW, _reshape_infer, lambda x, shape: np.reshape(x, shape),
             vjp=lambda ans, g, x, shape: (emit("reshape", [g], shape=x.shape),)))
 
 
 def _broadcast_to_infer(args, attrs):
-    if broadcast(args[0].shape, attrs["shape"]) != tuple(attrs["shape"]):
-        raise ShapeError(f"cannot broadcast shape {args[0].shape} to {attrs['shape']}")
-    return attrs["shape"], args[0].dtype
+    shape = attrs["shape"]
+    if broadcast(args[0].shape, shape) != shape:
+        raise ShapeError(f"cannot broadcast an array of shape {args[0].shape} to shape {shape}")
+    return shape, args[0].dtype
 
 
 # the cotangent of a broadcast is a sum, done by autodiff's unbroadcast
 register(Op("broadcast_to", VIEW, _broadcast_to_infer,
             lambda x, shape: np.broadcast_to(x, shape), vjp=lambda ans, g, x, shape: (g,)))
+
+
+# Copying shape ops run NumPy's own copy loops on the host: they move memory without
+# arithmetic, so a kernel would do no better, and the consumers read the result contiguously.
+COPY = "copy"
+
+
+def _scatter_ref(g, index, shape):
+    out = np.zeros(shape, np.asarray(g).dtype)
+    out[index.key] = g
+    return out
+
+
+# zeros of `shape` with g written at a basic index: the gradient of getitem (no index repeats)
+register(Op("scatter", COPY, lambda args, attrs: (attrs["shape"], args[0].dtype), _scatter_ref,
+            vjp=lambda ans, g, x, index, shape: (emit("getitem", [g], index=index),)))
+
+
+def _scatter_add_ref(g, idx, axis, shape):
+    out = np.zeros(shape, np.asarray(g).dtype)
+    np.add.at(out, (slice(None),) * axis + (idx,), g)
+    return out
+
+
+# zeros of `shape` with g added at an index array (repeats accumulate): the gradient of take
+register(Op("scatter_add", COPY, lambda args, attrs: (attrs["shape"], args[0].dtype),
+            _scatter_add_ref, vjp=lambda ans, g, x, idx, axis, shape: (
+                emit("take", [g, idx], axis=axis), None)))
+
+
+def _concatenate_infer(args, attrs):
+    axis, first = attrs["axis"], args[0].shape
+    for a in args:
+        if a.ndim != len(first):
+            raise ShapeError(f"concatenate: all inputs need {len(first)} dimensions; one has "
+                             f"shape {a.shape}")
+        if a.shape[:axis] + a.shape[axis + 1:] != first[:axis] + first[axis + 1:]:
+            raise ShapeError(f"concatenate: shapes {first} and {a.shape} differ outside axis "
+                             f"{axis}")
+    shape = first[:axis] + (sum(a.shape[axis] for a in args),) + first[axis + 1:]
+    return shape, np.result_type(*(a.dtype for a in args))
+
+
+def _concatenate_vjp(ans, g, *xs, axis):
+    grads, start = [], 0
+    for x in xs:
+        index = Index((0, n, 1) if d != axis else (start, start + x.shape[axis], 1)
+                      for d, n in enumerate(g.shape))
+        grads.append(emit("getitem", [g], index=index))
+        start += x.shape[axis]
+    return tuple(grads)
+
+
+register(Op("concatenate", COPY, _concatenate_infer,
+            lambda *xs, axis: np.concatenate(xs, axis=axis), vjp=_concatenate_vjp))
+
+
+def _take_infer(args, attrs):
+    x, idx = args
+    if idx.dtype.kind not in "iu":
+        raise UnsupportedError(f"an index array of dtype {idx.dtype}: only integer index "
+                               "arrays gather")
+    axis = attrs["axis"]
+    return x.shape[:axis] + idx.shape + x.shape[axis + 1:], x.dtype
+
+
+# A gather: one integer index array (traced or constant) along one axis, as x[idx] does. An
+# index out of range raises NumPy's IndexError when it runs, as it does eagerly.
+register(Op("take", COPY, _take_infer, lambda x, idx, axis: np.take(x, idx, axis=axis),
+            vjp=lambda ans, g, x, idx, axis: (
+                emit("scatter_add", [g, idx], axis=axis, shape=x.shape), None)))
+
+
+def _same_shape_infer(args, attrs):
+    return args[0].shape, args[0].dtype
+
+
+def _roll_vjp(ans, g, x, shift, axis):
+    back = tuple(-s for s in shift) if isinstance(shift, tuple) else -shift
+    return (emit("roll", [g], shift=back, axis=axis),)
+
+
+register(Op("roll", COPY, _same_shape_infer,
+            lambda x, shift, axis: np.roll(x, shift, axis), vjp=_roll_vjp))
+
+
+def _tile_infer(args, attrs):
+    shape, reps = args[0].shape, attrs["reps"]
+    n = max(len(shape), len(reps))
+    shape = (1,) * (n - len(shape)) + shape
+    reps = (1,) * (n - len(reps)) + reps
+    return tuple(s * r for s, r in zip(shape, reps)), args[0].dtype
+
+
+def _tile_vjp(ans, g, x, reps):
+    n = g.ndim
+    shape = (1,) * (n - x.ndim) + x.shape
+    reps = (1,) * (n - len(reps)) + tuple(reps)
+    split = emit("reshape", [g], shape=tuple(v for r, s in zip(reps, shape) for v in (r, s)))
+    summed = emit("sum", [split], axis=tuple(range(0, 2 * n, 2)), keepdims=False)
+    return (emit("reshape", [summed], shape=x.shape),)
+
+
+register(Op("tile", COPY, _tile_infer, lambda x, reps: np.tile(x, reps), vjp=_tile_vjp))
+
+
+def _repeat_infer(args, attrs):
+    shape, axis = args[0].shape, attrs["axis"]
+    if axis is None:
+        return (args[0].size * attrs["repeats"],), args[0].dtype
+    return shape[:axis] + (shape[axis] * attrs["repeats"],) + shape[axis + 1:], args[0].dtype
+
+
+def _repeat_vjp(ans, g, x, repeats, axis):
+    shape = (x.size,) if axis is None else x.shape
+    axis = 0 if axis is None else axis
+    split = emit("reshape", [g], shape=shape[:axis] + (shape[axis], repeats) + shape[axis + 1:])
+    summed = emit("sum", [split], axis=(axis + 1,), keepdims=False)
+    return (emit("reshape", [summed], shape=x.shape),)
+
+
+register(Op("repeat", COPY, _repeat_infer,
+            lambda x, repeats, axis: np.repeat(x, repeats, axis), vjp=_repeat_vjp))
 
 
 def _leaf_infer(args, attrs):

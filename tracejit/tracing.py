@@ -6,6 +6,7 @@ graph cannot express (control flow on values, conversion to Python numbers, unkn
 raises a TraceError that names the user's line.
 """
 
+import functools
 import inspect
 import threading
 
@@ -96,7 +97,7 @@ def _trace_of(args):
 # the proxy
 
 def _no_conversion(what):
-    def method(self, *args):
+    def method(self, *args, **kwargs):
         raise with_location(
             TraceError,
             f"{what} of a traced array: its value is unknown while tracing. Control flow and "
@@ -194,6 +195,39 @@ class Proxy:
     def round(self, decimals=0):
         return np.round(self, decimals)
 
+    # views and shape methods (the NumPy functions in numpy_api.py do the work)
+
+    def __getitem__(self, key):
+        from .numpy_api import getitem
+        return getitem(self, key)
+
+    def reshape(self, *shape, order="C", copy=None):
+        from .numpy_api import reshape
+        return reshape(self, shape[0] if len(shape) == 1 else shape, order=order, copy=copy)
+
+    def ravel(self, order="C"):
+        from .numpy_api import ravel
+        return ravel(self, order)
+
+    def flatten(self, order="C"):
+        return self.ravel(order).copy()  # flatten always returns a fresh array
+
+    def squeeze(self, axis=None):
+        from .numpy_api import squeeze
+        return squeeze(self, axis)
+
+    def swapaxes(self, axis1, axis2):
+        from .numpy_api import swapaxes
+        return swapaxes(self, axis1, axis2)
+
+    mT = property(lambda self: np.matrix_transpose(self))
+
+    def repeat(self, repeats, axis=None):
+        return np.repeat(self, repeats, axis)
+
+    def dot(self, b):
+        return np.dot(self, b)
+
     def __setitem__(self, key, value):
         raise with_location(TraceError, "item assignment on a traced array is not supported yet")
 
@@ -236,7 +270,7 @@ def call_ufunc(ufunc, *inputs, out=None, dtype=None, **kwargs):
 _BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "truediv": np.true_divide,
            "floordiv": np.floor_divide, "mod": np.remainder, "pow": np.power,
            "and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor,
-           "lshift": np.left_shift, "rshift": np.right_shift}
+           "lshift": np.left_shift, "rshift": np.right_shift, "matmul": np.matmul}
 _COMPARE = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
             "gt": np.greater, "ge": np.greater_equal}
 _UNARY = {"neg": np.negative, "pos": np.positive, "abs": np.absolute, "invert": np.invert}
@@ -330,25 +364,28 @@ def _fn_location(fn):
     return (code.co_filename, code.co_firstlineno) if code else None
 
 
+@functools.lru_cache(maxsize=1024)
 def leaf_names(fn, treedef):
-    """Readable input names: parameter names, with a suffix for leaves inside containers."""
+    """(name, parameter) for every leaf: readable input names (parameter names, suffixed for
+    leaves inside containers) and the parameter each leaf belongs to."""
     try:
         params = list(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
         params = []
     args_def, kwargs_def = treedef.children
 
-    def walk(td, base, out):
+    def walk(td, base, param, out):
         if td.kind == "leaf":
-            out.append(base)
+            out.append((base, param))
             return
         keys = td.meta if td.kind == "dict" else range(len(td.children))
         for k, child in zip(keys, td.children):
-            walk(child, f"{base}_{k}", out)
+            walk(child, f"{base}_{k}", param, out)
 
     names = []
     for i, td in enumerate(args_def.children):
-        walk(td, params[i] if i < len(params) else f"arg{i}", names)
+        param = params[i] if i < len(params) else f"arg{i}"
+        walk(td, param, param, names)
     for key, td in zip(kwargs_def.meta, kwargs_def.children):
-        walk(td, str(key), names)
-    return names
+        walk(td, str(key), str(key), names)
+    return tuple(names)
