@@ -73,7 +73,9 @@ def test_epilogue_is_one_kernel_in_place():
     report = traced.explain(x, w, b)
     assert len(report.kernels) == 1
     assert report.kernels[0].ops == ["add", "maximum"]
-    assert "_empty" not in report.executable.source  # the epilogue writes over the matmul output
+    # the matmul writes into the returned array and the epilogue runs in place over it
+    assert report.memory.buffers == 1
+    assert [(o.op, i.op) for o, i in report.memory.in_place] == [("maximum", "matmul")]
 
 
 def test_mlp_forward():

@@ -1,5 +1,9 @@
 """From a schedule to an Executable: compile each kernel and generate one straight-line Python
-function that runs the steps, so a cached call costs a few attribute lookups per kernel."""
+function that runs the steps, so a cached call costs a few attribute lookups per kernel.
+Intermediates live where the memory plan puts them: in an arena kept between calls (one per
+thread) or inside the fresh arrays the call returns."""
+
+import threading
 
 import numpy as np
 
@@ -7,6 +11,7 @@ from .backends import cpu
 from .backends.codegen import CONTIGUOUS, SCALAR, STRIDED
 from .ops import MATMUL, OPS, VIEW, compute_dtype
 from .passes.fusion import Kernel
+from .passes.memory import HOST_OUT, plan_memory, writes_out
 
 
 def _tree_expr(treedef, names):
@@ -39,29 +44,68 @@ def _views_constant(node):
     return node.op == "const" and not node.weak
 
 
-def _matmul_output_dies_in(kernel, users, returned, taken):
-    """An input of the kernel the kernel may overwrite with its output: a matmul result (fresh,
-    C-contiguous, ours) that nothing else reads, of the kernel's shape, so each element is read
-    before it is written at the same index. This runs an epilogue (bias, activation) in place."""
-    members = set(kernel.nodes)
-    for a in kernel.inputs:
-        if (a.op == "matmul" and a.shape == kernel.shape and a.shape != ()
-                and a not in returned and a not in taken
-                and all(u in members for u in users[a])):
-            return a
-    return None
+class Arena:
+    """The arena buffers of one Executable, allocated once per thread: `views()` returns the
+    typed arrays over them, in the order `typed` lists them as (buffer, shape, dtype)."""
+
+    def __init__(self, sizes, typed):
+        self.sizes = sizes
+        self.typed = typed
+        self._local = threading.local()
+
+    def views(self):
+        try:
+            return self._local.views
+        except AttributeError:
+            blocks = [np.empty(n, np.uint8) for n in self.sizes]
+            views = self._local.views = tuple(np.ndarray(shape, dtype, blocks[b])
+                                              for b, shape, dtype in self.typed)
+            return views
+
+
+def _storage(plan, ns):
+    """Names of the arrays every stored value is written to, and the lines that make them at
+    the start of `run`: arena views, then each returned array and the views inside it."""
+    names, lines, typed, arena_of = {}, [], [], {}
+    for buf in plan.storage:
+        if buf.returned is None:
+            arena_of[buf.index] = len(arena_of)
+            for v in buf.values:  # one view per (buffer, shape, dtype), made once per thread
+                key = (arena_of[buf.index], v.shape, compute_dtype(v.dtype))
+                if key not in typed:
+                    typed.append(key)
+                names[v] = f"v{typed.index(key)}"
+            continue
+        r = buf.returned
+        out = f"o{buf.index}"
+        ns[f"{out}_dt"] = compute_dtype(r.dtype)
+        lines.append(f"{out} = _empty({r.shape!r}, {out}_dt)")
+        made = {(r.shape, compute_dtype(r.dtype)): out}
+        for v in buf.values:
+            key = (v.shape, compute_dtype(v.dtype))
+            if key not in made:
+                made[key] = name = f"{out}_{len(made)}"
+                ns[f"{name}_dt"] = key[1]
+                lines.append(f"{name} = _ndarray({v.shape!r}, {name}_dt, {out})")
+            names[v] = made[key]
+    arena = Arena([b.nbytes for b in plan.storage if b.returned is None], typed)
+    if typed:
+        ns["_arena"] = arena.views
+        lines.insert(0, f"{', '.join(f'v{i}' for i in range(len(typed)))}, = _arena()")
+    return names, lines, arena
 
 
 class Executable:
     """A compiled plan for one signature: `run(*leaves)` returns the function's result."""
 
-    def __init__(self, graph, steps, kernels, run, source, memory=None):
+    def __init__(self, graph, steps, kernels, run, source, memory=None, arena=None):
         self.graph = graph
         self.steps = steps
         self.kernels = kernels  # CompiledKernel per Kernel step, in launch order
         self.run = run
         self.source = source
-        self.memory = memory
+        self.memory = memory  # the MemoryPlan
+        self.arena = arena
 
     @property
     def kernels_compiled(self):
@@ -70,8 +114,10 @@ class Executable:
 
 def build(graph, steps, leaf_layouts, parallel=None):
     """leaf_layouts: for each graph input, SCALAR, CONTIGUOUS or STRIDED."""
-    ns = {"_empty": np.empty, "np": np}
-    names, layout, lines, kernels = {}, {}, [], []
+    ns = {"_empty": np.empty, "_ndarray": np.ndarray, "np": np}
+    plan = plan_memory(graph, steps)
+    stored, lines, arena = _storage(plan, ns)
+    names, layout, kernels = {}, {}, []
     for node, lay in zip(graph.inputs, leaf_layouts):
         name = f"x{node.attrs['index']}"
         names[node] = name
@@ -80,7 +126,6 @@ def build(graph, steps, leaf_layouts, parallel=None):
             names[node] = f"{name}_f32"
             lines.append(f"{name}_f32 = {name}.astype(np.float32)")
     counter = iter(range(1 << 30))
-    users, returned, taken = graph.users(), set(graph.outputs), set()
 
     def fresh(prefix):
         return f"{prefix}{next(counter)}"
@@ -104,28 +149,22 @@ def build(graph, steps, leaf_layouts, parallel=None):
             kname = fresh("k")
             ns[kname] = ck.entry
             kernels.append(ck)
-            outs = []
             for node in step.outputs:
-                out = fresh("t")
-                reuse = _matmul_output_dies_in(step, users, returned, taken)
-                if reuse is not None and compute_dtype(reuse.dtype) == compute_dtype(node.dtype):
-                    taken.add(reuse)
-                    lines.append(f"{out} = {names[reuse]}")
-                else:
-                    ns[f"{out}_dt"] = compute_dtype(node.dtype)
-                    lines.append(f"{out} = _empty({node.shape!r}, {out}_dt)")
-                names[node], layout[node] = out, CONTIGUOUS
-                outs.append(out)
-            lines.append(f"{kname}({', '.join(args + outs)})")
+                names[node], layout[node] = stored[node], CONTIGUOUS
+            lines.append(f"{kname}({', '.join(args + [stored[n] for n in step.outputs])})")
         else:
             node = step.node
             fname = fresh("f")
-            ns[fname] = OPS[node.op].ref
+            ns[fname] = HOST_OUT[node.op] if writes_out(node) else OPS[node.op].ref
             args = [value(a) for a in node.args]
             kwargs = ""
             for key, val in node.attrs.items():
                 ns[f"{fname}_{key}"] = val
                 kwargs += f", {key}={fname}_{key}"
+            if writes_out(node):  # into its planned buffer
+                lines.append(f"{fname}({', '.join(args)}, out={stored[node]})")
+                names[node], layout[node] = stored[node], CONTIGUOUS
+                continue
             out = fresh("t")
             call = f"{fname}({', '.join(args)}{kwargs})"
             if node.shape == () and OPS[node.op].kind != VIEW:
@@ -156,7 +195,7 @@ def build(graph, steps, leaf_layouts, parallel=None):
     params = ", ".join(f"x{i}" for i in range(graph.meta["num_leaves"]))
     source = f"def run({params}):\n" + "".join(f"    {line}\n" for line in lines)
     exec(compile(source, f"<tracejit-run {graph.name}>", "exec"), ns)
-    return Executable(graph, steps, kernels, ns["run"], source)
+    return Executable(graph, steps, kernels, ns["run"], source, plan, arena)
 
 
 __all__ = ["Executable", "build", "SCALAR", "CONTIGUOUS", "STRIDED"]
