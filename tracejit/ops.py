@@ -609,6 +609,13 @@ register(Op("repeat", COPY, _repeat_infer,
             lambda x, repeats, axis: np.repeat(x, repeats, axis), vjp=_repeat_vjp))
 
 
+def view_base(node):
+    """The node whose memory a chain of views reads."""
+    while OPS[node.op].kind == VIEW:
+        node = node.args[0]
+    return node
+
+
 def _leaf_infer(args, attrs):
     raise AssertionError("inputs and constants carry their own type")
 

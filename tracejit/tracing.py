@@ -15,7 +15,7 @@ import numpy as np
 from . import pytree
 from .errors import TraceError, TracejitError, UnsupportedError, user_location, with_location
 from .graph import Graph, Node
-from .ops import OPS, UFUNC_OPS, check_dtype
+from .ops import OPS, UFUNC_OPS, check_dtype, view_base
 
 _state = threading.local()
 
@@ -343,7 +343,7 @@ def trace(fn, leaves, treedef, names, is_static):
         _state.trace = previous
         tr.active = False
     out_leaves, out_tree = pytree.flatten(result)
-    outputs, first_seen, alias = [], {}, []
+    outputs, first_seen, alias, first_base, memory = [], {}, [], {}, []
     for leaf in out_leaves:
         if isinstance(leaf, Proxy):
             if not tr.sees(leaf._trace):
@@ -356,7 +356,12 @@ def trace(fn, leaves, treedef, names, is_static):
                                 "traced functions return arrays, scalars, or tuples, lists and "
                                 "dicts of them", user_location(1) or _fn_location(fn))
         alias.append(first_seen.setdefault(id(leaf), len(alias)))
-    return Graph(tr.name, inputs, outputs, out_tree, meta={"out_alias": tuple(alias)})
+        memory.append(first_base.setdefault(view_base(outputs[-1]), len(memory)))
+    # out_alias: which results are the same object; out_memory: which share memory (one is a
+    # view of the other's base). Simplification may merge equal values; these keep the
+    # returned arrays as distinct as eager NumPy's.
+    return Graph(tr.name, inputs, outputs, out_tree,
+                 meta={"out_alias": tuple(alias), "out_memory": tuple(memory)})
 
 
 def _fn_location(fn):
