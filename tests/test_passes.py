@@ -175,3 +175,19 @@ def test_compiled_matches_interpreter(fuse):
     # feeds a float64 result: compare at float32 precision
     assert_same(traced(a, b, n), interpret(graph, a, b, n), rtol=1e-6, atol=1e-6)
     assert_same(traced(a, b, n), f(a, b, n), rtol=1e-6, atol=1e-6)
+
+
+def test_cse_does_not_make_distinct_results_share_memory():
+    a = np.arange(6.0).reshape(2, 3)
+    separate = tj.trace(lambda a: (-a, (-a).T), fallback="raise")
+    r1, r2 = separate(a)
+    assert not np.shares_memory(r1, r2)  # eager NumPy computes -a twice
+    assert_same((r1, r2), (-a, (-a).T))
+
+    def shared(a):
+        y = -a
+        return y, y.T  # eager NumPy returns a view of the first result
+
+    r1, r2 = tj.trace(shared, fallback="raise")(a)
+    assert np.shares_memory(r1, r2)
+    assert_same((r1, r2), shared(a))

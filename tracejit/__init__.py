@@ -1,8 +1,9 @@
 """tracejit: put @tracejit.trace on a NumPy function and it runs as fused Numba kernels."""
 
 from . import numpy_api  # noqa: F401  (installs the NumPy handlers and the array methods)
-from .api import CacheInfo, TracedFunction, disable
+from .api import CacheInfo, TracedFunction, disable, grad, value_and_grad
 from .api import trace_decorator as trace
+from .autodiff import no_grad, stop_gradient
 from .errors import (
     FallbackWarning,
     GraphFormatError,
@@ -15,7 +16,8 @@ from .graph import Graph, verify
 from .interpret import interpret
 
 __all__ = [
-    "trace", "TracedFunction", "CacheInfo", "disable", "Graph", "verify", "interpret",
+    "trace", "TracedFunction", "CacheInfo", "disable", "grad", "value_and_grad",
+    "stop_gradient", "no_grad", "Graph", "verify", "interpret",
     "TracejitError", "TraceError", "ShapeError", "UnsupportedError", "GraphFormatError",
     "FallbackWarning",
 ]

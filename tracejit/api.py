@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import pytree
+from .autodiff import check_argnums, strip_stop_gradients, value_and_grad_call
 from .errors import FallbackWarning, TraceError, UnsupportedError, format_location
 from .executor import CONTIGUOUS, SCALAR, STRIDED, build
 from .passes.fusion import schedule
@@ -157,7 +158,7 @@ class TracedFunction:
         return graph
 
     def _compile(self, leaves, treedef, static):
-        graph = simplify(self._trace(leaves, treedef, static))
+        graph = simplify(strip_stop_gradients(self._trace(leaves, treedef, static)))
         steps = schedule(graph, self.fuse)
         layouts = [_layout(leaves[n.attrs["index"]]) for n in graph.inputs]
         exe = build(graph, steps, layouts, self.parallel)
@@ -207,4 +208,60 @@ def trace_decorator(fn=None, **options):
     return TracedFunction(fn, **options)
 
 
-__all__ = ["trace_decorator", "TracedFunction", "CacheInfo", "disable", "format_location"]
+def _transformed(kind, fn, argnums, make):
+    """The traced function for (kind, fn, argnums), made once and kept on fn: calling
+    tj.grad(loss)(...) in a loop traces once, like reusing one tj.grad(loss)."""
+    check_argnums(argnums)
+    key = (kind, argnums)
+    try:
+        attrs = fn.__dict__
+    except AttributeError:  # no attributes on this callable: nothing to keep
+        return make()
+    with _transform_lock:
+        cache = attrs.get("_tracejit_transforms")
+        if cache is None or cache.get("owner") is not fn:  # functools.wraps copies attributes
+            cache = attrs["_tracejit_transforms"] = {"owner": fn}
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
+
+
+_transform_lock = threading.Lock()
+
+
+def value_and_grad(fn, argnums=0):
+    """A traced function returning (fn(*args), gradient of fn with respect to args[argnums]).
+
+    fn must return one float scalar. argnums is an int or a tuple of ints; each gradient has the
+    structure of its argument (an array, or a list/tuple/dict of arrays), and with a tuple the
+    gradients come as a tuple. The forward and backward passes compile together, once per
+    signature, and the result can be differentiated again. Integer and boolean arguments have no
+    gradient (TraceError); see tj.stop_gradient and tj.no_grad for constants.
+    """
+    def make():
+        @functools.wraps(fn)
+        def value_and_grad_fn(*args, **kwargs):
+            return value_and_grad_call(fn, argnums, args, kwargs)
+
+        value_and_grad_fn.__name__ = f"value_and_grad_{getattr(fn, '__name__', 'f')}"
+        return TracedFunction(value_and_grad_fn, fallback="raise")
+
+    return _transformed("value_and_grad", fn, argnums, make)
+
+
+def grad(fn, argnums=0):
+    """A traced function returning the gradient of the float-scalar fn with respect to
+    args[argnums] (see value_and_grad)."""
+    def make():
+        @functools.wraps(fn)
+        def grad_fn(*args, **kwargs):
+            return value_and_grad_call(fn, argnums, args, kwargs)[1]
+
+        grad_fn.__name__ = f"grad_{getattr(fn, '__name__', 'f')}"
+        return TracedFunction(grad_fn, fallback="raise")
+
+    return _transformed("grad", fn, argnums, make)
+
+
+__all__ = ["trace_decorator", "TracedFunction", "CacheInfo", "disable", "format_location",
+           "grad", "value_and_grad"]

@@ -9,7 +9,7 @@ import numpy as np
 
 from .backends import cpu
 from .backends.codegen import CONTIGUOUS, SCALAR, STRIDED
-from .ops import MATMUL, OPS, REDUCTION, VIEW, compute_dtype
+from .ops import MATMUL, OPS, REDUCTION, VIEW, compute_dtype, view_base
 from .passes.fusion import Kernel
 from .passes.memory import HOST_OUT, plan_memory, writes_out
 
@@ -40,8 +40,7 @@ def returns_scalar(node):
 def _views_constant(node):
     """True if node is a view (or a chain of views) of a graph constant: returning it as is
     would hand the caller memory that every later call shares."""
-    while OPS[node.op].kind == VIEW:
-        node = node.args[0]
+    node = view_base(node)
     return node.op == "const" and not node.weak
 
 
@@ -178,7 +177,8 @@ def build(graph, steps, leaf_layouts, parallel=None):
             names[node] = out
             layout[node] = CONTIGUOUS if OPS[node.op].kind == MATMUL else STRIDED
 
-    results, seen = [], {}
+    results, seen, seen_memory = [], {}, {}
+    memory = graph.meta.get("out_memory", graph.meta["out_alias"])
     for pos, (node, alias) in enumerate(zip(graph.outputs, graph.meta["out_alias"])):
         expr = value(node)
         if node.op == "input":
@@ -189,7 +189,8 @@ def build(graph, steps, leaf_layouts, parallel=None):
             expr = f"{expr}.copy()"
         if returns_scalar(node):
             expr = f"{expr}[()]"
-        elif node in seen and seen[node] != alias:
+        elif (node in seen and seen[node] != alias) or \
+                seen_memory.setdefault(view_base(node), memory[pos]) != memory[pos]:
             expr = f"{expr}.copy()"  # distinct results in the source stay distinct arrays
         seen.setdefault(node, alias)
         out = f"r{pos}"

@@ -15,17 +15,26 @@ import numpy as np
 from . import pytree
 from .errors import TraceError, TracejitError, UnsupportedError, user_location, with_location
 from .graph import Graph, Node
-from .ops import OPS, UFUNC_OPS, check_dtype
+from .ops import OPS, UFUNC_OPS, check_dtype, view_base
 
 _state = threading.local()
 
 
 class Trace:
-    """One run of a function on proxies; proxies remember it so leaks can be detected."""
+    """One run of a function on proxies; proxies remember it so leaks can be detected. A trace
+    started inside another (tj.grad of a closure) may read the enclosing trace's values."""
 
-    def __init__(self, name):
+    def __init__(self, name, parent=None):
         self.name = name
         self.active = True
+        self.parent = parent
+
+    def sees(self, other):
+        """True if values of trace `other` may be used here: this trace or an enclosing one."""
+        tr = self
+        while tr is not None and tr is not other:
+            tr = tr.parent
+        return tr is not None
 
 
 def current_trace():
@@ -69,14 +78,19 @@ def apply(op_name, args, **attrs):
     except TracejitError as e:
         raise with_location(type(e), str(e), loc) from None
     weak = op.kind == "elementwise" and bool(nodes) and all(n.weak for n in nodes)
-    return Proxy(Node(op_name, nodes, attrs, shape, dtype, weak, loc), trace)
+    node = Node(op_name, nodes, attrs, shape, dtype, weak, loc)
+    if getattr(_state, "no_grad", 0) and op_name != "stop_gradient":
+        # under tj.no_grad(): a constant for differentiation
+        node = Node("stop_gradient", (node,), {}, shape, dtype, weak, loc)
+    return Proxy(node, trace)
 
 
 def _trace_of(args):
+    current = current_trace()
     for a in args:
         if isinstance(a, Proxy):
-            return a._trace
-    return current_trace()
+            return current if current is not None and current.sees(a._trace) else a._trace
+    return current
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,7 +121,7 @@ class Proxy:
         if not self._trace.active:
             raise with_location(TraceError, "a traced value was used after its function returned "
                                 "(was it stored in a global or on an object?)")
-        if trace is not None and trace is not self._trace:
+        if trace is not None and not trace.sees(self._trace):
             raise with_location(TraceError, "a value traced in one function was used in another")
 
     shape = property(lambda self: self.node.shape)
@@ -303,6 +317,10 @@ def input_node(value, name, index):
     if type(value) in (bool, int, float):
         dtype = {bool: np.bool_, int: np.int64, float: np.float64}[type(value)]
         return Node("input", (), {"name": name, "index": index, "scalar": True}, (), dtype, True)
+    if isinstance(value, Proxy):  # tracing a function of another trace's values (tj.grad)
+        node = value.node
+        return Node("input", (), {"name": name, "index": index, "scalar": node.weak},
+                    node.shape, node.dtype, node.weak)
     dtype = check_dtype(value.dtype, f"argument {name!r}")
     return Node("input", (), {"name": name, "index": index,
                               "scalar": isinstance(value, np.generic)}, np.shape(value), dtype)
@@ -310,7 +328,7 @@ def input_node(value, name, index):
 
 def trace(fn, leaves, treedef, names, is_static):
     """Run fn on proxies standing for the array leaves; static leaves are passed as they are."""
-    tr = Trace(getattr(fn, "__name__", "f"))
+    tr = Trace(getattr(fn, "__name__", "f"), current_trace())
     inputs, call_leaves = [], []
     for i, (leaf, name, static) in enumerate(zip(leaves, names, is_static)):
         if static:
@@ -328,10 +346,10 @@ def trace(fn, leaves, treedef, names, is_static):
         _state.trace = previous
         tr.active = False
     out_leaves, out_tree = pytree.flatten(result)
-    outputs, first_seen, alias = [], {}, []
+    outputs, first_seen, alias, first_base, memory = [], {}, [], {}, []
     for leaf in out_leaves:
         if isinstance(leaf, Proxy):
-            if leaf._trace is not tr:
+            if not tr.sees(leaf._trace):
                 raise with_location(TraceError, "the function returned a value traced elsewhere")
             outputs.append(leaf.node)
         elif is_array_leaf(leaf):
@@ -341,7 +359,12 @@ def trace(fn, leaves, treedef, names, is_static):
                                 "traced functions return arrays, scalars, or tuples, lists and "
                                 "dicts of them", user_location(1) or _fn_location(fn))
         alias.append(first_seen.setdefault(id(leaf), len(alias)))
-    return Graph(tr.name, inputs, outputs, out_tree, meta={"out_alias": tuple(alias)})
+        memory.append(first_base.setdefault(view_base(outputs[-1]), len(memory)))
+    # out_alias: which results are the same object; out_memory: which share memory (one is a
+    # view of the other's base). Simplification may merge equal values; these keep the
+    # returned arrays as distinct as eager NumPy's.
+    return Graph(tr.name, inputs, outputs, out_tree,
+                 meta={"out_alias": tuple(alias), "out_memory": tuple(memory)})
 
 
 def _fn_location(fn):
