@@ -424,8 +424,41 @@ def _sum_vjp(ans, g, x, axis, keepdims, dtype=None):
     return (emit("broadcast_to", [emit("reshape", [g], shape=kept)], shape=x.shape),)
 
 
-# sum's gradient rule (autodiff's unbroadcast also emits sums)
-register(replace(OPS["sum"], vjp=_sum_vjp))
+def _extreme_vjp(ans, g, x, axis, keepdims):
+    """max/min: the gradient goes to the elements equal to the result, shared among ties."""
+    kept = reduced_shape(x.shape, axis, True)
+    hit = (x == emit("reshape", [ans], shape=kept)).astype(x.dtype)
+    share = emit("reshape", [g], shape=kept) / np.sum(hit, axis=axis, keepdims=True)
+    return (hit * share,)
+
+
+def _prod_vjp(ans, g, x, axis, keepdims, dtype=None):
+    """d prod / d x_i is the product of the others, computed without dividing by a zero."""
+    kept = reduced_shape(x.shape, axis, True)
+    zero = x == 0
+    zeros = np.sum(zero, axis=axis, keepdims=True)
+    others = np.prod(np.where(zero, 1, x), axis=axis, keepdims=True)
+    grad = np.where(zero, np.where(zeros == 1, others, 0), np.where(zeros == 0, others, 0) /
+                    np.where(zero, 1, x))
+    return (grad * emit("reshape", [g], shape=kept),)
+
+
+def _cumsum_vjp(ans, g, x, axis, dtype):
+    if axis is None:
+        return (np.flip(np.cumsum(np.flip(g))).reshape(x.shape),)
+    return (np.flip(np.cumsum(np.flip(g, axis), axis=axis), axis),)
+
+
+def _no_cumprod_gradient(ans, g, x, axis, dtype):
+    raise UnsupportedError("np.cumprod has no gradient rule yet")
+
+
+# gradient rules of the reductions (autodiff's unbroadcast also emits sums)
+for _name, _vjp in (("sum", _sum_vjp), ("max", _extreme_vjp), ("min", _extreme_vjp),
+                    ("prod", _prod_vjp), ("any", nondifferentiable), ("all", nondifferentiable),
+                    ("argmax", nondifferentiable), ("argmin", nondifferentiable),
+                    ("cumsum", _cumsum_vjp), ("cumprod", _no_cumprod_gradient)):
+    register(replace(OPS[_name], vjp=_vjp))
 
 
 # ---------------------------------------------------------------------------------------------
