@@ -27,6 +27,8 @@ def _tree_expr(treedef, names):
 
 def returns_scalar(node):
     """NumPy returns a scalar, not a 0-d array, from ufuncs (and reductions) with 0-d results."""
+    if node.op == "const":
+        return isinstance(node.attrs["value"], np.generic)  # a NumPy scalar captured as is
     return node.shape == () and OPS[node.op].ufunc is not None
 
 
@@ -66,6 +68,8 @@ def build(graph, steps, leaf_layouts, parallel=None):
         if node not in names:  # a constant
             name = fresh("c")
             stored = node.attrs["value"]
+            if isinstance(stored, np.generic) and not node.weak:
+                stored = np.asarray(stored)  # kernels take 0-d arrays; results unwrap with [()]
             if isinstance(stored, np.ndarray) and stored.dtype == np.float16:
                 stored = stored.astype(np.float32)
             ns[name] = stored

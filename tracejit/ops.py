@@ -172,8 +172,8 @@ _ufunc_op(np.bitwise_and, "({0} & {1})")
 _ufunc_op(np.bitwise_or, "({0} | {1})")
 _ufunc_op(np.bitwise_xor, "({0} ^ {1})")
 _ufunc_op(np.invert, _by_kind("(~{0})", "(~{0})", "(not {0})"))
-_ufunc_op(np.left_shift, "({0} << {1})")
-_ufunc_op(np.right_shift, "({0} >> {1})")
+_ufunc_op(np.left_shift, lambda e, dt: f"_lshift({e[0]}, {e[1]}, {dt.itemsize * 8})")
+_ufunc_op(np.right_shift, lambda e, dt: f"_rshift({e[0]}, {e[1]}, {dt.itemsize * 8})")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,12 +36,15 @@ def current_trace():
 
 def const_node(value):
     """A graph constant for a Python scalar, NumPy scalar or array captured by the function."""
+    if isinstance(value, np.generic):  # before float: np.float64 subclasses float
+        check_dtype(value.dtype, "a constant scalar")
+        return Node("const", (), {"value": value}, (), value.dtype)  # stays a NumPy scalar
     if isinstance(value, (bool, int, float)):
         dtype = {bool: np.bool_, int: np.int64, float: np.float64}[type(value)]
         if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
             raise UnsupportedError(f"the Python int {value} does not fit in int64")
         return Node("const", (), {"value": value}, (), dtype, weak=True)
-    if isinstance(value, (np.ndarray, np.generic)):
+    if isinstance(value, np.ndarray):
         arr = np.array(value)  # a private copy: later changes to the caller's array do not leak in
         check_dtype(arr.dtype, "a constant array")
         return Node("const", (), {"value": arr}, arr.shape, arr.dtype)
@@ -241,7 +244,7 @@ def is_array_leaf(x):
 def input_node(value, name, index):
     """The graph input for one argument leaf: arrays and NumPy scalars are strongly typed,
     Python scalars are weak (NEP 50) and passed by value to kernels."""
-    if isinstance(value, (bool, int, float)):
+    if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
         dtype = {bool: np.bool_, int: np.int64, float: np.float64}[type(value)]
         return Node("input", (), {"name": name, "index": index, "scalar": True}, (), dtype, True)
     dtype = check_dtype(value.dtype, f"argument {name!r}")

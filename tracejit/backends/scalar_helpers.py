@@ -75,3 +75,17 @@ def _irecip(a):
     if a == 1 or a == -1:
         return a
     return a - a
+
+
+@_jit
+def _lshift(a, b, bits):
+    if b < 0 or b >= bits:  # NumPy defines over-wide shifts; LLVM leaves them undefined
+        return a - a
+    return a << b
+
+
+@_jit
+def _rshift(a, b, bits):
+    if b < 0 or b >= bits:
+        return ~(a - a) if a < 0 else a - a
+    return a >> b
