@@ -31,3 +31,32 @@ def test_shift_by_bit_width_or_more(dtype, shift):
         x[3] = -5
     amount = np.array([64, 65, 3, 70, 8, 200 % 128], dtype=dtype)
     check_against_numpy(shift, x, amount)
+
+
+def test_python_operator_on_python_scalar_argument_gives_python_scalar():
+    check_against_numpy(lambda a, s: s >> s, np.ones(3), 1)
+    check_against_numpy(lambda a, s: (s * 2, s / 4, s < 3), np.ones(3), 5)
+
+
+def test_numpy_function_of_python_scalar_is_strongly_typed():
+    # np.exp(1.5) is an np.float64: adding it to float32 gives float64, unlike a Python float
+    check_against_numpy(lambda a, s: np.exp(s) + a, np.ones(3, np.float32), 1.5)
+    check_against_numpy(lambda a, s: np.add(s, s) * a, np.ones(3, np.int8), 3)
+
+
+def test_python_bool_arithmetic_is_int_arithmetic():
+    check_against_numpy(lambda a, b: (b + b, -b, ~b, b & b, b * 3), np.ones(2), True)
+
+
+def test_inplace_operator_on_scalar_rebinds():
+    def f(a, s, n):
+        s += 1
+        n += a  # a NumPy scalar += array rebinds to the broadcast result, as in NumPy
+        return s, n
+    check_against_numpy(f, np.ones(3, np.float32), 2, np.float32(1.5))
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int32, np.int64, np.uint64, np.bool_])
+def test_integer_reciprocal_of_zero_matches_numpy(dtype):
+    # NumPy's C loop gives a platform value (INT_MIN for int32/int64 on x86); kernels match it
+    check_against_numpy(np.reciprocal, np.array([0, 1, 2, 0], dtype=dtype))

@@ -115,7 +115,9 @@ def build(graph, steps, leaf_layouts, parallel=None):
             expr = f"{expr}.copy()"
         elif node.op != "input" and node.dtype == np.float16:
             expr = f"{expr}.astype(np.float16)"
-        if returns_scalar(node):
+        if node.weak and node.op not in ("input", "const"):
+            expr = f"{expr}.item()"  # Python operators on Python scalars give Python scalars
+        elif returns_scalar(node):
             expr = f"{expr}[()]"
         elif node in seen and seen[node] != alias:
             expr = f"{expr}.copy()"  # distinct results in the source stay distinct arrays

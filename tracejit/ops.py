@@ -137,7 +137,14 @@ _ufunc_op(np.absolute, _by_kind("abs({0})", "abs({0})", "{0}"))
 _ufunc_op(np.sign, "(1 if {0} > 0 else (-1 if {0} < 0 else {0}))")
 _ufunc_op(np.square, "({0} * {0})")
 _ufunc_op(np.sqrt, "np.sqrt({0})")
-_ufunc_op(np.reciprocal, _by_kind("(1.0 / {0})", "_irecip({0})"))
+def _int_reciprocal_of_zero(dt):
+    """What NumPy's integer reciprocal gives for 0 on this platform (its C loop divides by 0)."""
+    with np.errstate(all="ignore"):
+        return int(np.reciprocal(np.zeros(1, dt))[0])
+
+
+_ufunc_op(np.reciprocal, lambda e, dt: f"(1.0 / {e[0]})" if dt.kind == "f"
+          else f"_irecip({e[0]}, {_int_reciprocal_of_zero(dt)})")
 _ufunc_op(np.cbrt, "np.cbrt({0})")
 for _f in (np.exp, np.exp2, np.expm1, np.log, np.log2, np.log10, np.log1p, np.sin, np.cos,
            np.tan, np.arcsin, np.arccos, np.arctan, np.sinh, np.cosh, np.tanh, np.arcsinh,

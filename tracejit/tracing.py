@@ -59,8 +59,10 @@ def as_node(value, trace):
     return const_node(value)
 
 
-def apply(op_name, args, **attrs):
-    """Record one op on the current trace and return a Proxy for its result."""
+def apply(op_name, args, _weak=False, **attrs):
+    """Record one op on the current trace and return a Proxy for its result. The result is weak
+    (a Python scalar) only for Python operators on Python scalars (`_weak`): NumPy functions
+    return NumPy scalars, which are strongly typed."""
     op = OPS[op_name]
     trace = _trace_of(args)
     loc = user_location(2)
@@ -69,8 +71,10 @@ def apply(op_name, args, **attrs):
         shape, dtype = op.infer(nodes, attrs)
         check_dtype(dtype, f"the result of {op_name}")
     except TracejitError as e:
+        if getattr(e, "location", None):  # already names the user's line
+            raise
         raise with_location(type(e), str(e), loc) from None
-    weak = op.kind == "elementwise" and bool(nodes) and all(n.weak for n in nodes)
+    weak = _weak and op.kind == "elementwise" and bool(nodes) and all(n.weak for n in nodes)
     return Proxy(Node(op_name, nodes, attrs, shape, dtype, weak, loc), trace)
 
 
@@ -86,6 +90,7 @@ def _trace_of(args):
 
 def _no_conversion(what):
     def method(self, *args):
+        self._check(None)  # a leaked value gets the leak message, not the conversion one
         raise with_location(
             TraceError,
             f"{what} of a traced array: its value is unknown while tracing. Control flow and "
@@ -136,6 +141,12 @@ class Proxy:
     item = _no_conversion("item()")
     __hash__ = object.__hash__
 
+    def __getattr__(self, name):
+        # only reached for attributes the proxy lacks: name the unsupported ndarray feature
+        if name.startswith("__") or not hasattr(np.ndarray, name):
+            raise AttributeError(f"'ndarray' object has no attribute {name!r}")
+        raise with_location(UnsupportedError, f"ndarray.{name} is not supported in traced code")
+
     def __iter__(self):
         raise with_location(TraceError, "iterating over a traced array is not supported; "
                             "use vectorised NumPy operations instead")
@@ -172,10 +183,21 @@ class Proxy:
 
     T = property(lambda self: self.transpose())
 
+    def _is_eager_scalar(self):
+        """True if eager NumPy would hold a Python or NumPy scalar here, not an array."""
+        node = self.node
+        if node.weak or node.op == "input":
+            return node.weak or bool(node.attrs.get("scalar"))
+        if node.op == "const":
+            return isinstance(node.attrs["value"], np.generic)
+        return node.shape == () and OPS[node.op].ufunc is not None
+
     def __setitem__(self, key, value):
         raise with_location(TraceError, "item assignment on a traced array is not supported yet")
 
     def _inplace(self, ufunc, other):
+        if self._is_eager_scalar():  # `s += x` on a scalar rebinds s to a new value
+            return python_operator(ufunc, self, other)
         if self.aliased:
             raise with_location(TraceError, f"in-place np.{ufunc.__name__} on an argument or a "
                                 "view would change the caller's memory, which tracing does not "
@@ -220,15 +242,37 @@ _COMPARE = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equ
 _UNARY = {"neg": np.negative, "pos": np.positive, "abs": np.absolute, "invert": np.invert}
 
 
+# Python operators keep bools as bools only for these; otherwise bool arithmetic is int arithmetic
+_BOOL_PRESERVING = {np.bitwise_and, np.bitwise_or, np.bitwise_xor, *_COMPARE.values()}
+
+
+def _is_weak(x):
+    if isinstance(x, Proxy):
+        return x.node.weak
+    return isinstance(x, (bool, int, float)) and not isinstance(x, np.generic)
+
+
+def python_operator(ufunc, *inputs):
+    """A Python operator: on Python scalars only it follows Python (weak result, True + True
+    is 2), otherwise NumPy's ufunc."""
+    if not all(_is_weak(x) for x in inputs):
+        return call_ufunc(ufunc, *inputs)
+    if ufunc not in _BOOL_PRESERVING:
+        inputs = [int(x) if type(x) is bool else
+                  apply("astype", [x], _weak=True, dtype=np.dtype(np.int64))
+                  if isinstance(x, Proxy) and x.dtype == np.bool_ else x for x in inputs]
+    return apply(UFUNC_OPS[ufunc].name, inputs, _weak=True)
+
+
 def _install_operators():
     for name, uf in _BINARY.items():
-        setattr(Proxy, f"__{name}__", lambda self, other, uf=uf: call_ufunc(uf, self, other))
-        setattr(Proxy, f"__r{name}__", lambda self, other, uf=uf: call_ufunc(uf, other, self))
+        setattr(Proxy, f"__{name}__", lambda self, other, uf=uf: python_operator(uf, self, other))
+        setattr(Proxy, f"__r{name}__", lambda self, other, uf=uf: python_operator(uf, other, self))
         setattr(Proxy, f"__i{name}__", lambda self, other, uf=uf: self._inplace(uf, other))
     for name, uf in _COMPARE.items():
-        setattr(Proxy, f"__{name}__", lambda self, other, uf=uf: call_ufunc(uf, self, other))
+        setattr(Proxy, f"__{name}__", lambda self, other, uf=uf: python_operator(uf, self, other))
     for name, uf in _UNARY.items():
-        setattr(Proxy, f"__{name}__", lambda self, uf=uf: call_ufunc(uf, self))
+        setattr(Proxy, f"__{name}__", lambda self, uf=uf: python_operator(uf, self))
 
 
 _install_operators()
@@ -247,6 +291,10 @@ def input_node(value, name, index):
     if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
         dtype = {bool: np.bool_, int: np.int64, float: np.float64}[type(value)]
         return Node("input", (), {"name": name, "index": index, "scalar": True}, (), dtype, True)
+    if type(value) is not np.ndarray and isinstance(value, np.ndarray):
+        raise UnsupportedError(f"argument {name!r} is a {type(value).__module__}."
+                               f"{type(value).__name__}; tracejit traces plain ndarrays (a "
+                               "subclass's own behaviour, such as a mask, would be lost)")
     dtype = check_dtype(value.dtype, f"argument {name!r}")
     return Node("input", (), {"name": name, "index": index,
                               "scalar": isinstance(value, np.generic)}, np.shape(value), dtype)
@@ -260,7 +308,10 @@ def trace(fn, leaves, treedef, names, is_static):
         if static:
             call_leaves.append(leaf)
             continue
-        node = input_node(leaf, name, i)
+        try:
+            node = input_node(leaf, name, i)
+        except TracejitError as e:  # name the line that called the traced function
+            raise with_location(type(e), str(e)) from None
         inputs.append(node)
         call_leaves.append(Proxy(node, tr, aliased=True))
     args, kwargs = pytree.unflatten(treedef, call_leaves)
@@ -281,9 +332,10 @@ def trace(fn, leaves, treedef, names, is_static):
         elif is_array_leaf(leaf):
             outputs.append(const_node(leaf))
         else:
-            raise with_location(UnsupportedError, f"the function returned a {type(leaf).__name__}; "
-                                "traced functions return arrays, scalars, or tuples, lists and "
-                                "dicts of them", user_location(1) or _fn_location(fn))
+            raise with_location(UnsupportedError, f"the function returned a value of type "
+                                f"{type(leaf).__name__}; traced functions return arrays, "
+                                "scalars, or tuples, lists and dicts of them",
+                                _fn_location(fn) or user_location(1))
         alias.append(first_seen.setdefault(id(leaf), len(alias)))
     return Graph(tr.name, inputs, outputs, out_tree, meta={"out_alias": tuple(alias)})
 

@@ -16,9 +16,12 @@ from conftest import assert_same, snapshot
 import tracejit as tj
 from tracejit import pytree
 
-# NumPy raises on these for some values only; a compiled kernel cannot raise per element, and
-# tracejit documents that it follows C (x ** -n is 0 for |x| > 1). Such instances are skipped.
-VALUE_DEPENDENT_ERRORS = ("Integers to negative integer powers are not allowed",)
+# NumPy (or Python, for Python scalars) raises on these for some values only; a compiled kernel
+# cannot raise per element and follows NumPy's C loops instead (x ** -n is 0 for |x| > 1,
+# x // 0 is 0). Such instances are skipped and counted.
+VALUE_DEPENDENT_ERRORS = ("Integers to negative integer powers are not allowed",
+                          "division by zero", "modulo by zero", "Numerical result out of range",
+                          "negative shift count")
 
 
 def run_eager(fn, args):

@@ -217,6 +217,8 @@ def _random_step(rng, ops, names, values, env, fresh, viewed):
     name = rng.choice(names)
     how, arity = ops[name]
     args = [_operand(rng, values, env) for _ in range(arity)]
+    if name == "power" and all(_python_scalar_operand(a, env) for a in args):
+        return None, None, None  # Python's int ** -n is a float: its type depends on a value
     if how == "ufunc":
         op = OPS[name]
         fn = _ufunc_name(op)
@@ -259,6 +261,11 @@ def _random_step(rng, ops, names, values, env, fresh, viewed):
     return None, None, None
 
 
+def _python_scalar_operand(arg, env):
+    value = env[arg] if arg in env else eval(arg, {"np": np})
+    return isinstance(value, (bool, int, float)) and not isinstance(value, np.generic)
+
+
 def _operand(rng, values, env):
     r = rng.random()
     if r < 0.1:
@@ -298,9 +305,9 @@ def _int_values(rng, n, dtype):
     info = np.iinfo(dtype)
     mode = rng.integers(0, 4)
     if mode == 3:
-        specials = np.array([0, 1, -1, 2, info.max, info.min, 63, 64, 7, 8], dtype=np.int64)
-        specials = specials[(specials >= info.min) & (specials <= info.max)]
-        return rng.choice(specials, n).astype(dtype)
+        specials = [v for v in (0, 1, -1, 2, info.max, info.min, 63, 64, 7, 8)
+                    if info.min <= v <= info.max]
+        return np.array(specials, dtype)[rng.integers(0, len(specials), n)]
     lo, hi = max(info.min, -6), min(info.max, 6)
     return rng.integers(lo, hi, n, endpoint=True).astype(dtype)
 

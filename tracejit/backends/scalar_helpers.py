@@ -71,7 +71,9 @@ def _ipow(a, b):
 
 
 @_jit
-def _irecip(a):
+def _irecip(a, at_zero):
+    if a == 0:
+        return at_zero + (a - a)
     if a == 1 or a == -1:
         return a
     return a - a
