@@ -218,15 +218,21 @@ class TracedFunction:
 
     def _check_arity(self, treedef):
         """Wrong numbers of arguments fail here with the caller's line, not inside the trace."""
-        try:
-            sig = inspect.signature(self.fn)
-        except (TypeError, ValueError):
+        sig = self._signature()
+        if sig is None:
             return
         args, kwargs = pytree.unflatten(treedef, [None] * pytree.num_leaves(treedef))
         try:
             sig.bind(*args, **kwargs)
         except TypeError as e:
             raise with_location(TypeError, f"{self.__name__}(): {e}") from None
+
+    @functools.cache  # noqa: B019 (one entry per TracedFunction, which lives as long)
+    def _signature(self):
+        try:
+            return inspect.signature(self.fn)
+        except (TypeError, ValueError):
+            return None
 
     def _log_miss(self, leaves, treedef):
         if not _log_enabled("recompiles"):

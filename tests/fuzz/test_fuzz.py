@@ -31,7 +31,7 @@ POOL = int(os.environ.get("TRACEJIT_FUZZ_POOL", max(24, min(2500, EXAMPLES // 8)
 STATS = {}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def program(seed):
     return make_program(seed)
 
