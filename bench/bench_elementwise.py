@@ -127,6 +127,7 @@ def main(argv=None) -> dict:
         timing = {"min_time": 0.5, "max_time": 5.0}
         tiny_timing = {"repeats": 15, "warmup": 5, "sample_time": 2e-2}
 
+    harness.warn_if_busy()
     ok, why = harness.tracejit_available()
     if not ok:
         print(f"tracejit: not available ({why}); running the other peers only")

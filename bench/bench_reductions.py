@@ -118,6 +118,7 @@ def main(argv=None) -> dict:
         timing = {"repeats": 3, "warmup": 1, "max_time": 2.0}
     else:
         timing = {"min_time": 0.5, "max_time": 5.0}
+    harness.warn_if_busy()
     ok, why = harness.tracejit_available()
     if not ok:
         print(f"tracejit: not available ({why}); running the other peers only")

@@ -40,8 +40,13 @@ RECORDED_ENV = (
     "NUMBA_THREADING_LAYER",
     "NUMEXPR_NUM_THREADS",
     "NUMEXPR_MAX_THREADS",
+    "OMP_WAIT_POLICY",
+    "GOMP_SPINCOUNT",
+    "KMP_BLOCKTIME",
     "TRACEJIT_DISABLE",
 )
+# as found when the benchmark started (an imported library may set some later)
+_ENV_AT_START = {k: os.environ.get(k) for k in RECORDED_ENV}
 
 
 # --------------------------------------------------------------------------- timing
@@ -77,18 +82,25 @@ def measure_stats(
 ) -> Timing:
     """Time ``fn(*args)``; return a :class:`Timing` (seconds per call).
 
-    ``warmup`` calls run first and are not timed (JIT compilation, caches, page faults).
+    Up to ``warmup`` calls run first and are not timed (JIT compilation, caches, page faults);
+    after the first, more run only while the warm-up has taken under 0.5 s.
     Each sample runs ``number`` back-to-back calls so that a sample lasts at least
     ``sample_time`` (matters for microsecond calls). With ``repeats=None`` the number of
     samples is chosen so the timed part lasts about ``min_time`` seconds, clamped to
     [5, 50] samples and cut short (keeping at least 3) once ``max_time`` is exceeded.
     """
-    for _ in range(max(warmup, 0)):
+    # Warm-up: at least one call; further ones (up to ``warmup``) only while they are cheap.
+    # The last warm-up call also calibrates ``number``.
+    spent = 0.0
+    one = 0.0
+    for i in range(max(warmup, 1)):
+        if i > 0 and spent > 0.5:
+            break
+        t0 = time.perf_counter()
         fn(*args)
-    # calibration call, also a final warm-up
-    t0 = time.perf_counter()
-    fn(*args)
-    one = max(time.perf_counter() - t0, 1e-9)
+        one = time.perf_counter() - t0
+        spent += one
+    one = max(one, 1e-9)
     number = max(1, math.ceil(sample_time / one))
     if repeats is None:
         repeats = min(50, max(5, math.ceil(min_time / (one * number))))
@@ -350,8 +362,15 @@ def machine_info() -> dict[str, Any]:
         "numba": _version("numba"),
         "numexpr": _version("numexpr"),
         "blas": _blas_info(),
-        "env": {k: os.environ.get(k) for k in RECORDED_ENV},
+        "env": dict(_ENV_AT_START),
     }
+    changed = {
+        k: os.environ.get(k) for k in RECORDED_ENV if os.environ.get(k) != _ENV_AT_START[k]
+    }
+    if changed:  # e.g. set by an imported library during the run
+        info["env_set_during_run"] = changed
+    if hasattr(os, "getloadavg"):
+        info["loadavg_1_5_15min"] = list(os.getloadavg())
     if hasattr(os, "sched_getaffinity"):
         info["cpu_affinity_count"] = len(os.sched_getaffinity(0))
     try:
@@ -447,3 +466,14 @@ def run_peers(
         times[name] = st.median
         stats[name] = st.as_dict()
     return Row(workload, times, notes, {"timing": stats})
+
+
+def warn_if_busy(threshold: float = 0.75) -> float | None:
+    """Print a warning when the 1-minute load average says other work shares the CPUs."""
+    if not hasattr(os, "getloadavg"):
+        return None
+    load = os.getloadavg()[0]
+    if load > threshold:
+        print(f"warning: 1-minute load average is {load:.2f} on {os.cpu_count()} CPUs; "
+              "other processes are running and the timings will be noisy", flush=True)
+    return load
