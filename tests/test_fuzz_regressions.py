@@ -60,3 +60,25 @@ def test_inplace_operator_on_scalar_rebinds():
 def test_integer_reciprocal_of_zero_matches_numpy(dtype):
     # NumPy's C loop gives a platform value (INT_MIN for int32/int64 on x86); kernels match it
     check_against_numpy(np.reciprocal, np.array([0, 1, 2, 0], dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("fn", [lambda a: np.floor_divide(a, -2.5), lambda a: a % 1.5,
+                                lambda a: 7 // a], ids=["floordiv", "mod", "rfloordiv"])
+def test_float_floor_divide_and_remainder_compile(dtype, fn):
+    # _divmod used math.fmod, which Numba does not type: every float // and % failed to compile
+    check_against_numpy(fn, np.array([7, -7, 0.5, -0.0, 3, np.inf, 5, 2], dtype))
+
+
+@pytest.mark.parametrize("fn", [lambda a: a ** 0.5, lambda a: np.power(a, 0.5),
+                                lambda a: np.power(a, np.float32(0.5)), lambda a: a ** 2,
+                                lambda a: a ** -1, lambda a: (a > 0) ** 2,
+                                lambda a: np.power(a, np.full(a.shape, 0.5))],
+                         ids=["op-half", "fn-half", "fn-f32-half", "op-2", "op-m1", "bool-2",
+                              "array-half"])
+def test_power_with_scalar_exponent_follows_numpy(fn):
+    # NumPy takes sqrt for a scalar exponent of 0.5 ((-inf) ** 0.5 is nan, (-0.0) ** 0.5 is
+    # -0.0) but pow for an array of 0.5s; `bool_array ** 2` is np.square, which gives int8.
+    x = np.array([-np.inf, -0.0, 0.0, 4.0, np.nan, 2.0, -2.0, np.inf])
+    check_against_numpy(fn, x)
+    check_against_numpy(fn, x.astype(np.float32))

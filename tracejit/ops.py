@@ -6,7 +6,7 @@ into fused loops. Tracing, interpretation, fusion and code generation all read t
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -130,7 +130,15 @@ _ufunc_op(np.multiply, "({0} * {1})")
 _ufunc_op(np.true_divide, "({0} / {1})")
 _ufunc_op(np.floor_divide, _by_kind("_ffloordiv({0}, {1})", "_ifloordiv({0}, {1})"))
 _ufunc_op(np.remainder, _by_kind("_fmod({0}, {1})", "_imod({0}, {1})"))
-_ufunc_op(np.power, _by_kind("({0} ** {1})", "_ipow({0}, {1})"))
+def _power_code(exprs, node, loop_dtypes):
+    if np.dtype(loop_dtypes[0]).kind != "f":
+        return f"_ipow({exprs[0]}, {exprs[1]})"
+    if node.args[1].size == 1:  # NumPy's loop takes sqrt for a broadcast exponent of 0.5
+        return f"_fpow_scalar_exponent({exprs[0]}, {exprs[1]})"
+    return f"({exprs[0]} ** {exprs[1]})"
+
+
+register(replace(_ufunc_op(np.power, None), code=_power_code))
 _ufunc_op(np.negative, "(-{0})")
 _ufunc_op(np.positive, "{0}")
 _ufunc_op(np.absolute, _by_kind("abs({0})", "abs({0})", "{0}"))

@@ -252,9 +252,25 @@ def _is_weak(x):
     return isinstance(x, (bool, int, float)) and not isinstance(x, np.generic)
 
 
+def _fast_power(base, exponent):
+    """NumPy's `array ** scalar` shortcut (fast_scalar_power): ** 2 is np.square for any
+    numeric array (bool ** 2 is int8), and for float arrays ** -1 is np.reciprocal and ** 0.5 is
+    np.sqrt (so (-inf) ** 0.5 is nan and (-0.0) ** 0.5 is -0.0, unlike pow)."""
+    if not isinstance(base, Proxy) or base._is_eager_scalar():
+        return None
+    if type(exponent) is int and exponent == 2:
+        return np.square
+    if base.dtype.kind == "f" and (type(exponent) is int and exponent == -1
+                                   or type(exponent) is float and exponent == 0.5):
+        return np.reciprocal if exponent == -1 else np.sqrt
+    return None
+
+
 def python_operator(ufunc, *inputs):
     """A Python operator: on Python scalars only it follows Python (weak result, True + True
     is 2), otherwise NumPy's ufunc."""
+    if ufunc is np.power and len(inputs) == 2 and _fast_power(*inputs) is not None:
+        return call_ufunc(_fast_power(*inputs), inputs[0])
     if not all(_is_weak(x) for x in inputs):
         return call_ufunc(ufunc, *inputs)
     if ufunc not in _BOOL_PRESERVING:

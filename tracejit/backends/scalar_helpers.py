@@ -1,7 +1,6 @@
 """Scalar functions with NumPy's exact semantics, for templates whose Python operator differs
 (integer division by zero gives 0, float floor division and remainder follow npy_divmod)."""
 
-import math
 
 import numpy as np
 from numba import njit
@@ -25,7 +24,7 @@ def _imod(a, b):
 
 @_jit
 def _divmod(a, b):
-    mod = math.fmod(a, b)
+    mod = np.fmod(a, b)
     div = (a - mod) / b
     if mod:
         if (b < 0) != (mod < 0):
@@ -91,3 +90,10 @@ def _rshift(a, b, bits):
     if b < 0 or b >= bits:
         return ~(a - a) if a < 0 else a - a
     return a >> b
+
+
+@_jit
+def _fpow_scalar_exponent(a, b):
+    if b == 0.5:  # NumPy: sqrt, so (-inf) ** 0.5 is nan and (-0.0) ** 0.5 is -0.0
+        return np.sqrt(a)
+    return a ** b
