@@ -42,6 +42,8 @@ def program(seed):
 def test_compiled_matches_numpy(seed, instance):
     prog = program(seed)
     args = make_instance(prog, np.random.default_rng(instance))
+    if LONG and sum(STATS.values()) % 1000 == 999:
+        print(f"fuzz progress: {STATS}", file=sys.stderr, flush=True)
     try:
         check(prog, args, STATS)
     except Exception as e:
