@@ -82,3 +82,10 @@ def test_power_with_scalar_exponent_follows_numpy(fn):
     x = np.array([-np.inf, -0.0, 0.0, 4.0, np.nan, 2.0, -2.0, np.inf])
     check_against_numpy(fn, x)
     check_against_numpy(fn, x.astype(np.float32))
+
+
+def test_returned_float16_constant_keeps_its_dtype():
+    # np.rint(False) is np.float16(0.0); kernels compute float16 in float32, but a constant
+    # returned as it is must come back as float16 (scalar or array)
+    check_against_numpy(lambda a: (np.rint(False), a & a), np.array(-6, np.int32))
+    check_against_numpy(lambda a: np.ones(3, np.float16), np.ones(2))

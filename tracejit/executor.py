@@ -112,6 +112,8 @@ def build(graph, steps, leaf_layouts, parallel=None):
         if node.op == "input":
             expr = f"x{node.attrs['index']}"
         elif node.op == "const" and not node.weak:
+            expr = fresh("c")
+            ns[expr] = node.attrs["value"]  # as captured: a float16 constant stays float16
             expr = f"{expr}.copy()"
         elif node.op != "input" and node.dtype == np.float16:
             expr = f"{expr}.astype(np.float16)"
