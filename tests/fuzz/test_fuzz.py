@@ -28,7 +28,11 @@ EXAMPLES = int(os.environ.get("TRACEJIT_FUZZ_EXAMPLES", "120"))
 LONG = "TRACEJIT_FUZZ_EXAMPLES" in os.environ
 # About ten instances per structure: most examples reuse compiled kernels.
 POOL = int(os.environ.get("TRACEJIT_FUZZ_POOL", max(24, min(2500, EXAMPLES // 8))))
+# TRACEJIT_FUZZ_KEEP_GOING=1 records every mismatch (printed as found) and fails at the end,
+# instead of stopping at the first one: for surveying many bugs in one long run.
+KEEP_GOING = os.environ.get("TRACEJIT_FUZZ_KEEP_GOING", "") not in ("", "0")
 STATS = {}
+FAILURES = []
 
 
 @functools.cache
@@ -47,12 +51,18 @@ def test_compiled_matches_numpy(seed, instance):
     try:
         check(prog, args, STATS)
     except Exception as e:
-        raise AssertionError(f"{prog!r}\nargs = {args!r}\n{type(e).__name__}: {e}") from e
+        report = f"{prog!r}\nargs = {args!r}\n{type(e).__name__}: {e}"
+        if not KEEP_GOING:
+            raise AssertionError(report) from e
+        STATS["mismatches"] = STATS.get("mismatches", 0) + 1
+        FAILURES.append(report)
+        print(f"fuzz mismatch:\n{report}\n", file=sys.stderr, flush=True)
 
 
 def test_report_counts():
     """Runs after the fuzz test: prints what was checked (visible with -s)."""
     print(f"\nfuzz: {EXAMPLES} examples requested, pool of {POOL} structures, {STATS}")
+    assert not FAILURES, f"{len(FAILURES)} mismatches; the first:\n{FAILURES[0]}"
     if STATS:
         assert STATS.get("checked", 0) > 0
 
