@@ -383,3 +383,20 @@ def test_nested_traced_function_error_names_the_inner_line():
     with pytest.raises(tj.ShapeError) as info:
         tj.trace(outer, fallback="raise")(np.ones(3))
     assert_names_line(info.value, inner.fn, "# MARK")
+
+
+@pytest.mark.parametrize("dtype, value", [(np.int32, 2**40), (np.uint8, -1), (np.int8, 300)])
+def test_python_int_out_of_bounds_for_the_array_dtype(dtype, value):
+    # NumPy 2 raises OverflowError instead of wrapping; a kernel must not wrap silently
+    def f(a):
+        return a + value  # MARK
+    with pytest.raises(OverflowError):
+        f(np.arange(3, dtype=dtype))
+    raises_with(OverflowError, f, (np.arange(3, dtype=dtype),), "# MARK", str(value),
+                np.dtype(dtype).name)
+
+
+def test_np_array_of_a_traced_value():
+    def f(a):
+        return np.array(a) + 1  # MARK
+    raises_with(tj.TraceError, f, (np.ones(3),), "# MARK", r"np\.asarray\(\) of a traced array")

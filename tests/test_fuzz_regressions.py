@@ -89,3 +89,10 @@ def test_returned_float16_constant_keeps_its_dtype():
     # returned as it is must come back as float16 (scalar or array)
     check_against_numpy(lambda a: (np.rint(False), a & a), np.array(-6, np.int32))
     check_against_numpy(lambda a: np.ones(3, np.float16), np.ones(2))
+
+
+def test_astype_of_numpy_scalar_is_a_numpy_scalar():
+    check_against_numpy(lambda s: s.astype(np.float64), np.float16(0.25))
+    check_against_numpy(lambda a: np.isfinite(a + 0).astype(np.float64), 2.0)
+    check_against_numpy(lambda a: np.signbit(a).astype(np.float32), np.array(3))
+    check_against_numpy(lambda a: a.astype(np.float32), np.ones(()))

@@ -5,7 +5,7 @@ import numpy as np
 
 from .backends import cpu
 from .backends.codegen import CONTIGUOUS, SCALAR, STRIDED
-from .ops import OPS, compute_dtype
+from .ops import OPS, compute_dtype, returns_numpy_scalar
 from .passes.fusion import Kernel
 
 
@@ -27,9 +27,7 @@ def _tree_expr(treedef, names):
 
 def returns_scalar(node):
     """NumPy returns a scalar, not a 0-d array, from ufuncs (and reductions) with 0-d results."""
-    if node.op == "const":
-        return isinstance(node.attrs["value"], np.generic)  # a NumPy scalar captured as is
-    return node.shape == () and OPS[node.op].ufunc is not None
+    return returns_numpy_scalar(node)
 
 
 class Executable:

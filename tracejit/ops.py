@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .errors import ShapeError, UnsupportedError
+from .errors import ShapeError, UnsupportedError, with_location
 
 ELEMENTWISE, VIEW, INPUT, CONST = "elementwise", "view", "input", "const"
 
@@ -62,10 +62,17 @@ def resolve(ufunc, args):
     if all(a.weak for a in args):
         types = tuple(a.dtype for a in args)
     try:
-        return ufunc.resolve_dtypes(types + (None,) * ufunc.nout)
+        resolved = ufunc.resolve_dtypes(types + (None,) * ufunc.nout)
     except TypeError as e:
         names = ", ".join(str(a.dtype) for a in args)
         raise UnsupportedError(f"np.{ufunc.__name__} has no loop for ({names}): {e}") from None
+    for arg, dt in zip(args, resolved):
+        if arg.weak and arg.op == "const" and dt.kind in "iu" and arg.dtype.kind == "i":
+            value, info = arg.attrs["value"], np.iinfo(dt)
+            if not info.min <= value <= info.max:  # NumPy 2 refuses rather than wrapping
+                raise with_location(OverflowError, f"Python integer {value} out of bounds "
+                                    f"for {dt}")
+    return resolved
 
 
 def cast(expr, src, dst):
@@ -251,6 +258,20 @@ def _leaf_infer(args, attrs):
 
 register(Op("input", INPUT, _leaf_infer, None))
 register(Op("const", CONST, _leaf_infer, None))
+
+
+def returns_numpy_scalar(node):
+    """True if eager NumPy holds a NumPy scalar (np.float64(1.0)), not a 0-d array, for this
+    value: NumPy scalar arguments and constants, 0-d ufunc results, and scalars' astype."""
+    if node.shape != () or node.weak:
+        return False
+    if node.op == "input":
+        return bool(node.attrs.get("scalar"))
+    if node.op == "const":
+        return isinstance(node.attrs["value"], np.generic)
+    if node.op == "astype":
+        return returns_numpy_scalar(node.args[0])
+    return OPS[node.op].ufunc is not None
 
 
 SUPPORTED_KINDS = "biuf"

@@ -14,7 +14,7 @@ import numpy as np
 from . import pytree
 from .errors import TraceError, TracejitError, UnsupportedError, user_location, with_location
 from .graph import Graph, Node
-from .ops import OPS, UFUNC_OPS, check_dtype
+from .ops import OPS, UFUNC_OPS, check_dtype, returns_numpy_scalar
 
 _state = threading.local()
 
@@ -89,7 +89,7 @@ def _trace_of(args):
 # the proxy
 
 def _no_conversion(what):
-    def method(self, *args):
+    def method(self, *args, **kwargs):  # __array__ is called with dtype= and copy=
         self._check(None)  # a leaked value gets the leak message, not the conversion one
         raise with_location(
             TraceError,
@@ -185,12 +185,7 @@ class Proxy:
 
     def _is_eager_scalar(self):
         """True if eager NumPy would hold a Python or NumPy scalar here, not an array."""
-        node = self.node
-        if node.weak or node.op == "input":
-            return node.weak or bool(node.attrs.get("scalar"))
-        if node.op == "const":
-            return isinstance(node.attrs["value"], np.generic)
-        return node.shape == () and OPS[node.op].ufunc is not None
+        return self.node.weak or returns_numpy_scalar(self.node)
 
     def __setitem__(self, key, value):
         raise with_location(TraceError, "item assignment on a traced array is not supported yet")
