@@ -175,6 +175,10 @@ class Proxy:
     def copy(self):
         return apply("astype", [self], dtype=self.dtype)
 
+    def clip(self, min=None, max=None, **kwargs):
+        from .numpy_api import clip
+        return clip(self, min, max, **kwargs)
+
     def transpose(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = axes[0]
