@@ -227,7 +227,10 @@ def check_against_numpy(fn, *args, rtol=None, atol=None, calls=2, **options):
         # the first result must not have been overwritten by the second run
         assert_same(result, expected, rtol, atol, "first result after second call")
         for r1, r2 in zip(array_leaves(result), array_leaves(again), strict=True):
-            if r1.size:
+            # a view of an argument (x[1:], x.T) is the same memory in both calls, as in NumPy
+            views_argument = any(np.shares_memory(r1, a) for a in args
+                                 if isinstance(a, np.ndarray))
+            if r1.size and not views_argument:
                 assert not np.shares_memory(r1, r2), "two calls returned the same buffer"
     if calls > 1:
         info = traced.cache_info()

@@ -771,6 +771,19 @@ def test_invalid_options_are_rejected(options):
         tj.trace(**options)(_explained)(x, x)
 
 
+@pytest.mark.parametrize("parallel", [None, True], ids=["auto", "on"])
+def test_parallel_option_large_views(parallel):
+    def fn(a, b):
+        return np.exp(-a * a) + b * 0.5
+
+    traced = tj.trace(parallel=parallel, fallback="raise")(fn)
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((600, 800))[::2, ::-1]  # (300, 800), strided and reversed
+    b = rng.standard_normal((800, 300)).T  # (300, 800), transposed
+    assert_same(traced(a, b), fn(a, b))
+    assert_same(traced(a, b[:1]), fn(a, b[:1]))  # broadcast a row over a large view
+
+
 def test_backend_cpu_explicit():
     traced = tj.trace(backend="cpu", fallback="raise")(_explained)
     x = np.linspace(0, 1, 5)

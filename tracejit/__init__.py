@@ -1,7 +1,8 @@
 """tracejit: put @tracejit.trace on a NumPy function and it runs as fused Numba kernels."""
 
-from .api import CacheInfo, TracedFunction, disable
+from .api import CacheInfo, TracedFunction, disable, grad, value_and_grad
 from .api import trace_decorator as trace
+from .autodiff import no_grad, stop_gradient
 from .errors import (
     FallbackWarning,
     GraphFormatError,
@@ -14,7 +15,8 @@ from .graph import Graph, verify
 from .interpret import interpret
 
 __all__ = [
-    "trace", "TracedFunction", "CacheInfo", "disable", "Graph", "verify", "interpret",
+    "trace", "TracedFunction", "CacheInfo", "disable", "grad", "value_and_grad",
+    "stop_gradient", "no_grad", "Graph", "verify", "interpret",
     "TracejitError", "TraceError", "ShapeError", "UnsupportedError", "GraphFormatError",
     "FallbackWarning",
 ]

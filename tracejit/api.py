@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import pytree
+from .autodiff import check_argnums, strip_stop_gradients, value_and_grad_call
 from .errors import (
     FallbackWarning,
     TraceError,
@@ -133,10 +134,11 @@ class TracedFunction:
     def __call__(self, *args, **kwargs):
         if _disabled[0]:
             return self.fn(*args, **kwargs)
-        if not kwargs and all(type(a) is np.ndarray for a in args):
-            key = tuple(_leaf_key(a) for a in args)  # fast path: positional arrays only
+        if not kwargs:  # fast path: positional arrays with a signature seen before
+            key = tuple([(a.shape, a.dtype, a.flags.c_contiguous) if type(a) is np.ndarray
+                         else None for a in args])
             entry = self._cache.get(key)
-            if entry is not None and not isinstance(entry, _Fallback):
+            if entry is not None and entry.__class__ is not _Fallback:
                 self._hit(key)
                 return entry.run(*args)
         leaves, treedef, static = self._flatten(args, kwargs)
@@ -167,13 +169,12 @@ class TracedFunction:
 
     def _flatten(self, args, kwargs):
         leaves, treedef = pytree.flatten((args, kwargs))
-        names = self._names(treedef)
-        static = tuple(not is_array_leaf(leaf) or name.split("_")[0] in self.static_argnames
-                       or name in self.static_argnames for leaf, name in zip(leaves, names))
+        static = tuple(not is_array_leaf(leaf) or param in self.static_argnames
+                       for leaf, (_, param) in zip(leaves, leaf_names(self.fn, treedef)))
         return leaves, treedef, static
 
     def _names(self, treedef):
-        return leaf_names(self.fn, treedef)
+        return [name for name, _ in leaf_names(self.fn, treedef)]
 
     def _key(self, leaves, treedef, static):
         if treedef.kind == "tuple" and not treedef.children[1].children and \
@@ -255,7 +256,7 @@ class TracedFunction:
         return graph
 
     def _compile(self, leaves, treedef, static):
-        graph = simplify(self._trace(leaves, treedef, static))
+        graph = simplify(strip_stop_gradients(self._trace(leaves, treedef, static)))
         steps = schedule(graph, self.fuse)
         layouts = [_layout(leaves[n.attrs["index"]]) for n in graph.inputs]
         exe = build(graph, steps, layouts, self.parallel)
@@ -308,4 +309,60 @@ def trace_decorator(fn=None, **options):
     return TracedFunction(fn, **options)
 
 
-__all__ = ["trace_decorator", "TracedFunction", "CacheInfo", "disable", "format_location"]
+def _transformed(kind, fn, argnums, make):
+    """The traced function for (kind, fn, argnums), made once and kept on fn: calling
+    tj.grad(loss)(...) in a loop traces once, like reusing one tj.grad(loss)."""
+    check_argnums(argnums)
+    key = (kind, argnums)
+    try:
+        attrs = fn.__dict__
+    except AttributeError:  # no attributes on this callable: nothing to keep
+        return make()
+    with _transform_lock:
+        cache = attrs.get("_tracejit_transforms")
+        if cache is None or cache.get("owner") is not fn:  # functools.wraps copies attributes
+            cache = attrs["_tracejit_transforms"] = {"owner": fn}
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
+
+
+_transform_lock = threading.Lock()
+
+
+def value_and_grad(fn, argnums=0):
+    """A traced function returning (fn(*args), gradient of fn with respect to args[argnums]).
+
+    fn must return one float scalar. argnums is an int or a tuple of ints; each gradient has the
+    structure of its argument (an array, or a list/tuple/dict of arrays), and with a tuple the
+    gradients come as a tuple. The forward and backward passes compile together, once per
+    signature, and the result can be differentiated again. Integer and boolean arguments have no
+    gradient (TraceError); see tj.stop_gradient and tj.no_grad for constants.
+    """
+    def make():
+        @functools.wraps(fn)
+        def value_and_grad_fn(*args, **kwargs):
+            return value_and_grad_call(fn, argnums, args, kwargs)
+
+        value_and_grad_fn.__name__ = f"value_and_grad_{getattr(fn, '__name__', 'f')}"
+        return TracedFunction(value_and_grad_fn, fallback="raise")
+
+    return _transformed("value_and_grad", fn, argnums, make)
+
+
+def grad(fn, argnums=0):
+    """A traced function returning the gradient of the float-scalar fn with respect to
+    args[argnums] (see value_and_grad)."""
+    def make():
+        @functools.wraps(fn)
+        def grad_fn(*args, **kwargs):
+            return value_and_grad_call(fn, argnums, args, kwargs)[1]
+
+        grad_fn.__name__ = f"grad_{getattr(fn, '__name__', 'f')}"
+        return TracedFunction(grad_fn, fallback="raise")
+
+    return _transformed("grad", fn, argnums, make)
+
+
+__all__ = ["trace_decorator", "TracedFunction", "CacheInfo", "disable", "format_location",
+           "grad", "value_and_grad"]

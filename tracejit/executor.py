@@ -1,12 +1,17 @@
 """From a schedule to an Executable: compile each kernel and generate one straight-line Python
-function that runs the steps, so a cached call costs a few attribute lookups per kernel."""
+function that runs the steps, so a cached call costs a few attribute lookups per kernel.
+Intermediates live where the memory plan puts them: in an arena kept between calls (one per
+thread) or inside the fresh arrays the call returns."""
+
+import threading
 
 import numpy as np
 
 from .backends import cpu
 from .backends.codegen import CONTIGUOUS, SCALAR, STRIDED
-from .ops import OPS, compute_dtype, returns_numpy_scalar
+from .ops import MATMUL, OPS, VIEW, compute_dtype, returns_numpy_scalar, view_base
 from .passes.fusion import Kernel
+from .passes.memory import HOST_OUT, plan_memory, writes_out
 
 
 def _tree_expr(treedef, names):
@@ -26,20 +31,80 @@ def _tree_expr(treedef, names):
 
 
 def returns_scalar(node):
-    """NumPy returns a scalar, not a 0-d array, from ufuncs (and reductions) with 0-d results."""
-    return returns_numpy_scalar(node)
+    """NumPy returns a scalar, not a 0-d array, from ufuncs (and reductions) with 0-d results,
+    from an index that takes one element, and for NumPy scalars it was given."""
+    return returns_numpy_scalar(node) or (node.shape == () and node.op in ("getitem", "take"))
+
+
+def _views_constant(node):
+    """True if node is a view (or a chain of views) of a graph constant: returning it as is
+    would hand the caller memory that every later call shares."""
+    node = view_base(node)
+    return node.op == "const" and not node.weak
+
+
+class Arena:
+    """The arena buffers of one Executable, allocated once per thread: `views()` returns the
+    typed arrays over them, in the order `typed` lists them as (buffer, shape, dtype)."""
+
+    def __init__(self, sizes, typed):
+        self.sizes = sizes
+        self.typed = typed
+        self._local = threading.local()
+
+    def views(self):
+        try:
+            return self._local.views
+        except AttributeError:
+            blocks = [np.empty(n, np.uint8) for n in self.sizes]
+            views = self._local.views = tuple(np.ndarray(shape, dtype, blocks[b])
+                                              for b, shape, dtype in self.typed)
+            return views
+
+
+def _storage(plan, ns):
+    """Names of the arrays every stored value is written to, and the lines that make them at
+    the start of `run`: arena views, then each returned array and the views inside it."""
+    names, lines, typed, arena_of = {}, [], [], {}
+    for buf in plan.storage:
+        if buf.returned is None:
+            arena_of[buf.index] = len(arena_of)
+            for v in buf.values:  # one view per (buffer, shape, dtype), made once per thread
+                key = (arena_of[buf.index], v.shape, compute_dtype(v.dtype))
+                if key not in typed:
+                    typed.append(key)
+                names[v] = f"v{typed.index(key)}"
+            continue
+        r = buf.returned
+        out = f"o{buf.index}"
+        ns[f"{out}_dt"] = compute_dtype(r.dtype)
+        lines.append(f"{out} = _empty({r.shape!r}, {out}_dt)")
+        made = {(r.shape, compute_dtype(r.dtype)): out}
+        for v in buf.values:
+            key = (v.shape, compute_dtype(v.dtype))
+            if key not in made:
+                made[key] = name = f"{out}_{len(made)}"
+                ns[f"{name}_dt"] = key[1]
+                lines.append(f"{name} = _ndarray({v.shape!r}, {name}_dt, {out})")
+            names[v] = made[key]
+    arena = Arena([b.nbytes for b in plan.storage if b.returned is None], typed)
+    if typed:
+        ns["_arena"] = arena.views
+        lines.insert(0, f"{', '.join(f'v{i}' for i in range(len(typed)))}, = _arena()")
+    return names, lines, arena
 
 
 class Executable:
     """A compiled plan for one signature: `run(*leaves)` returns the function's result."""
 
-    def __init__(self, graph, steps, kernels, run, source, memory=None):
+    def __init__(self, graph, steps, kernels, run, source, memory=None, arena=None):
         self.graph = graph
         self.steps = steps
         self.kernels = kernels  # CompiledKernel per Kernel step, in launch order
         self.run = run
         self.source = source
-        self.memory = memory
+        self.memory = memory  # the MemoryPlan
+        self.arena = arena
 
     @property
     def kernels_compiled(self):
@@ -48,8 +113,10 @@ class Executable:
 
 def build(graph, steps, leaf_layouts, parallel=None):
     """leaf_layouts: for each graph input, SCALAR, CONTIGUOUS or STRIDED."""
-    ns = {"_empty": np.empty, "np": np}
-    names, layout, lines, kernels = {}, {}, [], []
+    ns = {"_empty": np.empty, "_ndarray": np.ndarray, "np": np}
+    plan = plan_memory(graph, steps)
+    stored, lines, arena = _storage(plan, ns)
+    names, layout, kernels = {}, {}, []
     for node, lay in zip(graph.inputs, leaf_layouts):
         name = f"x{node.attrs['index']}"
         names[node] = name
@@ -83,28 +150,33 @@ def build(graph, steps, leaf_layouts, parallel=None):
             kname = fresh("k")
             ns[kname] = ck.entry
             kernels.append(ck)
-            outs = []
             for node in step.outputs:
-                out = fresh("t")
-                ns[f"{out}_dt"] = compute_dtype(node.dtype)
-                lines.append(f"{out} = _empty({node.shape!r}, {out}_dt)")
-                names[node], layout[node] = out, CONTIGUOUS
-                outs.append(out)
-            lines.append(f"{kname}({', '.join(args + outs)})")
+                names[node], layout[node] = stored[node], CONTIGUOUS
+            lines.append(f"{kname}({', '.join(args + [stored[n] for n in step.outputs])})")
         else:
             node = step.node
             fname = fresh("f")
-            ns[fname] = OPS[node.op].ref
+            ns[fname] = HOST_OUT[node.op] if writes_out(node) else OPS[node.op].ref
             args = [value(a) for a in node.args]
             kwargs = ""
             for key, val in node.attrs.items():
                 ns[f"{fname}_{key}"] = val
                 kwargs += f", {key}={fname}_{key}"
+            if writes_out(node):  # into its planned buffer
+                lines.append(f"{fname}({', '.join(args)}, out={stored[node]})")
+                names[node], layout[node] = stored[node], CONTIGUOUS
+                continue
             out = fresh("t")
-            lines.append(f"{out} = {fname}({', '.join(args)}{kwargs})")
-            names[node], layout[node] = out, STRIDED
+            call = f"{fname}({', '.join(args)}{kwargs})"
+            if node.shape == () and OPS[node.op].kind != VIEW:
+                call = f"np.asarray({call})"  # kernels take 0-d arrays, not NumPy scalars
+            lines.append(f"{out} = {call}")
+            # matmul returns a fresh C-contiguous array; views may have any strides
+            names[node] = out
+            layout[node] = CONTIGUOUS if OPS[node.op].kind == MATMUL else STRIDED
 
-    results, seen = [], {}
+    results, seen, seen_memory = [], {}, {}
+    memory = graph.meta.get("out_memory", graph.meta["out_alias"])
     for pos, (node, alias) in enumerate(zip(graph.outputs, graph.meta["out_alias"])):
         expr = value(node)
         if node.op == "input":
@@ -113,13 +185,16 @@ def build(graph, steps, leaf_layouts, parallel=None):
             expr = fresh("c")
             ns[expr] = node.attrs["value"]  # as captured: a float16 constant stays float16
             expr = f"{expr}.copy()"
-        elif node.op != "input" and node.dtype == np.float16:
-            expr = f"{expr}.astype(np.float16)"
+        elif node.dtype == np.float16:
+            expr = f"{expr}.astype(np.float16)"  # a copy, from float32 storage
+        elif _views_constant(node):
+            expr = f"{expr}.copy()"
         if node.weak and node.op not in ("input", "const"):
             expr = f"{expr}.item()"  # Python operators on Python scalars give Python scalars
         elif returns_scalar(node):
             expr = f"{expr}[()]"
-        elif node in seen and seen[node] != alias:
+        elif (node in seen and seen[node] != alias) or \
+                seen_memory.setdefault(view_base(node), memory[pos]) != memory[pos]:
             expr = f"{expr}.copy()"  # distinct results in the source stay distinct arrays
         seen.setdefault(node, alias)
         out = f"r{pos}"
@@ -129,7 +204,7 @@ def build(graph, steps, leaf_layouts, parallel=None):
     params = ", ".join(f"x{i}" for i in range(graph.meta["num_leaves"]))
     source = f"def run({params}):\n" + "".join(f"    {line}\n" for line in lines)
     exec(compile(source, f"<tracejit-run {graph.name}>", "exec"), ns)
-    return Executable(graph, steps, kernels, ns["run"], source)
+    return Executable(graph, steps, kernels, ns["run"], source, plan, arena)
 
 
 __all__ = ["Executable", "build", "SCALAR", "CONTIGUOUS", "STRIDED"]

@@ -135,20 +135,24 @@ def _attr_text(attrs):
     return f"[{', '.join(items)}]" if items else ""
 
 
-def format_graph(graph):
+def value_names(graph):
+    """node -> the name the IR text uses for it (inputs by name, scalar constants by value)."""
     taken = {n.attrs["name"] for n in graph.inputs}
     fresh = (s for s in _names() if s not in taken)
-    names = {}
-    for n in graph.inputs:
-        names[n] = n.attrs["name"]
+    names = {n: n.attrs["name"] for n in graph.inputs}
+    for n in graph.nodes:
+        if n not in names:
+            names[n] = _const_text(n) if n.op == "const" and _const_text(n) is not None \
+                else next(fresh)
+    return names
+
+
+def format_graph(graph):
+    names = value_names(graph)
     body = []
     for n in graph.nodes:
-        if n in names:
+        if n.op == "input" or (n.op == "const" and _const_text(n) is not None):
             continue
-        if n.op == "const" and _const_text(n) is not None:
-            names[n] = _const_text(n)
-            continue
-        names[n] = next(fresh)
         if n.op == "const":
             rhs = f"const {type_str(n)}"
         else:

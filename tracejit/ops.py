@@ -5,12 +5,14 @@ the interpreter), and for elementwise ops the scalar code template (`code`) the 
 into fused loops. Tracing, interpretation, fusion and code generation all read this table.
 """
 
+import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .errors import ShapeError, UnsupportedError, with_location
+from .errors import ShapeError, UnsupportedError
 
 ELEMENTWISE, VIEW, INPUT, CONST = "elementwise", "view", "input", "const"
 
@@ -24,7 +26,7 @@ class Op:
     code: Callable | None = None  # elementwise: (exprs, node, loop_dtypes) -> scalar expression
     loop: Callable | None = None  # elementwise: node -> dtypes the arguments are cast to
     ufunc: np.ufunc | None = None
-    vjp: Callable | None = None
+    vjp: Callable | None = None  # vjp(ans, g, *args, **attrs) -> one cotangent (or None) per arg
 
 
 OPS = {}
@@ -62,17 +64,16 @@ def resolve(ufunc, args):
     if all(a.weak for a in args):
         types = tuple(a.dtype for a in args)
     try:
-        resolved = ufunc.resolve_dtypes(types + (None,) * ufunc.nout)
+        dtypes = ufunc.resolve_dtypes(types + (None,) * ufunc.nout)
     except TypeError as e:
         names = ", ".join(str(a.dtype) for a in args)
         raise UnsupportedError(f"np.{ufunc.__name__} has no loop for ({names}): {e}") from None
-    for arg, dt in zip(args, resolved):
-        if arg.weak and arg.op == "const" and dt.kind in "iu" and arg.dtype.kind == "i":
-            value, info = arg.attrs["value"], np.iinfo(dt)
-            if not info.min <= value <= info.max:  # NumPy 2 refuses rather than wrapping
-                raise with_location(OverflowError, f"Python integer {value} out of bounds "
-                                    f"for {dt}")
-    return resolved
+    for a, dt in zip(args, dtypes):
+        value = a.attrs.get("value") if a.op == "const" and a.weak else None
+        if type(value) is int and dt.kind in "iu" and not (
+                np.iinfo(dt).min <= value <= np.iinfo(dt).max):
+            raise UnsupportedError(f"Python integer {value} out of bounds for {dt}")
+    return dtypes
 
 
 def cast(expr, src, dst):
@@ -92,13 +93,61 @@ def compute_dtype(dtype):
 
 
 # ---------------------------------------------------------------------------------------------
+# gradient rules: vjp(ans, g, *args, **attrs) gets proxies for the op's result, the cotangent of
+# the result and the arguments, and returns one cotangent per argument (None: no gradient). Rules
+# are written with traced NumPy calls, so backward graphs are made of table ops and can be
+# differentiated again. Cotangents may keep the broadcast shape and the result dtype; autodiff
+# reduces them to each argument's shape and dtype with one shared `unbroadcast`.
+
+def emit(op_name, args, **attrs):
+    """Record an op by name from a rule (for ops with no NumPy spelling)."""
+    from .tracing import apply
+    return apply(op_name, args, **attrs)
+
+
+def nondifferentiable(ans, g, *args, **attrs):
+    """Piecewise-constant, integer or boolean results: the gradient is zero (None)."""
+    return (None,) * len(args)
+
+
+def _chooser_vjp(ans, g, x, y):
+    """maximum/minimum: the gradient goes to the chosen argument; on a tie each gets half
+    (JAX's rule). A NaN result sends no gradient to either side."""
+    x_hit, y_hit = x == ans, y == ans
+    shared = np.where(x_hit & y_hit, g * 0.5, g)
+    return np.where(x_hit, shared, 0.0), np.where(y_hit, shared, 0.0)
+
+
+def _clip_vjp(ans, g, x, lo, hi):
+    """clip is minimum(maximum(x, lo), hi): the chooser rule applied twice."""
+    low = np.maximum(x, lo)
+    g_low, g_hi = _chooser_vjp(ans, g, low, hi)
+    g_x, g_lo = _chooser_vjp(low, g_low, x, lo)
+    return g_x, g_lo, g_hi
+
+
+def _power_vjp(ans, g, x, y):
+    # d/dx is 0 where y == 0 (not 0 * inf at x == 0); d/dy uses log(1) where x == 0, as JAX does
+    if y.node.is_scalar_const():  # x ** 2 and friends: no select, no pow for small exponents
+        k = np.asarray(y.node.attrs["value"]).item()
+        dx = None if k == 0 else g * k if k == 1 else g * (k * (x if k == 2 else x ** (y - 1)))
+        return dx, None
+    dx = np.where(y == 0, 0.0, g * y * x ** (y - 1))
+    dy = g * ans * np.log(np.where(x == 0, 1.0, x))
+    return dx, dy
+
+
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+
+
+# ---------------------------------------------------------------------------------------------
 # elementwise ufuncs
 
 def _is_float(dt):
     return np.dtype(dt).kind == "f"
 
 
-def _ufunc_op(ufunc, code):
+def _ufunc_op(ufunc, code, vjp=None):
     """An op for a NumPy ufunc. `code` is a format string over the (cast) argument expressions,
     or a function (exprs, loop_dtype) -> str when the code depends on the loop dtype."""
 
@@ -112,7 +161,7 @@ def _ufunc_op(ufunc, code):
         dt = np.dtype(loop_dtypes[0])
         return code.format(*exprs) if isinstance(code, str) else code(exprs, dt)
 
-    return register(Op(ufunc.__name__, ELEMENTWISE, infer, ufunc, render, loop, ufunc))
+    return register(Op(ufunc.__name__, ELEMENTWISE, infer, ufunc, render, loop, ufunc, vjp))
 
 
 def _by_kind(float_code, int_code, bool_code=None):
@@ -131,12 +180,14 @@ _MIN = "({0} if ({0} <= {1} or {0} != {0}) else {1})"
 _FMAX = "({0} if ({0} >= {1} or {1} != {1}) else {1})"  # NaN-ignoring
 _FMIN = "({0} if ({0} <= {1} or {1} != {1}) else {1})"
 
-_ufunc_op(np.add, "({0} + {1})")
-_ufunc_op(np.subtract, "({0} - {1})")
-_ufunc_op(np.multiply, "({0} * {1})")
-_ufunc_op(np.true_divide, "({0} / {1})")
-_ufunc_op(np.floor_divide, _by_kind("_ffloordiv({0}, {1})", "_ifloordiv({0}, {1})"))
-_ufunc_op(np.remainder, _by_kind("_fmod({0}, {1})", "_imod({0}, {1})"))
+_ufunc_op(np.add, "({0} + {1})", lambda ans, g, x, y: (g, g))
+_ufunc_op(np.subtract, "({0} - {1})", lambda ans, g, x, y: (g, -g))
+_ufunc_op(np.multiply, "({0} * {1})", lambda ans, g, x, y: (g * y, g * x))
+_ufunc_op(np.true_divide, "({0} / {1})", lambda ans, g, x, y: (g / y, -g * ans / y))
+_ufunc_op(np.floor_divide, _by_kind("_ffloordiv({0}, {1})", "_ifloordiv({0}, {1})"),
+          nondifferentiable)
+_ufunc_op(np.remainder, _by_kind("_fmod({0}, {1})", "_imod({0}, {1})"),
+          lambda ans, g, x, y: (g, -g * np.floor_divide(x, y)))
 def _power_code(exprs, node, loop_dtypes):
     if np.dtype(loop_dtypes[0]).kind != "f":
         return f"_ipow({exprs[0]}, {exprs[1]})"
@@ -145,13 +196,16 @@ def _power_code(exprs, node, loop_dtypes):
     return f"({exprs[0]} ** {exprs[1]})"
 
 
-register(replace(_ufunc_op(np.power, None), code=_power_code))
-_ufunc_op(np.negative, "(-{0})")
-_ufunc_op(np.positive, "{0}")
-_ufunc_op(np.absolute, _by_kind("abs({0})", "abs({0})", "{0}"))
-_ufunc_op(np.sign, "(1 if {0} > 0 else (-1 if {0} < 0 else {0}))")
-_ufunc_op(np.square, "({0} * {0})")
-_ufunc_op(np.sqrt, "np.sqrt({0})")
+register(replace(_ufunc_op(np.power, None, _power_vjp), code=_power_code))
+_ufunc_op(np.negative, "(-{0})", lambda ans, g, x: (-g,))
+_ufunc_op(np.positive, "{0}", lambda ans, g, x: (g,))
+# |x| has gradient sign(x): 0 at x == 0, as in JAX
+_ufunc_op(np.absolute, _by_kind("abs({0})", "abs({0})", "{0}"),
+          lambda ans, g, x: (g * np.sign(x),))
+_ufunc_op(np.sign, "(1 if {0} > 0 else (-1 if {0} < 0 else {0}))", nondifferentiable)
+_ufunc_op(np.square, "({0} * {0})", lambda ans, g, x: (g * (2 * x),))
+# at 0 the gradient is inf, as NumPy's 0.5 / sqrt(0) gives
+_ufunc_op(np.sqrt, "np.sqrt({0})", lambda ans, g, x: (g * (0.5 / ans),))
 def _int_reciprocal_of_zero(dt):
     """What NumPy's integer reciprocal gives for 0 on this platform (its C loop divides by 0)."""
     with np.errstate(all="ignore"):
@@ -159,43 +213,64 @@ def _int_reciprocal_of_zero(dt):
 
 
 _ufunc_op(np.reciprocal, lambda e, dt: f"(1.0 / {e[0]})" if dt.kind == "f"
-          else f"_irecip({e[0]}, {_int_reciprocal_of_zero(dt)})")
-_ufunc_op(np.cbrt, "np.cbrt({0})")
-for _f in (np.exp, np.exp2, np.expm1, np.log, np.log2, np.log10, np.log1p, np.sin, np.cos,
-           np.tan, np.arcsin, np.arccos, np.arctan, np.sinh, np.cosh, np.tanh, np.arcsinh,
-           np.arccosh, np.arctanh):
-    _ufunc_op(_f, f"np.{_f.__name__}({{0}})")
+          else f"_irecip({e[0]}, {_int_reciprocal_of_zero(dt)})",
+          lambda ans, g, x: (-g * (ans * ans),))
+_ufunc_op(np.cbrt, "np.cbrt({0})", lambda ans, g, x: (g / (3 * (ans * ans)),))
+for _f, _vjp in (
+        (np.exp, lambda ans, g, x: (g * ans,)),
+        (np.exp2, lambda ans, g, x: (g * (ans * _LN2),)),
+        (np.expm1, lambda ans, g, x: (g * (ans + 1),)),
+        (np.log, lambda ans, g, x: (g / x,)),
+        (np.log2, lambda ans, g, x: (g / (x * _LN2),)),
+        (np.log10, lambda ans, g, x: (g / (x * _LN10),)),
+        (np.log1p, lambda ans, g, x: (g / (x + 1),)),
+        (np.sin, lambda ans, g, x: (g * np.cos(x),)),
+        (np.cos, lambda ans, g, x: (-g * np.sin(x),)),
+        (np.tan, lambda ans, g, x: (g * (1 + ans * ans),)),
+        (np.arcsin, lambda ans, g, x: (g / np.sqrt(1 - x * x),)),
+        (np.arccos, lambda ans, g, x: (-g / np.sqrt(1 - x * x),)),
+        (np.arctan, lambda ans, g, x: (g / (1 + x * x),)),
+        (np.sinh, lambda ans, g, x: (g * np.cosh(x),)),
+        (np.cosh, lambda ans, g, x: (g * np.sinh(x),)),
+        (np.tanh, lambda ans, g, x: (g * (1 - ans * ans),)),
+        (np.arcsinh, lambda ans, g, x: (g / np.sqrt(x * x + 1),)),
+        (np.arccosh, lambda ans, g, x: (g / (np.sqrt(x - 1) * np.sqrt(x + 1)),)),
+        (np.arctanh, lambda ans, g, x: (g / (1 - x * x),))):
+    _ufunc_op(_f, f"np.{_f.__name__}({{0}})", _vjp)
 for _f in (np.floor, np.ceil, np.trunc, np.rint):
-    _ufunc_op(_f, _by_kind(f"np.{_f.__name__}({{0}})", "{0}"))
-_ufunc_op(np.arctan2, "np.arctan2({0}, {1})")
-_ufunc_op(np.hypot, "np.hypot({0}, {1})")
-_ufunc_op(np.maximum, _by_kind(_MAX, "max({0}, {1})", "({0} or {1})"))
-_ufunc_op(np.minimum, _by_kind(_MIN, "min({0}, {1})", "({0} and {1})"))
-_ufunc_op(np.fmax, _by_kind(_FMAX, "max({0}, {1})", "({0} or {1})"))
-_ufunc_op(np.fmin, _by_kind(_FMIN, "min({0}, {1})", "({0} and {1})"))
+    _ufunc_op(_f, _by_kind(f"np.{_f.__name__}({{0}})", "{0}"), nondifferentiable)
+_ufunc_op(np.arctan2, "np.arctan2({0}, {1})",
+          lambda ans, g, y, x: (g * x / (x * x + y * y), -g * y / (x * x + y * y)))
+_ufunc_op(np.hypot, "np.hypot({0}, {1})", lambda ans, g, x, y: (g * x / ans, g * y / ans))
+_ufunc_op(np.maximum, _by_kind(_MAX, "max({0}, {1})", "({0} or {1})"), _chooser_vjp)
+_ufunc_op(np.minimum, _by_kind(_MIN, "min({0}, {1})", "({0} and {1})"), _chooser_vjp)
+_ufunc_op(np.fmax, _by_kind(_FMAX, "max({0}, {1})", "({0} or {1})"), _chooser_vjp)
+_ufunc_op(np.fmin, _by_kind(_FMIN, "min({0}, {1})", "({0} and {1})"), _chooser_vjp)
 _ufunc_op(np._core.umath.clip, _by_kind(_MIN.format(_MAX, "{2}"),
                                         "min(max({0}, {1}), {2})",
-                                        "(({0} or {1}) and {2})"))
-_ufunc_op(np.isnan, _by_kind("np.isnan({0})", "False"))
-_ufunc_op(np.isinf, _by_kind("np.isinf({0})", "False"))
-_ufunc_op(np.isfinite, _by_kind("np.isfinite({0})", "True"))
-_ufunc_op(np.signbit, _by_kind("np.signbit({0})", "({0} < 0)"))
-_ufunc_op(np.logical_and, "(({0} != 0) and ({1} != 0))")
-_ufunc_op(np.logical_or, "(({0} != 0) or ({1} != 0))")
-_ufunc_op(np.logical_xor, "(({0} != 0) != ({1} != 0))")
-_ufunc_op(np.logical_not, "({0} == 0)")
-_ufunc_op(np.equal, "({0} == {1})")
-_ufunc_op(np.not_equal, "({0} != {1})")
-_ufunc_op(np.less, "({0} < {1})")
-_ufunc_op(np.less_equal, "({0} <= {1})")
-_ufunc_op(np.greater, "({0} > {1})")
-_ufunc_op(np.greater_equal, "({0} >= {1})")
-_ufunc_op(np.bitwise_and, "({0} & {1})")
-_ufunc_op(np.bitwise_or, "({0} | {1})")
-_ufunc_op(np.bitwise_xor, "({0} ^ {1})")
-_ufunc_op(np.invert, _by_kind("(~{0})", "(~{0})", "(not {0})"))
-_ufunc_op(np.left_shift, lambda e, dt: f"_lshift({e[0]}, {e[1]}, {dt.itemsize * 8})")
-_ufunc_op(np.right_shift, lambda e, dt: f"_rshift({e[0]}, {e[1]}, {dt.itemsize * 8})")
+                                        "(({0} or {1}) and {2})"), _clip_vjp)
+_ufunc_op(np.isnan, _by_kind("np.isnan({0})", "False"), nondifferentiable)
+_ufunc_op(np.isinf, _by_kind("np.isinf({0})", "False"), nondifferentiable)
+_ufunc_op(np.isfinite, _by_kind("np.isfinite({0})", "True"), nondifferentiable)
+_ufunc_op(np.signbit, _by_kind("np.signbit({0})", "({0} < 0)"), nondifferentiable)
+_ufunc_op(np.logical_and, "(({0} != 0) and ({1} != 0))", nondifferentiable)
+_ufunc_op(np.logical_or, "(({0} != 0) or ({1} != 0))", nondifferentiable)
+_ufunc_op(np.logical_xor, "(({0} != 0) != ({1} != 0))", nondifferentiable)
+_ufunc_op(np.logical_not, "({0} == 0)", nondifferentiable)
+_ufunc_op(np.equal, "({0} == {1})", nondifferentiable)
+_ufunc_op(np.not_equal, "({0} != {1})", nondifferentiable)
+_ufunc_op(np.less, "({0} < {1})", nondifferentiable)
+_ufunc_op(np.less_equal, "({0} <= {1})", nondifferentiable)
+_ufunc_op(np.greater, "({0} > {1})", nondifferentiable)
+_ufunc_op(np.greater_equal, "({0} >= {1})", nondifferentiable)
+_ufunc_op(np.bitwise_and, "({0} & {1})", nondifferentiable)
+_ufunc_op(np.bitwise_or, "({0} | {1})", nondifferentiable)
+_ufunc_op(np.bitwise_xor, "({0} ^ {1})", nondifferentiable)
+_ufunc_op(np.invert, _by_kind("(~{0})", "(~{0})", "(not {0})"), nondifferentiable)
+_ufunc_op(np.left_shift, lambda e, dt: f"_lshift({e[0]}, {e[1]}, {dt.itemsize * 8})",
+          nondifferentiable)
+_ufunc_op(np.right_shift, lambda e, dt: f"_rshift({e[0]}, {e[1]}, {dt.itemsize * 8})",
+          nondifferentiable)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +291,8 @@ def _where_infer(args, attrs):
 
 register(Op("where", ELEMENTWISE, _where_infer, np.where,
             code=lambda e, node, loop: f"({e[1]} if {e[0]} else {e[2]})",
-            loop=lambda node: (np.dtype(bool), node.dtype, node.dtype)))
+            loop=lambda node: (np.dtype(bool), node.dtype, node.dtype),
+            vjp=lambda ans, g, c, x, y: (None, np.where(c, g, 0.0), np.where(c, 0.0, g))))
 
 
 def _astype_infer(args, attrs):
@@ -226,19 +302,118 @@ def _astype_infer(args, attrs):
 register(Op("astype", ELEMENTWISE, _astype_infer,
             lambda x, dtype: np.asarray(x).astype(dtype),
             code=lambda e, node, loop: cast(e[0], loop[0], node.dtype),
-            loop=lambda node: (node.args[0].dtype,)))
+            loop=lambda node: (node.args[0].dtype,),
+            vjp=lambda ans, g, x, dtype: (g,)))  # autodiff casts g back to x's dtype
+
+
+def _same_infer(args, attrs):
+    return args[0].shape, args[0].dtype
+
+
+# The identity whose gradient is zero: tj.stop_gradient and values computed under tj.no_grad().
+# The compile pipeline removes it after differentiation.
+register(Op("stop_gradient", ELEMENTWISE, _same_infer, lambda x: x,
+            code=lambda e, node, loop: e[0], loop=lambda node: (node.dtype,),
+            vjp=lambda ans, g, x: (None,)))
 
 
 # ---------------------------------------------------------------------------------------------
 # reductions
 
+REDUCTION = "reduction"
+
+
+def _reduced_shape(shape, axis, keepdims):
+    return tuple(1 if i in axis else d for i, d in enumerate(shape)
+                 if keepdims or i not in axis)
+
+
+def _sum_infer(args, attrs):
+    x = args[0]
+    return (_reduced_shape(x.shape, attrs["axis"], attrs["keepdims"]),
+            np.add.reduce(np.zeros(1, x.dtype)).dtype)
+
+
+def _sum_vjp(ans, g, x, axis, keepdims):
+    kept = _reduced_shape(x.shape, axis, True)
+    return (emit("broadcast_to", [emit("reshape", [g], shape=kept)], shape=x.shape),)
+
+
+# A minimal sum (axis: a tuple of non-negative axes) run by NumPy, used by autodiff's unbroadcast.
+register(Op("sum", REDUCTION, _sum_infer,
+            lambda x, axis, keepdims: np.asarray(np.sum(x, axis=axis, keepdims=keepdims)),
+            vjp=_sum_vjp))
+
 
 # ---------------------------------------------------------------------------------------------
 # matmul (a big op: BLAS through NumPy on the host)
 
+MATMUL = "matmul"
+
+
+def _matmul_infer(args, attrs):
+    """np.matmul's rules: a 1-d operand gets a unit dimension (removed again from the result),
+    leading dimensions broadcast as a batch, and the inner dimensions must agree."""
+    a, b = args
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError("matmul needs operands with at least one dimension, not a scalar "
+                         "(use * to scale)")
+    ashape = (1,) + a.shape if a.ndim == 1 else a.shape
+    bshape = b.shape + (1,) if b.ndim == 1 else b.shape
+    if ashape[-1] != bshape[-2]:
+        raise ShapeError(f"matmul: the inner dimensions of shapes {a.shape} and {b.shape} "
+                         f"differ ({ashape[-1]} != {bshape[-2]})")
+    batch = broadcast(ashape[:-2], bshape[:-2])
+    shape = batch + (ashape[-2],) * (a.ndim > 1) + (bshape[-1],) * (b.ndim > 1)
+    return shape, resolve(np.matmul, args)[-1]
+
+
+def _matmul_vjp(ans, g, a, b):
+    """1-d operands get their unit dimension back, so the batched 2-d rule covers every case;
+    autodiff's unbroadcast sums the batch dimensions an operand was broadcast over."""
+    if a.ndim == 1 and b.ndim == 1:
+        return g * b, g * a
+    a2 = emit("reshape", [a], shape=(1,) + a.shape) if a.ndim == 1 else a
+    b2 = emit("reshape", [b], shape=b.shape + (1,)) if b.ndim == 1 else b
+    g2 = g
+    if a.ndim == 1 or b.ndim == 1:
+        g2 = emit("reshape", [g], shape=g.shape[:-1] + (1,) + g.shape[-1:] if a.ndim == 1
+                  else g.shape + (1,))
+    ga = np.matmul(g2, np.swapaxes(b2, -1, -2))
+    gb = np.matmul(np.swapaxes(a2, -1, -2), g2)
+    if a.ndim == 1:
+        ga = emit("reshape", [ga], shape=ga.shape[:-2] + ga.shape[-1:])
+    if b.ndim == 1:
+        gb = emit("reshape", [gb], shape=gb.shape[:-1])
+    return ga, gb
+
+
+register(Op("matmul", MATMUL, _matmul_infer, np.matmul, ufunc=np.matmul, vjp=_matmul_vjp))
+
 
 # ---------------------------------------------------------------------------------------------
 # creation
+#
+# np.zeros/ones/full/empty/arange/linspace/eye with static arguments do not dispatch to proxies:
+# they run at trace time and become constants. The *_like functions dispatch; they record `full`,
+# an elementwise op with no inputs, so `np.zeros_like(x) + 1` fuses into one kernel.
+
+def _full_infer(args, attrs):
+    return attrs["shape"], np.dtype(attrs["dtype"])
+
+
+def _full_ref(shape, dtype, value):
+    return np.full(shape, value, dtype)
+
+
+register(Op("full", ELEMENTWISE, _full_infer, _full_ref,
+            code=lambda e, node, loop: _literal(node.attrs["value"], node.dtype),
+            loop=lambda node: (), vjp=nondifferentiable))
+
+
+def _literal(value, dtype):
+    from .backends.codegen import literal
+    return literal(value, dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,7 +424,213 @@ def _transpose_infer(args, attrs):
     return tuple(args[0].shape[i] for i in axes), args[0].dtype
 
 
-register(Op("transpose", VIEW, _transpose_infer, lambda x, axes: np.transpose(x, axes)))
+register(Op("transpose", VIEW, _transpose_infer, lambda x, axes: np.transpose(x, axes),
+            vjp=lambda ans, g, x, axes: (np.transpose(g, tuple(np.argsort(axes))),)))
+
+
+class Index(tuple):
+    """A static basic index, one entry per result-or-source dimension: an int (takes one
+    element, drops the dimension), None (a new unit dimension) or (start, stop, step) with the
+    bounds already resolved against the shape (stop is None when a negative step runs past 0).
+    Plain data, so it hashes, compares and prints as NumPy syntax."""
+
+    def __repr__(self):
+        def text(e):
+            if e is None:
+                return "None"
+            if isinstance(e, int):
+                return str(e)
+            start, stop, step = e
+            return f"{start}:{'' if stop is None else stop}" + ("" if step == 1 else f":{step}")
+        return "[" + ", ".join(map(text, self)) + "]"
+
+    __str__ = __repr__
+
+    @functools.cached_property
+    def key(self):
+        """The NumPy key. The trailing Ellipsis makes an all-integer index return a 0-d array
+        instead of a scalar, so kernels always receive arrays."""
+        return tuple(slice(*e) if isinstance(e, tuple) else e for e in self) + (Ellipsis,)
+
+
+def _getitem_infer(args, attrs):
+    shape, dims = [], iter(args[0].shape)
+    for e in attrs["index"]:
+        if e is None:
+            shape.append(1)
+        elif isinstance(e, int):
+            next(dims)
+        else:
+            shape.append(len(range(e[0], -1 if e[1] is None else e[1], e[2])))
+            next(dims)
+    return tuple(shape) + tuple(dims), args[0].dtype
+
+
+def _getitem_ref(x, index):
+    view = x[index.key]
+    return view.copy() if view.ndim == 0 else view  # NumPy gives a scalar (a copy) here
+
+
+def _getitem_vjp(ans, g, x, index):
+    return (emit("scatter", [g], index=index, shape=x.shape),)
+
+
+register(Op("getitem", VIEW, _getitem_infer, _getitem_ref, vjp=_getitem_vjp))
+
+
+def _reshape_infer(args, attrs):
+    shape = attrs["shape"]
+    if int(np.prod(shape, dtype=np.int64)) != args[0].size:
+        raise ShapeError(f"cannot reshape an array of shape {args[0].shape} into shape {shape}")
+    return shape, args[0].dtype
+
+
+# Reshape is a view when NumPy can express it with strides (always for contiguous operands and
+# for adding or removing unit dimensions); otherwise NumPy copies, as it would eagerly.
+register(Op("reshape", VIEW, _reshape_infer, lambda x, shape: np.reshape(x, shape),
+            vjp=lambda ans, g, x, shape: (emit("reshape", [g], shape=x.shape),)))
+
+
+def _broadcast_to_infer(args, attrs):
+    shape = attrs["shape"]
+    if broadcast(args[0].shape, shape) != shape:
+        raise ShapeError(f"cannot broadcast an array of shape {args[0].shape} to shape {shape}")
+    return shape, args[0].dtype
+
+
+# the cotangent of a broadcast is a sum, done by autodiff's unbroadcast
+register(Op("broadcast_to", VIEW, _broadcast_to_infer,
+            lambda x, shape: np.broadcast_to(x, shape), vjp=lambda ans, g, x, shape: (g,)))
+
+
+# Copying shape ops run NumPy's own copy loops on the host: they move memory without
+# arithmetic, so a kernel would do no better, and the consumers read the result contiguously.
+COPY = "copy"
+
+
+def _scatter_ref(g, index, shape):
+    out = np.zeros(shape, np.asarray(g).dtype)
+    out[index.key] = g
+    return out
+
+
+# zeros of `shape` with g written at a basic index: the gradient of getitem (no index repeats)
+register(Op("scatter", COPY, lambda args, attrs: (attrs["shape"], args[0].dtype), _scatter_ref,
+            vjp=lambda ans, g, x, index, shape: (emit("getitem", [g], index=index),)))
+
+
+def _scatter_add_ref(g, idx, axis, shape):
+    out = np.zeros(shape, np.asarray(g).dtype)
+    np.add.at(out, (slice(None),) * axis + (idx,), g)
+    return out
+
+
+# zeros of `shape` with g added at an index array (repeats accumulate): the gradient of take
+register(Op("scatter_add", COPY, lambda args, attrs: (attrs["shape"], args[0].dtype),
+            _scatter_add_ref, vjp=lambda ans, g, x, idx, axis, shape: (
+                emit("take", [g, idx], axis=axis), None)))
+
+
+def _concatenate_infer(args, attrs):
+    axis, first = attrs["axis"], args[0].shape
+    for a in args:
+        if a.ndim != len(first):
+            raise ShapeError(f"concatenate: all inputs need {len(first)} dimensions; one has "
+                             f"shape {a.shape}")
+        if a.shape[:axis] + a.shape[axis + 1:] != first[:axis] + first[axis + 1:]:
+            raise ShapeError(f"concatenate: shapes {first} and {a.shape} differ outside axis "
+                             f"{axis}")
+    shape = first[:axis] + (sum(a.shape[axis] for a in args),) + first[axis + 1:]
+    return shape, np.result_type(*(a.dtype for a in args))
+
+
+def _concatenate_vjp(ans, g, *xs, axis):
+    grads, start = [], 0
+    for x in xs:
+        index = Index((0, n, 1) if d != axis else (start, start + x.shape[axis], 1)
+                      for d, n in enumerate(g.shape))
+        grads.append(emit("getitem", [g], index=index))
+        start += x.shape[axis]
+    return tuple(grads)
+
+
+register(Op("concatenate", COPY, _concatenate_infer,
+            lambda *xs, axis: np.concatenate(xs, axis=axis), vjp=_concatenate_vjp))
+
+
+def _take_infer(args, attrs):
+    x, idx = args
+    if idx.dtype.kind not in "iu":
+        raise UnsupportedError(f"an index array of dtype {idx.dtype}: only integer index "
+                               "arrays gather")
+    axis = attrs["axis"]
+    return x.shape[:axis] + idx.shape + x.shape[axis + 1:], x.dtype
+
+
+# A gather: one integer index array (traced or constant) along one axis, as x[idx] does. An
+# index out of range raises NumPy's IndexError when it runs, as it does eagerly.
+register(Op("take", COPY, _take_infer, lambda x, idx, axis: np.take(x, idx, axis=axis),
+            vjp=lambda ans, g, x, idx, axis: (
+                emit("scatter_add", [g, idx], axis=axis, shape=x.shape), None)))
+
+
+def _same_shape_infer(args, attrs):
+    return args[0].shape, args[0].dtype
+
+
+def _roll_vjp(ans, g, x, shift, axis):
+    back = tuple(-s for s in shift) if isinstance(shift, tuple) else -shift
+    return (emit("roll", [g], shift=back, axis=axis),)
+
+
+register(Op("roll", COPY, _same_shape_infer,
+            lambda x, shift, axis: np.roll(x, shift, axis), vjp=_roll_vjp))
+
+
+def _tile_infer(args, attrs):
+    shape, reps = args[0].shape, attrs["reps"]
+    n = max(len(shape), len(reps))
+    shape = (1,) * (n - len(shape)) + shape
+    reps = (1,) * (n - len(reps)) + reps
+    return tuple(s * r for s, r in zip(shape, reps)), args[0].dtype
+
+
+def _tile_vjp(ans, g, x, reps):
+    n = g.ndim
+    shape = (1,) * (n - x.ndim) + x.shape
+    reps = (1,) * (n - len(reps)) + tuple(reps)
+    split = emit("reshape", [g], shape=tuple(v for r, s in zip(reps, shape) for v in (r, s)))
+    summed = emit("sum", [split], axis=tuple(range(0, 2 * n, 2)), keepdims=False)
+    return (emit("reshape", [summed], shape=x.shape),)
+
+
+register(Op("tile", COPY, _tile_infer, lambda x, reps: np.tile(x, reps), vjp=_tile_vjp))
+
+
+def _repeat_infer(args, attrs):
+    shape, axis = args[0].shape, attrs["axis"]
+    if axis is None:
+        return (args[0].size * attrs["repeats"],), args[0].dtype
+    return shape[:axis] + (shape[axis] * attrs["repeats"],) + shape[axis + 1:], args[0].dtype
+
+
+def _repeat_vjp(ans, g, x, repeats, axis):
+    shape = (x.size,) if axis is None else x.shape
+    axis = 0 if axis is None else axis
+    split = emit("reshape", [g], shape=shape[:axis] + (shape[axis], repeats) + shape[axis + 1:])
+    summed = emit("sum", [split], axis=(axis + 1,), keepdims=False)
+    return (emit("reshape", [summed], shape=x.shape),)
+
+
+register(Op("repeat", COPY, _repeat_infer,
+            lambda x, repeats, axis: np.repeat(x, repeats, axis), vjp=_repeat_vjp))
+
+
+def view_base(node):
+    """The node whose memory a chain of views reads."""
+    while OPS[node.op].kind == VIEW:
+        node = node.args[0]
+    return node
 
 
 def _leaf_infer(args, attrs):

@@ -6,6 +6,7 @@ graph cannot express (control flow on values, conversion to Python numbers, unkn
 raises a TraceError that names the user's line.
 """
 
+import functools
 import inspect
 import threading
 
@@ -14,17 +15,26 @@ import numpy as np
 from . import pytree
 from .errors import TraceError, TracejitError, UnsupportedError, user_location, with_location
 from .graph import Graph, Node
-from .ops import OPS, UFUNC_OPS, check_dtype, returns_numpy_scalar
+from .ops import OPS, UFUNC_OPS, check_dtype, returns_numpy_scalar, view_base
 
 _state = threading.local()
 
 
 class Trace:
-    """One run of a function on proxies; proxies remember it so leaks can be detected."""
+    """One run of a function on proxies; proxies remember it so leaks can be detected. A trace
+    started inside another (tj.grad of a closure) may read the enclosing trace's values."""
 
-    def __init__(self, name):
+    def __init__(self, name, parent=None):
         self.name = name
         self.active = True
+        self.parent = parent
+
+    def sees(self, other):
+        """True if values of trace `other` may be used here: this trace or an enclosing one."""
+        tr = self
+        while tr is not None and tr is not other:
+            tr = tr.parent
+        return tr is not None
 
 
 def current_trace():
@@ -39,7 +49,7 @@ def const_node(value):
     if isinstance(value, np.generic):  # before float: np.float64 subclasses float
         check_dtype(value.dtype, "a constant scalar")
         return Node("const", (), {"value": value}, (), value.dtype)  # stays a NumPy scalar
-    if isinstance(value, (bool, int, float)):
+    if type(value) in (bool, int, float):
         dtype = {bool: np.bool_, int: np.int64, float: np.float64}[type(value)]
         if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
             raise UnsupportedError(f"the Python int {value} does not fit in int64")
@@ -75,14 +85,19 @@ def apply(op_name, args, _weak=False, **attrs):
             raise
         raise with_location(type(e), str(e), loc) from None
     weak = _weak and op.kind == "elementwise" and bool(nodes) and all(n.weak for n in nodes)
-    return Proxy(Node(op_name, nodes, attrs, shape, dtype, weak, loc), trace)
+    node = Node(op_name, nodes, attrs, shape, dtype, weak, loc)
+    if getattr(_state, "no_grad", 0) and op_name != "stop_gradient":
+        # under tj.no_grad(): a constant for differentiation
+        node = Node("stop_gradient", (node,), {}, shape, dtype, weak, loc)
+    return Proxy(node, trace)
 
 
 def _trace_of(args):
+    current = current_trace()
     for a in args:
         if isinstance(a, Proxy):
-            return a._trace
-    return current_trace()
+            return current if current is not None and current.sees(a._trace) else a._trace
+    return current
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,7 +129,7 @@ class Proxy:
         if not self._trace.active:
             raise with_location(TraceError, "a traced value was used after its function returned "
                                 "(was it stored in a global or on an object?)")
-        if trace is not None and trace is not self._trace:
+        if trace is not None and not trace.sees(self._trace):
             raise with_location(TraceError, "a value traced in one function was used in another")
 
     shape = property(lambda self: self.node.shape)
@@ -175,10 +190,6 @@ class Proxy:
     def copy(self):
         return apply("astype", [self], dtype=self.dtype)
 
-    def clip(self, min=None, max=None, **kwargs):
-        from .numpy_api import clip
-        return clip(self, min, max, **kwargs)
-
     def transpose(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = axes[0]
@@ -190,6 +201,45 @@ class Proxy:
     def _is_eager_scalar(self):
         """True if eager NumPy would hold a Python or NumPy scalar here, not an array."""
         return self.node.weak or returns_numpy_scalar(self.node)
+
+    def clip(self, min=None, max=None, **kwargs):
+        return np.clip(self, min, max, **kwargs)
+
+    def round(self, decimals=0):
+        return np.round(self, decimals)
+
+    # views and shape methods (the NumPy functions in numpy_api.py do the work)
+
+    def __getitem__(self, key):
+        from .numpy_api import getitem
+        return getitem(self, key)
+
+    def reshape(self, *shape, order="C", copy=None):
+        from .numpy_api import reshape
+        return reshape(self, shape[0] if len(shape) == 1 else shape, order=order, copy=copy)
+
+    def ravel(self, order="C"):
+        from .numpy_api import ravel
+        return ravel(self, order)
+
+    def flatten(self, order="C"):
+        return self.ravel(order).copy()  # flatten always returns a fresh array
+
+    def squeeze(self, axis=None):
+        from .numpy_api import squeeze
+        return squeeze(self, axis)
+
+    def swapaxes(self, axis1, axis2):
+        from .numpy_api import swapaxes
+        return swapaxes(self, axis1, axis2)
+
+    mT = property(lambda self: np.matrix_transpose(self))
+
+    def repeat(self, repeats, axis=None):
+        return np.repeat(self, repeats, axis)
+
+    def dot(self, b):
+        return np.dot(self, b)
 
     def __setitem__(self, key, value):
         raise with_location(TraceError, "item assignment on a traced array is not supported yet")
@@ -235,7 +285,7 @@ def call_ufunc(ufunc, *inputs, out=None, dtype=None, **kwargs):
 _BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "truediv": np.true_divide,
            "floordiv": np.floor_divide, "mod": np.remainder, "pow": np.power,
            "and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor,
-           "lshift": np.left_shift, "rshift": np.right_shift}
+           "lshift": np.left_shift, "rshift": np.right_shift, "matmul": np.matmul}
 _COMPARE = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
             "gt": np.greater, "ge": np.greater_equal}
 _UNARY = {"neg": np.negative, "pos": np.positive, "abs": np.absolute, "invert": np.invert}
@@ -303,13 +353,17 @@ def is_array_leaf(x):
 def input_node(value, name, index):
     """The graph input for one argument leaf: arrays and NumPy scalars are strongly typed,
     Python scalars are weak (NEP 50) and passed by value to kernels."""
-    if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
+    if type(value) in (bool, int, float):
         dtype = {bool: np.bool_, int: np.int64, float: np.float64}[type(value)]
         return Node("input", (), {"name": name, "index": index, "scalar": True}, (), dtype, True)
     if type(value) is not np.ndarray and isinstance(value, np.ndarray):
         raise UnsupportedError(f"argument {name!r} is a {type(value).__module__}."
                                f"{type(value).__name__}; tracejit traces plain ndarrays (a "
                                "subclass's own behaviour, such as a mask, would be lost)")
+    if isinstance(value, Proxy):  # tracing a function of another trace's values (tj.grad)
+        node = value.node
+        return Node("input", (), {"name": name, "index": index, "scalar": node.weak},
+                    node.shape, node.dtype, node.weak)
     dtype = check_dtype(value.dtype, f"argument {name!r}")
     return Node("input", (), {"name": name, "index": index,
                               "scalar": isinstance(value, np.generic)}, np.shape(value), dtype)
@@ -317,7 +371,7 @@ def input_node(value, name, index):
 
 def trace(fn, leaves, treedef, names, is_static):
     """Run fn on proxies standing for the array leaves; static leaves are passed as they are."""
-    tr = Trace(getattr(fn, "__name__", "f"))
+    tr = Trace(getattr(fn, "__name__", "f"), current_trace())
     inputs, call_leaves = [], []
     for i, (leaf, name, static) in enumerate(zip(leaves, names, is_static)):
         if static:
@@ -338,10 +392,10 @@ def trace(fn, leaves, treedef, names, is_static):
         _state.trace = previous
         tr.active = False
     out_leaves, out_tree = pytree.flatten(result)
-    outputs, first_seen, alias = [], {}, []
+    outputs, first_seen, alias, first_base, memory = [], {}, [], {}, []
     for leaf in out_leaves:
         if isinstance(leaf, Proxy):
-            if leaf._trace is not tr:
+            if not tr.sees(leaf._trace):
                 raise with_location(TraceError, "the function returned a value traced elsewhere")
             outputs.append(leaf.node)
         elif is_array_leaf(leaf):
@@ -352,7 +406,12 @@ def trace(fn, leaves, treedef, names, is_static):
                                 "scalars, or tuples, lists and dicts of them",
                                 _fn_location(fn) or user_location(1))
         alias.append(first_seen.setdefault(id(leaf), len(alias)))
-    return Graph(tr.name, inputs, outputs, out_tree, meta={"out_alias": tuple(alias)})
+        memory.append(first_base.setdefault(view_base(outputs[-1]), len(memory)))
+    # out_alias: which results are the same object; out_memory: which share memory (one is a
+    # view of the other's base). Simplification may merge equal values; these keep the
+    # returned arrays as distinct as eager NumPy's.
+    return Graph(tr.name, inputs, outputs, out_tree,
+                 meta={"out_alias": tuple(alias), "out_memory": tuple(memory)})
 
 
 def _fn_location(fn):
@@ -360,25 +419,28 @@ def _fn_location(fn):
     return (code.co_filename, code.co_firstlineno) if code else None
 
 
+@functools.lru_cache(maxsize=1024)
 def leaf_names(fn, treedef):
-    """Readable input names: parameter names, with a suffix for leaves inside containers."""
+    """(name, parameter) for every leaf: readable input names (parameter names, suffixed for
+    leaves inside containers) and the parameter each leaf belongs to."""
     try:
         params = list(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
         params = []
     args_def, kwargs_def = treedef.children
 
-    def walk(td, base, out):
+    def walk(td, base, param, out):
         if td.kind == "leaf":
-            out.append(base)
+            out.append((base, param))
             return
         keys = td.meta if td.kind == "dict" else range(len(td.children))
         for k, child in zip(keys, td.children):
-            walk(child, f"{base}_{k}", out)
+            walk(child, f"{base}_{k}", param, out)
 
     names = []
     for i, td in enumerate(args_def.children):
-        walk(td, params[i] if i < len(params) else f"arg{i}", names)
+        param = params[i] if i < len(params) else f"arg{i}"
+        walk(td, param, param, names)
     for key, td in zip(kwargs_def.meta, kwargs_def.children):
-        walk(td, str(key), names)
-    return names
+        walk(td, str(key), str(key), names)
+    return tuple(names)

@@ -1,12 +1,10 @@
 """Scalar functions with NumPy's exact semantics, for templates whose Python operator differs
 (integer division by zero gives 0, float floor division and remainder follow npy_divmod)."""
 
-
 import numpy as np
 from numba import njit
 
 _jit = njit(error_model="numpy", cache=False)
-
 
 @_jit
 def _ifloordiv(a, b):
@@ -14,13 +12,11 @@ def _ifloordiv(a, b):
         return a - a
     return a // b
 
-
 @_jit
 def _imod(a, b):
     if b == 0:
         return a - a
     return a % b
-
 
 @_jit
 def _divmod(a, b):
@@ -40,20 +36,17 @@ def _divmod(a, b):
         floordiv = np.copysign(0.0, a / b)
     return floordiv, mod
 
-
 @_jit
 def _ffloordiv(a, b):
     if b == 0:
         return a / b
     return _divmod(a, b)[0]
 
-
 @_jit
 def _fmod(a, b):
     if b == 0:
         return np.nan
     return _divmod(a, b)[1]
-
 
 @_jit
 def _ipow(a, b):
@@ -67,7 +60,6 @@ def _ipow(a, b):
         base *= base
         b >>= 1
     return result
-
 
 @_jit
 def _irecip(a, at_zero):

@@ -1,0 +1,173 @@
+"""Matmul as a big op: `@`, np.matmul, np.dot (and inner, outer, vdot) run through NumPy/BLAS on
+the host; the elementwise epilogue after it (bias, activation) is one kernel that writes over
+the matmul's output when nothing else reads it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_same, check_against_numpy
+
+import tracejit as tj
+from tracejit.graph import verify
+from tracejit.interpret import interpret
+
+RNG = np.random.default_rng(0)
+
+
+def rand(*shape, dtype=np.float64):
+    if np.dtype(dtype).kind == "b":
+        return RNG.random(shape) > 0.5
+    if np.dtype(dtype).kind in "iu":
+        return RNG.integers(-4, 5, shape).astype(dtype)
+    return RNG.standard_normal(shape).astype(dtype)
+
+
+SHAPES = {
+    "vec vec": ((3,), (3,)),
+    "mat vec": ((2, 3), (3,)),
+    "vec mat": ((3,), (3, 4)),
+    "mat mat": ((2, 3), (3, 4)),
+    "batch mat": ((5, 2, 3), (3, 4)),
+    "batch batch": ((5, 2, 3), (5, 3, 4)),
+    "vec batch": ((3,), (5, 3, 4)),
+    "batch vec": ((5, 2, 3), (3,)),
+    "broadcast batches": ((4, 1, 2, 3), (5, 3, 2)),
+    "empty inner": ((2, 0), (0, 3)),
+    "empty batch": ((0, 2, 3), (3, 4)),
+}
+
+
+@pytest.mark.parametrize("shapes", SHAPES.values(), ids=SHAPES.keys())
+def test_matmul_shapes(shapes):
+    a, b = rand(*shapes[0]), rand(*shapes[1])
+    traced = check_against_numpy(lambda a, b: a @ b, a, b)
+    check_against_numpy(lambda a, b: np.matmul(a, b), a, b)
+    graph = verify(traced.graph(a, b))
+    assert_same(np.asarray(traced(a, b)), np.asarray(interpret(graph, a, b)))
+
+
+@pytest.mark.parametrize("dtypes", [
+    (np.float32, np.float32), (np.float64, np.float64), (np.int64, np.int64),
+    (np.int32, np.float32), (np.bool_, np.bool_), (np.int32, np.int64), (np.float32, np.int64),
+], ids=lambda d: f"{np.dtype(d[0]).name}@{np.dtype(d[1]).name}")
+def test_matmul_dtypes(dtypes):
+    a, b = rand(3, 4, dtype=dtypes[0]), rand(4, 2, dtype=dtypes[1])
+    check_against_numpy(lambda a, b: a @ b, a, b, rtol=1e-5, atol=1e-6)
+    check_against_numpy(lambda a, b: a @ b[:, 0], a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_non_contiguous_operands():
+    a, b = rand(6, 8), rand(8, 10)
+    check_against_numpy(lambda a, b: a.T[::2] @ b[::-1, ::2].T.T, a.T.copy(), b)
+    check_against_numpy(lambda a, b: a @ b, a[:, ::2], b[::-2])
+    check_against_numpy(lambda a, b: a[1:, 1:] @ b[1:, :].T[:3].T, a, b)
+    check_against_numpy(lambda a, b: np.swapaxes(a.reshape(2, 3, 8), 1, 2).mT @ b, a, b)
+
+
+def test_epilogue_is_one_kernel_in_place():
+    def layer(x, w, b):
+        return np.maximum(x @ w + b, 0)
+    x, w, b = rand(8, 6, dtype=np.float32), rand(6, 5, dtype=np.float32), rand(5, dtype=np.float32)
+    traced = check_against_numpy(layer, x, w, b)
+    report = traced.explain(x, w, b)
+    assert len(report.kernels) == 1
+    assert report.kernels[0].ops == ["add", "maximum"]
+    # the matmul writes into the returned array and the epilogue runs in place over it
+    assert report.memory.buffers == 1
+    assert [(o.op, i.op) for o, i in report.memory.in_place] == [("maximum", "matmul")]
+
+
+def test_mlp_forward():
+    def mlp(x, w0, b0, w1, b1, w2, b2):
+        h = np.maximum(x @ w0 + b0, 0)
+        h = np.maximum(h @ w1 + b1, 0)
+        return np.tanh(h @ w2 + b2)
+    params = [rand(16, 12, dtype=np.float32)]
+    for n, m in ((12, 10), (10, 10), (10, 3)):
+        params += [rand(n, m, dtype=np.float32), rand(m, dtype=np.float32)]
+    traced = check_against_numpy(mlp, *params, rtol=1e-5, atol=1e-6)
+    assert len(traced.explain(*params).kernels) == 3
+    check_against_numpy(mlp, *params, fuse=False, rtol=1e-5, atol=1e-6)
+
+
+def test_matmul_output_read_elsewhere_is_not_overwritten():
+    x, w, b = rand(4, 3), rand(3, 5), rand(5)
+
+    def returned(x, w, b):
+        h = x @ w
+        return h, np.maximum(h + b, 0)
+
+    def read_by_another_step(x, w, b):
+        h = x @ w
+        return np.maximum(h + b, 0), h[::-1, 1:]
+
+    def read_by_a_later_kernel(x, w, b):
+        h = x @ w
+        y = np.exp(h) + b
+        return y @ w.T + h[:, :3]
+
+    for fn in (returned, read_by_another_step, read_by_a_later_kernel):
+        check_against_numpy(fn, x, w, b)
+
+
+def test_epilogue_of_another_dtype_or_shape_allocates():
+    x, w = rand(4, 3, dtype=np.float32), rand(3, 5, dtype=np.float32)
+    check_against_numpy(lambda x, w: (x @ w) * 2.0 > 1, x, w)          # bool result
+    check_against_numpy(lambda x, w: (x @ w).astype(np.float64) + 1, x, w)
+    check_against_numpy(lambda x, w: x @ w + np.ones((2, 4, 5)), x, w)  # broadcast to a batch
+
+
+def test_scalar_result_is_a_numpy_scalar():
+    a, b = rand(5), rand(5)
+    traced = check_against_numpy(lambda a, b: a @ b, a, b)
+    assert isinstance(traced(a, b), np.float64)
+    check_against_numpy(lambda a, b: (a @ b) * 2 + a, a, b)
+    check_against_numpy(lambda a, b: np.dot(a, b) - 1, a, b)
+
+
+def test_dot_inner_outer_vdot():
+    a, b, m, n = rand(4), rand(4), rand(3, 4), rand(4, 2)
+    cases = [
+        (lambda a, b: np.dot(a, b), (a, b)),
+        (lambda m, n: np.dot(m, n), (m, n)),
+        (lambda m, a: np.dot(m, a), (m, a)),
+        (lambda m, n: m.dot(n), (m, n)),
+        (lambda a: np.dot(a, 2.5), (a,)),
+        (lambda a, b: np.inner(a, b), (a, b)),
+        (lambda m, a: np.inner(m, a), (m, a)),
+        (lambda a, m: np.inner(a, m), (a, m)),
+        (lambda m: np.inner(m, m), (m,)),
+        (lambda a, m: np.outer(a, m), (a, m)),
+        (lambda m, n: np.vdot(m, n.T), (m, n)),
+    ]
+    for fn, args in cases:
+        check_against_numpy(fn, *args)
+
+
+def test_in_place_matmul():
+    def f(a, b):
+        c = a + 0
+        c @= b
+        return c
+    check_against_numpy(f, rand(3, 3), rand(3, 3))
+
+
+@pytest.mark.parametrize("fn, args, error", [
+    (lambda a, b: a @ b, ((2, 3), (4, 5)), tj.ShapeError),
+    (lambda a, b: a @ b, ((3,), (4,)), tj.ShapeError),
+    (lambda a, b: a @ b, ((2, 2, 3), (3, 3, 4)), tj.ShapeError),
+    (lambda a, b: np.matmul(a, 2.0), ((3,), (3,)), tj.ShapeError),
+    (lambda a, b: np.dot(a, b), ((2, 3), (4,)), tj.ShapeError),
+], ids=["inner", "vectors", "batches", "scalar", "dot"])
+def test_shape_errors_name_the_line(fn, args, error):
+    a, b = rand(*args[0]), rand(*args[1])
+    with pytest.raises(error, match=r"test_matmul\.py:\d+"):
+        tj.trace(fn, fallback="raise")(a, b)
+    with pytest.raises(ValueError):
+        fn(a, b)
+
+
+def test_dot_of_stacks_is_unsupported():
+    with pytest.raises(tj.UnsupportedError, match="np.matmul"):
+        tj.trace(lambda a, b: np.dot(a, b), fallback="raise")(rand(2, 2, 3), rand(3, 2))

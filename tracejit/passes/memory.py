@@ -1,0 +1,227 @@
+"""Memory planning: liveness over a fixed schedule, buffers shared between values whose live
+ranges do not overlap, and kernels that write their output over an input that dies there.
+
+A *stored* value is one the plan gives memory to: a kernel output, or the result of a host op
+that can write into a given array (`HOST_OUT`, e.g. matmul). A view shares the memory of the
+value it views, so reading a view keeps its base alive; other host ops allocate their own
+results. Graph outputs live to the end of the call, and a buffer that ends up holding one is
+*returned*: allocated fresh on every call (exactly the output's size) and handed to the caller,
+with earlier intermediates placed inside it before the output is written. Every other buffer
+belongs to the arena the executor keeps between calls.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..graph import type_str, value_names
+from ..ops import ELEMENTWISE, OPS, VIEW, compute_dtype
+
+# Host ops whose NumPy function writes into a given array: `HOST_OUT[op](*args, out=buffer)`.
+HOST_OUT = {"matmul": np.matmul}
+
+_END = float("inf")  # the last use of a value the caller receives
+
+
+def stored_itemsize(node):
+    return compute_dtype(node.dtype).itemsize
+
+
+def stored_nbytes(node):
+    return node.size * stored_itemsize(node)
+
+
+def writes_out(node):
+    """True if this host node runs as `HOST_OUT[op](*args, out=buffer)` into a planned buffer."""
+    return node.op in HOST_OUT and not node.attrs and node.shape != ()
+
+
+def hands_back(node):
+    """True if the executor gives the caller this value's memory (or a view of it) as a result:
+    float16 results are converted to a new array, every other array result is returned as is."""
+    return node.dtype != np.float16
+
+
+@dataclass(eq=False)
+class Buffer:
+    """One block of memory and the values stored in it, in the order they are written."""
+
+    index: int
+    nbytes: int
+    values: list = field(default_factory=list)
+    returned: object = None  # the graph output this buffer is handed back as, if any
+
+    @property
+    def kind(self):
+        return "output" if self.returned is not None else "arena"
+
+
+@dataclass(eq=False)
+class MemoryPlan:
+    """Where every stored value lives. `assignment[node]` is a buffer index; `in_place` lists
+    (output, input) pairs where a kernel writes its output over an input that dies there."""
+
+    storage: list
+    assignment: dict
+    in_place: list
+    live: dict  # stored node -> (first write, last read) step indices; inf = returned
+    naive_bytes: int  # eager NumPy: one new array per op that is not a view
+    host_bytes: int  # results of host ops the plan does not place (they allocate their own)
+    names: dict  # node -> its name in the IR text
+
+    @property
+    def buffers(self):
+        return len(self.storage)
+
+    @property
+    def arena_bytes(self):
+        return sum(b.nbytes for b in self.storage if b.returned is None)
+
+    @property
+    def output_bytes(self):
+        return sum(b.nbytes for b in self.storage if b.returned is not None)
+
+    @property
+    def planned_bytes(self):
+        """Bytes one call uses: arena, returned buffers and what host ops allocate."""
+        return self.arena_bytes + self.output_bytes + self.host_bytes
+
+    def __str__(self):
+        saved = self.naive_bytes - self.planned_bytes
+        lines = [f"-- memory: {self.buffers} buffer(s), planned {_fmt(self.planned_bytes)} "
+                 f"(arena {_fmt(self.arena_bytes)}, outputs {_fmt(self.output_bytes)}"
+                 + (f", host {_fmt(self.host_bytes)}" if self.host_bytes else "")
+                 + f") vs naive {_fmt(self.naive_bytes)} ({_fmt(saved)} saved)"]
+        over = dict(self.in_place)
+        for buf in self.storage:
+            items = []
+            for v in buf.values:
+                first, last = self.live[v]
+                text = f"{self.names[v]}: {type_str(v)} steps {first}-" \
+                    + ("end" if last == _END else str(last))
+                if v in over:
+                    text += f" over {self.names[over[v]]}"
+                items.append(text)
+            line = f"   buffer {buf.index} ({buf.kind}, {_fmt(buf.nbytes)}): "
+            for i, item in enumerate(items):  # wrap between values, never inside one
+                if i and len(line) + len(item) > 100:
+                    lines.append(line.rstrip())
+                    line = "      "
+                line += item + (", " if i + 1 < len(items) else "")
+            lines.append(line)
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _fmt(n):
+    for unit in ("B", "KiB", "MiB"):
+        if abs(n) < 1024 or unit == "MiB":
+            return f"{n} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _stored(step):
+    """The values this step writes into planned buffers."""
+    if hasattr(step, "node"):  # a host step
+        return [step.node] if writes_out(step.node) else []
+    return list(step.outputs)
+
+
+def _roots(node, stored):
+    """The stored values whose memory `node` uses (itself, or the bases of a view)."""
+    if node in stored:
+        return {node}
+    if node.op in ("input", "const") or OPS[node.op].kind != VIEW:
+        return set()
+    return set().union(*(_roots(a, stored) for a in node.args)) if node.args else set()
+
+
+def liveness(graph, steps):
+    """stored node -> (step that writes it, last step that reads its memory); a value the
+    caller receives (directly or through a view) lives to the end (inf)."""
+    stored = {v: k for k, step in enumerate(steps) for v in _stored(step)}
+    last = dict(stored)
+    for k, step in enumerate(steps):
+        for a in step.inputs:
+            for r in _roots(a, stored):
+                last[r] = max(last[r], k)
+    for o in graph.outputs:
+        for r in _roots(o, stored):  # float16 results are read by a conversion after the steps
+            last[r] = _END if hands_back(o) else max(last[r], len(steps))
+    return {v: (stored[v], last[v]) for v in stored}
+
+
+def plan_memory(graph, steps):
+    """Plan the memory of one call of `steps` (the schedule of `graph`, in order).
+
+    Guarantees: two stored values share a buffer only if their live ranges do not overlap, or
+    if an elementwise kernel writes one over the other where the input dies (same shape, same
+    stored itemsize, the input is a stored value read by no other value at that kernel or
+    later); graph inputs and constants are never written. A buffer holds at most one value the
+    caller receives, and only values written before it; returned buffers are exactly that
+    value's size. The plan changes where values live, never what is computed.
+    """
+    live = liveness(graph, steps)
+    storage, assignment, in_place = [], {}, []
+    free = []  # arena buffers whose last value is dead
+    dies_at = {}
+    for v, (_, last) in live.items():
+        dies_at.setdefault(last, []).append(v)
+    returned = {r for o in graph.outputs if hands_back(o) for r in _roots(o, live)}
+
+    def place(node, buf):
+        buf.values.append(node)
+        assignment[node] = buf.index
+        if node in returned:
+            buf.returned, buf.nbytes = node, stored_nbytes(node)
+        else:
+            buf.nbytes = max(buf.nbytes, stored_nbytes(node))
+
+    for k, step in enumerate(steps):
+        reused = set()
+        for node in _stored(step):
+            n = stored_nbytes(node)
+            over = _dying_input(step, k, node, live, returned, reused, storage, assignment)
+            if over is not None:
+                reused.add(over)
+                in_place.append((node, over))
+                place(node, storage[assignment[over]])
+                continue
+            if node in returned:  # the largest free buffer that fits inside the result
+                fits = [b for b in free if b.nbytes <= n]
+                buf = max(fits, key=lambda b: b.nbytes, default=None)
+            else:  # best fit; else grow the largest smaller buffer
+                bigger = [b for b in free if b.nbytes >= n]
+                buf = min(bigger, key=lambda b: b.nbytes, default=None) or \
+                    max(free, key=lambda b: b.nbytes, default=None)
+            if buf is None:
+                buf = Buffer(len(storage), 0)
+                storage.append(buf)
+            else:
+                free.remove(buf)
+            place(node, buf)
+        for v in dies_at.get(k, ()):
+            if v not in reused:
+                free.append(storage[assignment[v]])
+
+    naive = sum(n.size * n.dtype.itemsize for n in graph.nodes
+                if n.op not in ("input", "const") and OPS[n.op].kind != VIEW and not n.weak)
+    host = sum(stored_nbytes(s.node) for s in steps if hasattr(s, "node")
+               and OPS[s.node.op].kind != VIEW and not writes_out(s.node))
+    return MemoryPlan(storage, assignment, in_place, live, naive, host, value_names(graph))
+
+
+def _dying_input(step, k, node, live, returned, reused, storage, assignment):
+    """An input the kernel may overwrite with `node`: read element by element at the index it
+    is written, and dead after this kernel."""
+    if getattr(step, "kind", None) != ELEMENTWISE or node.shape != step.shape:
+        return None
+    for x in step.inputs:
+        if (x in live and x not in reused and live[x][1] == k and x.shape == node.shape
+                and stored_itemsize(x) == stored_itemsize(node)
+                and not any(a is not x and x in _roots(a, live) for a in step.inputs)
+                and (node not in returned or storage[assignment[x]].nbytes <= stored_nbytes(node))):
+            return x
+    return None
