@@ -60,12 +60,20 @@ def check(prog, args, stats=None):
         _count(stats, "numpy_errors")
         return
     values_defined = not undefined_cast(messages)
+    if prog.min_float_bytes == 2:
+        # float16 is computed in float32 inside kernels and rounded once (by design), so values
+        # can differ from NumPy's per-op float16 rounding; types and shapes must still match
+        values_defined = False
+        _count(stats, "float16_types_only")
+    # libms differ by an ulp in float32 transcendental functions; that ulp can surface in a
+    # float64 result computed from a float32 intermediate
+    tol = {} if prog.min_float_bytes == 8 else {"rtol": 1e-5, "atol": 1e-6}
     for fuse in (True, False):
         traced = tj.trace(fn, fuse=fuse, fallback="raise")
         before = snapshot(args)
         with np.errstate(all="ignore"):
             result = traced(*args)
-        _compare(result, expected, values_defined, f"compiled (fuse={fuse})")
+        _compare(result, expected, values_defined, f"compiled (fuse={fuse})", tol)
         for i, (a, b, e) in enumerate(zip(args, before, eager_args)):
             if isinstance(a, np.ndarray):  # arguments end as eager NumPy leaves them
                 np.testing.assert_array_equal(a, e if values_defined else b,
@@ -85,10 +93,10 @@ def _count(stats, key):
         stats[key] = stats.get(key, 0) + 1
 
 
-def _compare(result, expected, values_defined, what):
+def _compare(result, expected, values_defined, what, tol):
     try:
         if values_defined:
-            assert_same(result, expected)
+            assert_same(result, expected, **tol)
         else:
             _compare_types(result, expected)
     except AssertionError as e:

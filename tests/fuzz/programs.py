@@ -14,7 +14,7 @@ Validity is decided by NumPy itself: each candidate op is run on probe arrays wh
 have distinct sizes (so operands that would not broadcast for some sizes are rejected), and only
 steps NumPy accepts are kept. Ops come from `tracejit.ops.OPS` by kind, so new ops are fuzzed as
 soon as they are registered: every elementwise op with a ufunc, `where`, `astype`, views in
-`VIEW_CALLERS` and reductions that have a same-named NumPy function.
+`VIEW_CALLERS` and reductions whose same-named NumPy function tracejit implements.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tracejit.numpy_api import FUNCTIONS
 from tracejit.ops import OPS
 
 FLOATS = (np.float64, np.float32)
@@ -58,7 +59,7 @@ def fuzzable_ops():
             table[name] = (name, 3 if name == "where" else 1)
         elif op.kind == "view" and name in VIEW_CALLERS:
             table[name] = ("view", 1)
-        elif op.kind in REDUCTION_KINDS and callable(getattr(np, name, None)):
+        elif op.kind in REDUCTION_KINDS and getattr(np, name, None) in FUNCTIONS:
             table[name] = ("reduction", 1)
     return table
 
@@ -92,6 +93,7 @@ class Program:
     returns: str = ""
     base_rank: int = 0
     seed: int = 0
+    min_float_bytes: int = 8  # the least precise float dtype NumPy computes anywhere in it
 
     @property
     def source(self):
@@ -155,7 +157,9 @@ def make_program(seed, ops=None, max_steps=5):
         env[f"a{i}"] = probe_value(inputs[-1])
         values.append(f"a{i}")
 
-    prog = Program(inputs, base_rank=base_rank, seed=seed)
+    prog = Program(inputs, base_rank=base_rank, seed=seed,
+                   min_float_bytes=min([8] + [np.dtype(x.dtype).itemsize for x in inputs
+                                              if np.dtype(x.dtype).kind == "f"]))
     fresh, viewed = set(), set()  # intermediates safe to update in place; values with views
     for _ in range(rng.randint(1, max_steps)):
         for _attempt in range(20):
@@ -166,6 +170,9 @@ def make_program(seed, ops=None, max_steps=5):
             if kind == "inplace":
                 ok, result = _inplace_probe(line, env, target)
             if ok and _supported_result(result):
+                if np.asarray(result).dtype.kind == "f":
+                    prog.min_float_bytes = min(prog.min_float_bytes,
+                                               np.asarray(result).dtype.itemsize)
                 prog.lines.append(line)
                 env[target] = result
                 if kind != "inplace":
