@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import tracejit as tj
 from tracejit.numpy_api import FUNCTIONS
 from tracejit.ops import OPS
 
@@ -57,6 +58,8 @@ def fuzzable_ops():
             table[name] = ("ufunc", op.ufunc.nin)
         elif name in ("where", "astype"):
             table[name] = (name, 3 if name == "where" else 1)
+        elif name in SPECIAL_CALLERS:
+            table[name] = ("special", 1)
         elif op.kind == "view" and name in VIEW_CALLERS:
             table[name] = ("view", 1)
         elif op.kind in REDUCTION_KINDS and getattr(np, name, None) in FUNCTIONS:
@@ -76,6 +79,12 @@ def _transpose(rng, arg, probe):
 
 # view op name -> (rng, argument name, probe value) -> source text or None when not applicable
 VIEW_CALLERS = {"transpose": _transpose}
+# other elementwise ops reached through a function: name -> (rng, argument name) -> source
+SPECIAL_CALLERS = {
+    "stop_gradient": lambda rng, arg: f"tj.stop_gradient({arg})",
+    "full": lambda rng, arg: rng.choice([f"np.full_like({arg}, {rng.choice([2, -1.5, True])})",
+                                         f"np.zeros_like({arg})", f"np.ones_like({arg})"]),
+}
 
 
 @dataclass
@@ -102,7 +111,7 @@ class Program:
         return f"def prog({params}):\n{body}    return {self.returns}\n"
 
     def function(self):
-        ns = {"np": np}
+        ns = {"np": np, "tj": tj}
         exec(compile(self.source, f"<fuzz program {self.seed}>", "exec"), ns)
         return ns["prog"]
 
@@ -129,7 +138,7 @@ def _eval(expr, env):
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return True, eval(expr, {"np": np}, env)
+            return True, eval(expr, {"np": np, "tj": tj}, env)
         except Exception:
             return False, None
 
@@ -252,6 +261,11 @@ def _random_step(rng, ops, names, values, env, fresh, viewed):
             return None, None, None
         dt = np.dtype(rng.choice(ASTYPE_TARGETS)).name
         return f"{target} = {arg}.astype(np.{dt})", target, how
+    if how == "special":
+        arrays = [v for v in values if not isinstance(env[v], (bool, int, float))]
+        if not arrays:
+            return None, None, None
+        return f"{target} = {SPECIAL_CALLERS[name](rng, rng.choice(arrays))}", target, how
     if how == "view":
         arrays = [v for v in values if isinstance(env[v], np.ndarray)]
         if not arrays:
