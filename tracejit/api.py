@@ -1,6 +1,8 @@
 """The `trace` decorator: signature cache, tracing, compilation and the eager fallback."""
 
 import functools
+import inspect
+import logging
 import os
 import threading
 import warnings
@@ -11,7 +13,13 @@ import numpy as np
 
 from . import pytree
 from .autodiff import check_argnums, strip_stop_gradients, value_and_grad_call
-from .errors import FallbackWarning, TraceError, UnsupportedError, format_location
+from .errors import (
+    FallbackWarning,
+    TraceError,
+    UnsupportedError,
+    format_location,
+    with_location,
+)
 from .executor import CONTIGUOUS, SCALAR, STRIDED, build
 from .passes.fusion import schedule
 from .passes.simplify import simplify
@@ -19,7 +27,11 @@ from .tracing import Proxy, is_array_leaf, leaf_names, trace
 
 CacheInfo = namedtuple("CacheInfo", "hits misses traces kernels_compiled entries fallbacks")
 
+# Signatures kept per traced function; the least recently used is dropped beyond this.
+DEFAULT_MAX_CACHE_ENTRIES = 64
+
 _disabled = [int(os.environ.get("TRACEJIT_DISABLE", "0") not in ("", "0"))]
+_log = logging.getLogger("tracejit")
 _disable_lock = threading.Lock()
 
 
@@ -50,6 +62,38 @@ def _leaf_key(leaf):
     return type(leaf)
 
 
+def _log_enabled(topic):
+    """TRACEJIT_LOG=recompiles (comma-separated topics, or "all") turns on a log topic."""
+    topics = {t.strip() for t in os.environ.get("TRACEJIT_LOG", "").split(",")}
+    return topic in topics or "all" in topics
+
+
+def _emit(message):
+    if not _log.hasHandlers():  # nobody configured logging: still show what was asked for
+        _log.addHandler(logging.StreamHandler())
+        _log.setLevel(logging.INFO)
+    _log.info(message)
+
+
+def _describe(leaf):
+    if isinstance(leaf, np.ndarray):
+        layout = "contiguous" if leaf.flags.c_contiguous else "strided"
+        return f"{leaf.dtype}{list(leaf.shape)} {layout}"
+    if isinstance(leaf, np.generic):
+        return f"{leaf.dtype} scalar"
+    return type(leaf).__name__
+
+
+def _signature_change(old, new):
+    """Why a call missed the cache: which arguments differ from the last signature compiled."""
+    (old_names, old_descr), (new_names, new_descr) = old, new
+    if old_names != new_names:
+        return f"arguments {old_names} became {new_names}"
+    changes = [f"{name}: {a} -> {b}" for name, a, b in zip(new_names, old_descr, new_descr)
+               if a != b]
+    return "; ".join(changes) or "same argument types (the entry was evicted or cleared)"
+
+
 def _layout(leaf):
     if isinstance(leaf, (np.generic, bool, int, float)):
         return SCALAR
@@ -60,9 +104,11 @@ class TracedFunction:
     """A function traced and compiled once per input signature. See DESIGN.md for the API."""
 
     def __init__(self, fn, fuse=True, fallback="warn", static_argnames=(), backend="cpu",
-                 parallel=None):
+                 parallel=None, max_cache_entries=DEFAULT_MAX_CACHE_ENTRIES):
         if fallback not in ("warn", "raise", "eager"):
             raise ValueError(f"fallback must be 'warn', 'raise' or 'eager', not {fallback!r}")
+        if not (isinstance(max_cache_entries, int) and max_cache_entries >= 1):
+            raise ValueError(f"max_cache_entries must be a positive int, not {max_cache_entries!r}")
         if backend != "cpu":
             raise UnsupportedError(f"backend {backend!r} is not available; use backend='cpu'")
         functools.update_wrapper(self, fn)
@@ -73,9 +119,12 @@ class TracedFunction:
             else tuple(static_argnames)
         self.backend = backend
         self.parallel = parallel
-        self._cache = OrderedDict()
-        self._lock = threading.RLock()
+        self.max_cache_entries = max_cache_entries
+        self._cache = OrderedDict()  # signature -> Executable or _Fallback, least recent first
+        self._lock = threading.RLock()  # held while tracing and compiling: once per signature
+        self._stats_lock = threading.Lock()
         self._stats = dict(hits=0, misses=0, traces=0, kernels_compiled=0, fallbacks=0)
+        self._last_signature = None  # for TRACEJIT_LOG=recompiles
 
     def __get__(self, obj, objtype=None):
         return self if obj is None else functools.partial(self, obj)
@@ -90,7 +139,7 @@ class TracedFunction:
                          else None for a in args])
             entry = self._cache.get(key)
             if entry is not None and entry.__class__ is not _Fallback:
-                self._stats["hits"] += 1
+                self._hit(key)
                 return entry.run(*args)
         leaves, treedef, static = self._flatten(args, kwargs)
         if any(isinstance(leaf, Proxy) for leaf in leaves):
@@ -100,19 +149,32 @@ class TracedFunction:
         if entry is None:
             entry = self._miss(key, leaves, treedef, static)
         else:
-            self._stats["hits"] += 1
+            self._hit(key)
         if isinstance(entry, _Fallback):
-            self._stats["fallbacks"] += 1
+            self._count("fallbacks")
             return self.fn(*args, **kwargs)
         return entry.run(*leaves)
+
+    def _count(self, stat, n=1):
+        with self._stats_lock:
+            self._stats[stat] += n
+
+    def _hit(self, key):
+        with self._stats_lock:
+            self._stats["hits"] += 1
+            try:
+                self._cache.move_to_end(key)  # most recently used last
+            except KeyError:  # evicted or cleared by another thread since the lookup
+                pass
 
     def _flatten(self, args, kwargs):
         leaves, treedef = pytree.flatten((args, kwargs))
         static = tuple(not is_array_leaf(leaf) or param in self.static_argnames
                        for leaf, (_, param) in zip(leaves, leaf_names(self.fn, treedef)))
-        leaves = [np.asarray(x) if isinstance(x, np.ndarray) and type(x) is not np.ndarray else x
-                  for x in leaves]
         return leaves, treedef, static
+
+    def _names(self, treedef):
+        return [name for name, _ in leaf_names(self.fn, treedef)]
 
     def _key(self, leaves, treedef, static):
         if treedef.kind == "tuple" and not treedef.children[1].children and \
@@ -124,7 +186,8 @@ class TracedFunction:
                 try:
                     hash(leaf)
                 except TypeError:
-                    raise TraceError(f"static argument {leaf!r} is not hashable") from None
+                    raise with_location(TraceError, f"static argument {leaf!r} is not "
+                                        "hashable") from None
                 parts.append(("static", type(leaf), leaf))
             else:
                 parts.append(_leaf_key(leaf))
@@ -133,10 +196,12 @@ class TracedFunction:
     def _miss(self, key, leaves, treedef, static):
         with self._lock:
             entry = self._cache.get(key)
-            if entry is not None:
-                self._stats["hits"] += 1
+            if entry is not None:  # another thread compiled it while this one waited
+                self._hit(key)
                 return entry
-            self._stats["misses"] += 1
+            self._count("misses")
+            self._check_arity(treedef)
+            self._log_miss(leaves, treedef)
             try:
                 entry = self._compile(leaves, treedef, static)
             except TraceError as e:
@@ -146,13 +211,46 @@ class TracedFunction:
                     warnings.warn(f"tracejit: {self.__name__} runs eagerly for this signature: {e}",
                                   FallbackWarning, stacklevel=4)
                 entry = _Fallback(e)
-            self._cache[key] = entry
+            with self._stats_lock:
+                self._cache[key] = entry
+                while len(self._cache) > self.max_cache_entries:
+                    self._cache.popitem(last=False)  # least recently used
             return entry
 
+    def _check_arity(self, treedef):
+        """Wrong numbers of arguments fail here with the caller's line, not inside the trace."""
+        sig = self._signature()
+        if sig is None:
+            return
+        args, kwargs = pytree.unflatten(treedef, [None] * pytree.num_leaves(treedef))
+        try:
+            sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise with_location(TypeError, f"{self.__name__}(): {e}") from None
+
+    @functools.cache  # noqa: B019 (one entry per TracedFunction, which lives as long)
+    def _signature(self):
+        try:
+            return inspect.signature(self.fn)
+        except (TypeError, ValueError):
+            return None
+
+    def _log_miss(self, leaves, treedef):
+        if not _log_enabled("recompiles"):
+            return
+        signature = (self._names(treedef), [_describe(leaf) for leaf in leaves])
+        if self._last_signature is None:
+            _emit(f"tracejit: compiling {self.__name__} for "
+                  f"{', '.join(f'{n}: {d}' for n, d in zip(*signature))}")
+        else:
+            _emit(f"tracejit: recompiling {self.__name__} because "
+                  f"{_signature_change(self._last_signature, signature)}")
+        self._last_signature = signature
+
     def _trace(self, leaves, treedef, static):
-        self._stats["traces"] += 1
-        names = [name for name, _ in leaf_names(self.fn, treedef)]
-        graph = trace(lambda *a, **k: self.fn(*a, **k), leaves, treedef, names, static)
+        self._count("traces")
+        names = self._names(treedef)
+        graph = trace(self.fn, leaves, treedef, names, static)
         graph.name = self.__name__
         graph.meta["num_leaves"] = len(leaves)
         return graph
@@ -162,7 +260,7 @@ class TracedFunction:
         steps = schedule(graph, self.fuse)
         layouts = [_layout(leaves[n.attrs["index"]]) for n in graph.inputs]
         exe = build(graph, steps, layouts, self.parallel)
-        self._stats["kernels_compiled"] += exe.kernels_compiled
+        self._count("kernels_compiled", exe.kernels_compiled)
         return exe
 
     def _executable(self, args, kwargs):
@@ -189,11 +287,13 @@ class TracedFunction:
         return Explain(self._executable(args, kwargs), self.cache_info())
 
     def cache_info(self):
-        return CacheInfo(entries=len(self._cache), **self._stats)
+        with self._stats_lock:  # one consistent snapshot, even while other threads call
+            return CacheInfo(entries=len(self._cache), **self._stats)
 
     def cache_clear(self):
-        with self._lock:
+        with self._lock, self._stats_lock:
             self._cache.clear()
+            self._last_signature = None
             for k in self._stats:
                 self._stats[k] = 0
 
@@ -202,7 +302,8 @@ class TracedFunction:
 
 
 def trace_decorator(fn=None, **options):
-    """`@trace`, or `@trace(fuse=, fallback=, static_argnames=, backend=, parallel=)`."""
+    """`@trace`, or `@trace(fuse=, fallback=, static_argnames=, backend=, parallel=,
+    max_cache_entries=)`."""
     if fn is None:
         return lambda f: TracedFunction(f, **options)
     return TracedFunction(fn, **options)

@@ -9,7 +9,7 @@ import numpy as np
 
 from .backends import cpu
 from .backends.codegen import CONTIGUOUS, SCALAR, STRIDED
-from .ops import MATMUL, OPS, REDUCTION, VIEW, compute_dtype, view_base
+from .ops import MATMUL, OPS, REDUCTION, VIEW, compute_dtype, returns_numpy_scalar, view_base
 from .passes.fusion import Kernel
 from .passes.memory import HOST_OUT, plan_memory, writes_out
 
@@ -32,9 +32,9 @@ def _tree_expr(treedef, names):
 
 def returns_scalar(node):
     """NumPy returns a scalar, not a 0-d array, from ufuncs (and reductions) with 0-d results,
-    and from an index that takes one element."""
-    return node.shape == () and (OPS[node.op].ufunc is not None or node.op in ("getitem", "take")
-                                 or OPS[node.op].kind == REDUCTION)
+    from an index that takes one element, and for NumPy scalars it was given."""
+    return returns_numpy_scalar(node) or (node.shape == () and (
+        node.op in ("getitem", "take") or OPS[node.op].kind == REDUCTION))
 
 
 def _views_constant(node):
@@ -134,6 +134,8 @@ def build(graph, steps, leaf_layouts, parallel=None):
         if node not in names:  # a constant
             name = fresh("c")
             stored = node.attrs["value"]
+            if isinstance(stored, np.generic) and not node.weak:
+                stored = np.asarray(stored)  # kernels take 0-d arrays; results unwrap with [()]
             if isinstance(stored, np.ndarray) and stored.dtype == np.float16:
                 stored = stored.astype(np.float32)
             ns[name] = stored
@@ -183,11 +185,17 @@ def build(graph, steps, leaf_layouts, parallel=None):
         expr = value(node)
         if node.op == "input":
             expr = f"x{node.attrs['index']}"
+        elif node.op == "const" and not node.weak:
+            expr = fresh("c")
+            ns[expr] = node.attrs["value"]  # as captured: a float16 constant stays float16
+            expr = f"{expr}.copy()"
         elif node.dtype == np.float16:
             expr = f"{expr}.astype(np.float16)"  # a copy, from float32 storage
         elif _views_constant(node):
             expr = f"{expr}.copy()"
-        if returns_scalar(node):
+        if node.weak and node.op not in ("input", "const"):
+            expr = f"{expr}.item()"  # Python operators on Python scalars give Python scalars
+        elif returns_scalar(node):
             expr = f"{expr}[()]"
         elif (node in seen and seen[node] != alias) or \
                 seen_memory.setdefault(view_base(node), memory[pos]) != memory[pos]:

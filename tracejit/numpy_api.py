@@ -50,6 +50,10 @@ def clip(a, a_min=None, a_max=None, out=None, **kwargs):
         raise with_location(UnsupportedError, "np.clip(..., out=...) is not supported")
     if a_min is None and a_max is None:
         raise with_location(ValueError, "One of max or min must be given")
+    if not isinstance(a, Proxy) and not isinstance(a, np.generic):
+        a = np.asarray(a)  # NumPy makes `a` an array: a Python scalar `a` is strongly typed
+    elif isinstance(a, Proxy) and a.node.weak:
+        a = apply("astype", [a], dtype=a.dtype)
     if a_min is None:
         return call_ufunc(np.minimum, a, a_max)
     if a_max is None:

@@ -188,7 +188,15 @@ _ufunc_op(np.floor_divide, _by_kind("_ffloordiv({0}, {1})", "_ifloordiv({0}, {1}
           nondifferentiable)
 _ufunc_op(np.remainder, _by_kind("_fmod({0}, {1})", "_imod({0}, {1})"),
           lambda ans, g, x, y: (g, -g * np.floor_divide(x, y)))
-_ufunc_op(np.power, _by_kind("({0} ** {1})", "_ipow({0}, {1})"), _power_vjp)
+def _power_code(exprs, node, loop_dtypes):
+    if np.dtype(loop_dtypes[0]).kind != "f":
+        return f"_ipow({exprs[0]}, {exprs[1]})"
+    if node.args[1].size == 1:  # NumPy's loop takes sqrt for a broadcast exponent of 0.5
+        return f"_fpow_scalar_exponent({exprs[0]}, {exprs[1]})"
+    return f"({exprs[0]} ** {exprs[1]})"
+
+
+register(replace(_ufunc_op(np.power, None, _power_vjp), code=_power_code))
 _ufunc_op(np.negative, "(-{0})", lambda ans, g, x: (-g,))
 _ufunc_op(np.positive, "{0}", lambda ans, g, x: (g,))
 # |x| has gradient sign(x): 0 at x == 0, as in JAX
@@ -198,7 +206,14 @@ _ufunc_op(np.sign, "(1 if {0} > 0 else (-1 if {0} < 0 else {0}))", nondifferenti
 _ufunc_op(np.square, "({0} * {0})", lambda ans, g, x: (g * (2 * x),))
 # at 0 the gradient is inf, as NumPy's 0.5 / sqrt(0) gives
 _ufunc_op(np.sqrt, "np.sqrt({0})", lambda ans, g, x: (g * (0.5 / ans),))
-_ufunc_op(np.reciprocal, _by_kind("(1.0 / {0})", "_irecip({0})"),
+def _int_reciprocal_of_zero(dt):
+    """What NumPy's integer reciprocal gives for 0 on this platform (its C loop divides by 0)."""
+    with np.errstate(all="ignore"):
+        return int(np.reciprocal(np.zeros(1, dt))[0])
+
+
+_ufunc_op(np.reciprocal, lambda e, dt: f"(1.0 / {e[0]})" if dt.kind == "f"
+          else f"_irecip({e[0]}, {_int_reciprocal_of_zero(dt)})",
           lambda ans, g, x: (-g * (ans * ans),))
 _ufunc_op(np.cbrt, "np.cbrt({0})", lambda ans, g, x: (g / (3 * (ans * ans)),))
 for _f, _vjp in (
@@ -254,8 +269,10 @@ _ufunc_op(np.bitwise_and, "({0} & {1})", nondifferentiable)
 _ufunc_op(np.bitwise_or, "({0} | {1})", nondifferentiable)
 _ufunc_op(np.bitwise_xor, "({0} ^ {1})", nondifferentiable)
 _ufunc_op(np.invert, _by_kind("(~{0})", "(~{0})", "(not {0})"), nondifferentiable)
-_ufunc_op(np.left_shift, "({0} << {1})", nondifferentiable)
-_ufunc_op(np.right_shift, "({0} >> {1})", nondifferentiable)
+_ufunc_op(np.left_shift, lambda e, dt: f"_lshift({e[0]}, {e[1]}, {dt.itemsize * 8})",
+          nondifferentiable)
+_ufunc_op(np.right_shift, lambda e, dt: f"_rshift({e[0]}, {e[1]}, {dt.itemsize * 8})",
+          nondifferentiable)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -755,6 +772,20 @@ def _leaf_infer(args, attrs):
 
 register(Op("input", INPUT, _leaf_infer, None))
 register(Op("const", CONST, _leaf_infer, None))
+
+
+def returns_numpy_scalar(node):
+    """True if eager NumPy holds a NumPy scalar (np.float64(1.0)), not a 0-d array, for this
+    value: NumPy scalar arguments and constants, 0-d ufunc results, and scalars' astype."""
+    if node.shape != () or node.weak:
+        return False
+    if node.op == "input":
+        return bool(node.attrs.get("scalar"))
+    if node.op == "const":
+        return isinstance(node.attrs["value"], np.generic)
+    if node.op == "astype":
+        return returns_numpy_scalar(node.args[0])
+    return OPS[node.op].ufunc is not None
 
 
 SUPPORTED_KINDS = "biuf"

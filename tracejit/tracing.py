@@ -15,7 +15,7 @@ import numpy as np
 from . import pytree
 from .errors import TraceError, TracejitError, UnsupportedError, user_location, with_location
 from .graph import Graph, Node
-from .ops import OPS, UFUNC_OPS, check_dtype, view_base
+from .ops import OPS, UFUNC_OPS, check_dtype, returns_numpy_scalar, view_base
 
 _state = threading.local()
 
@@ -46,12 +46,15 @@ def current_trace():
 
 def const_node(value):
     """A graph constant for a Python scalar, NumPy scalar or array captured by the function."""
+    if isinstance(value, np.generic):  # before float: np.float64 subclasses float
+        check_dtype(value.dtype, "a constant scalar")
+        return Node("const", (), {"value": value}, (), value.dtype)  # stays a NumPy scalar
     if type(value) in (bool, int, float):
         dtype = {bool: np.bool_, int: np.int64, float: np.float64}[type(value)]
         if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
             raise UnsupportedError(f"the Python int {value} does not fit in int64")
         return Node("const", (), {"value": value}, (), dtype, weak=True)
-    if isinstance(value, (np.ndarray, np.generic)):
+    if isinstance(value, np.ndarray):
         arr = np.array(value)  # a private copy: later changes to the caller's array do not leak in
         check_dtype(arr.dtype, "a constant array")
         return Node("const", (), {"value": arr}, arr.shape, arr.dtype)
@@ -66,8 +69,10 @@ def as_node(value, trace):
     return const_node(value)
 
 
-def apply(op_name, args, **attrs):
-    """Record one op on the current trace and return a Proxy for its result."""
+def apply(op_name, args, _weak=False, **attrs):
+    """Record one op on the current trace and return a Proxy for its result. The result is weak
+    (a Python scalar) only for Python operators on Python scalars (`_weak`): NumPy functions
+    return NumPy scalars, which are strongly typed."""
     op = OPS[op_name]
     trace = _trace_of(args)
     loc = user_location(2)
@@ -76,8 +81,10 @@ def apply(op_name, args, **attrs):
         shape, dtype = op.infer(nodes, attrs)
         check_dtype(dtype, f"the result of {op_name}")
     except TracejitError as e:
+        if getattr(e, "location", None):  # already names the user's line
+            raise
         raise with_location(type(e), str(e), loc) from None
-    weak = op.kind == "elementwise" and bool(nodes) and all(n.weak for n in nodes)
+    weak = _weak and op.kind == "elementwise" and bool(nodes) and all(n.weak for n in nodes)
     node = Node(op_name, nodes, attrs, shape, dtype, weak, loc)
     if getattr(_state, "no_grad", 0) and op_name != "stop_gradient":
         # under tj.no_grad(): a constant for differentiation
@@ -97,7 +104,8 @@ def _trace_of(args):
 # the proxy
 
 def _no_conversion(what):
-    def method(self, *args, **kwargs):
+    def method(self, *args, **kwargs):  # __array__ is called with dtype= and copy=
+        self._check(None)  # a leaked value gets the leak message, not the conversion one
         raise with_location(
             TraceError,
             f"{what} of a traced array: its value is unknown while tracing. Control flow and "
@@ -149,9 +157,10 @@ class Proxy:
     __hash__ = object.__hash__
 
     def __getattr__(self, name):
-        if hasattr(np.ndarray, name):
-            raise with_location(UnsupportedError, f"ndarray.{name} is not supported in traced code")
-        raise AttributeError(f"'Proxy' object has no attribute {name!r}")
+        # only reached for attributes the proxy lacks: name the unsupported ndarray feature
+        if name.startswith("__") or not hasattr(np.ndarray, name):
+            raise AttributeError(f"'ndarray' object has no attribute {name!r}")
+        raise with_location(UnsupportedError, f"ndarray.{name} is not supported in traced code")
 
     def __iter__(self):
         raise with_location(TraceError, "iterating over a traced array is not supported; "
@@ -191,6 +200,10 @@ class Proxy:
         return transpose(self, axes or None)
 
     T = property(lambda self: self.transpose())
+
+    def _is_eager_scalar(self):
+        """True if eager NumPy would hold a Python or NumPy scalar here, not an array."""
+        return self.node.weak or returns_numpy_scalar(self.node)
 
     def clip(self, min=None, max=None, **kwargs):
         return np.clip(self, min, max, **kwargs)
@@ -235,6 +248,8 @@ class Proxy:
         raise with_location(TraceError, "item assignment on a traced array is not supported yet")
 
     def _inplace(self, ufunc, other):
+        if self._is_eager_scalar():  # `s += x` on a scalar rebinds s to a new value
+            return python_operator(ufunc, self, other)
         if self.aliased:
             raise with_location(TraceError, f"in-place np.{ufunc.__name__} on an argument or a "
                                 "view would change the caller's memory, which tracing does not "
@@ -279,26 +294,53 @@ _COMPARE = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equ
 _UNARY = {"neg": np.negative, "pos": np.positive, "abs": np.absolute, "invert": np.invert}
 
 
-def _power(self, other):
-    """NumPy's `a ** 2` (Python int) is np.square(a), so bool ** 2 is int8; `a ** 0.5` on a float
-    array is np.sqrt(a), so (-inf) ** 0.5 is nan and (-0.0) ** 0.5 is -0.0."""
-    if type(other) is int and other == 2:
-        return call_ufunc(np.square, self)
-    if type(other) is float and other == 0.5 and self.dtype.kind == "f":
-        return call_ufunc(np.sqrt, self)
-    return call_ufunc(np.power, self, other)
+# Python operators keep bools as bools only for these; otherwise bool arithmetic is int arithmetic
+_BOOL_PRESERVING = {np.bitwise_and, np.bitwise_or, np.bitwise_xor, *_COMPARE.values()}
+
+
+def _is_weak(x):
+    if isinstance(x, Proxy):
+        return x.node.weak
+    return isinstance(x, (bool, int, float)) and not isinstance(x, np.generic)
+
+
+def _fast_power(base, exponent):
+    """NumPy's `array ** scalar` shortcut (fast_scalar_power): ** 2 is np.square for any
+    numeric array (bool ** 2 is int8), and for float arrays ** -1 is np.reciprocal and ** 0.5 is
+    np.sqrt (so (-inf) ** 0.5 is nan and (-0.0) ** 0.5 is -0.0, unlike pow)."""
+    if not isinstance(base, Proxy) or base._is_eager_scalar():
+        return None
+    if type(exponent) is int and exponent == 2:
+        return np.square
+    if base.dtype.kind == "f" and (type(exponent) is int and exponent == -1
+                                   or type(exponent) is float and exponent == 0.5):
+        return np.reciprocal if exponent == -1 else np.sqrt
+    return None
+
+
+def python_operator(ufunc, *inputs):
+    """A Python operator: on Python scalars only it follows Python (weak result, True + True
+    is 2), otherwise NumPy's ufunc."""
+    if ufunc is np.power and len(inputs) == 2 and _fast_power(*inputs) is not None:
+        return call_ufunc(_fast_power(*inputs), inputs[0])
+    if not all(_is_weak(x) for x in inputs):
+        return call_ufunc(ufunc, *inputs)
+    if ufunc not in _BOOL_PRESERVING:
+        inputs = [int(x) if type(x) is bool else
+                  apply("astype", [x], _weak=True, dtype=np.dtype(np.int64))
+                  if isinstance(x, Proxy) and x.dtype == np.bool_ else x for x in inputs]
+    return apply(UFUNC_OPS[ufunc].name, inputs, _weak=True)
 
 
 def _install_operators():
     for name, uf in _BINARY.items():
-        setattr(Proxy, f"__{name}__", lambda self, other, uf=uf: call_ufunc(uf, self, other))
-        setattr(Proxy, f"__r{name}__", lambda self, other, uf=uf: call_ufunc(uf, other, self))
+        setattr(Proxy, f"__{name}__", lambda self, other, uf=uf: python_operator(uf, self, other))
+        setattr(Proxy, f"__r{name}__", lambda self, other, uf=uf: python_operator(uf, other, self))
         setattr(Proxy, f"__i{name}__", lambda self, other, uf=uf: self._inplace(uf, other))
-    Proxy.__pow__ = _power
     for name, uf in _COMPARE.items():
-        setattr(Proxy, f"__{name}__", lambda self, other, uf=uf: call_ufunc(uf, self, other))
+        setattr(Proxy, f"__{name}__", lambda self, other, uf=uf: python_operator(uf, self, other))
     for name, uf in _UNARY.items():
-        setattr(Proxy, f"__{name}__", lambda self, uf=uf: call_ufunc(uf, self))
+        setattr(Proxy, f"__{name}__", lambda self, uf=uf: python_operator(uf, self))
 
 
 _install_operators()
@@ -317,6 +359,10 @@ def input_node(value, name, index):
     if type(value) in (bool, int, float):
         dtype = {bool: np.bool_, int: np.int64, float: np.float64}[type(value)]
         return Node("input", (), {"name": name, "index": index, "scalar": True}, (), dtype, True)
+    if type(value) is not np.ndarray and isinstance(value, np.ndarray):
+        raise UnsupportedError(f"argument {name!r} is a {type(value).__module__}."
+                               f"{type(value).__name__}; tracejit traces plain ndarrays (a "
+                               "subclass's own behaviour, such as a mask, would be lost)")
     if isinstance(value, Proxy):  # tracing a function of another trace's values (tj.grad)
         node = value.node
         return Node("input", (), {"name": name, "index": index, "scalar": node.weak},
@@ -334,7 +380,10 @@ def trace(fn, leaves, treedef, names, is_static):
         if static:
             call_leaves.append(leaf)
             continue
-        node = input_node(leaf, name, i)
+        try:
+            node = input_node(leaf, name, i)
+        except TracejitError as e:  # name the line that called the traced function
+            raise with_location(type(e), str(e)) from None
         inputs.append(node)
         call_leaves.append(Proxy(node, tr, aliased=True))
     args, kwargs = pytree.unflatten(treedef, call_leaves)
@@ -355,9 +404,10 @@ def trace(fn, leaves, treedef, names, is_static):
         elif is_array_leaf(leaf):
             outputs.append(const_node(leaf))
         else:
-            raise with_location(UnsupportedError, f"the function returned a {type(leaf).__name__}; "
-                                "traced functions return arrays, scalars, or tuples, lists and "
-                                "dicts of them", user_location(1) or _fn_location(fn))
+            raise with_location(UnsupportedError, f"the function returned a value of type "
+                                f"{type(leaf).__name__}; traced functions return arrays, "
+                                "scalars, or tuples, lists and dicts of them",
+                                _fn_location(fn) or user_location(1))
         alias.append(first_seen.setdefault(id(leaf), len(alias)))
         memory.append(first_base.setdefault(view_base(outputs[-1]), len(memory)))
     # out_alias: which results are the same object; out_memory: which share memory (one is a

@@ -2,6 +2,7 @@
 
 import os
 import threading
+from collections import OrderedDict
 
 # GNU OpenMP threads spin after each parallel loop; on a busy machine that spinning starves the
 # next kernel (measured: 16 ms instead of 0.05 ms per 200k-element kernel). Sleep instead.
@@ -24,8 +25,31 @@ from .codegen import (  # noqa: E402
 # Below this many elements a kernel runs serially: thread start-up costs more than it saves.
 PARALLEL_THRESHOLD = 1 << 17
 
+# Kernels kept compiled across all traced functions; the least recently used is dropped beyond
+# this (executables that still use a dropped kernel keep their own reference to it).
+MAX_KERNELS = int(os.environ.get("TRACEJIT_MAX_KERNELS", "1024"))
+
 _lock = threading.RLock()
-_dispatchers = {}  # (source, parallel) -> numba dispatcher
+_dispatchers = OrderedDict()  # (source, parallel) -> numba dispatcher, least recent first
+
+# Numba's "workqueue" threading layer (used when neither TBB nor OpenMP is available) is not
+# thread-safe: two threads launching parallel kernels at once can crash the process. Parallel
+# launches are serialised under that layer only; TBB and OpenMP run them concurrently.
+_parallel_launch = threading.Lock()
+_layer_is_threadsafe = [None]
+
+
+def _serialise_if_needed(entry):
+    def launch(*args):
+        if _layer_is_threadsafe[0]:
+            return entry(*args)
+        with _parallel_launch:
+            result = entry(*args)
+            if _layer_is_threadsafe[0] is None:  # known once a parallel kernel has run
+                _layer_is_threadsafe[0] = numba.threading_layer() != "workqueue"
+            return result
+    launch.__wrapped__ = entry
+    return launch
 
 
 def _namespace():
@@ -82,6 +106,17 @@ def compile_kernel(kernel, layouts, parallel=None):
             exec(compile(source, f"<tracejit-kernel {source_name(source)}>", "exec"), ns)
             disp = numba.njit(parallel=par, error_model="numpy", nogil=True)(ns["kernel"])
             _dispatchers[(source, par)] = disp
+            while len(_dispatchers) > MAX_KERNELS:
+                _dispatchers.popitem(last=False)
+        else:
+            _dispatchers.move_to_end((source, par))
         compiled_now = sig not in disp.overloads
         entry = disp.compile(sig)
+    if par:
+        entry = _serialise_if_needed(entry)
     return CompiledKernel(kernel, source, entry, compiled_now)
+
+
+def kernel_cache_size():
+    """How many kernel sources are compiled and kept (bounded by MAX_KERNELS)."""
+    return len(_dispatchers)

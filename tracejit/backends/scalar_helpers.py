@@ -8,17 +8,20 @@ from numba.extending import intrinsic
 
 _jit = njit(error_model="numpy", cache=False)
 
+
 @_jit
 def _ifloordiv(a, b):
     if b == 0:
         return a - a
     return a // b
 
+
 @_jit
 def _imod(a, b):
     if b == 0:
         return a - a
     return a % b
+
 
 @_jit
 def _divmod(a, b):
@@ -38,17 +41,20 @@ def _divmod(a, b):
         floordiv = np.copysign(0.0, a / b)
     return floordiv, mod
 
+
 @_jit
 def _ffloordiv(a, b):
     if b == 0:
         return a / b
     return _divmod(a, b)[0]
 
+
 @_jit
 def _fmod(a, b):
     if b == 0:
         return np.nan
     return _divmod(a, b)[1]
+
 
 @_jit
 def _ipow(a, b):
@@ -63,8 +69,11 @@ def _ipow(a, b):
         b >>= 1
     return result
 
+
 @_jit
-def _irecip(a):
+def _irecip(a, at_zero):
+    if a == 0:
+        return at_zero + (a - a)
     if a == 1 or a == -1:
         return a
     return a - a
@@ -73,8 +82,10 @@ def _irecip(a):
 @intrinsic
 def _f32_from_bits(typingctx, bits):
     """Reinterpret an int32 as the float32 with those bits (inlined: no call)."""
+
     def codegen(context, builder, sig, args):
         return builder.bitcast(args[0], ir.FloatType())
+
     return types.float32(types.int32), codegen
 
 
@@ -101,3 +112,24 @@ def _expf(x):
     y = y * _f32_from_bits((h + 127) << 23) * _f32_from_bits((ni - h + 127) << 23)
     y = np.float32(np.inf) if x > np.float32(88.72283935546875) else y
     return x if x != x else y
+
+
+@_jit
+def _lshift(a, b, bits):
+    if b < 0 or b >= bits:  # NumPy defines over-wide shifts; LLVM leaves them undefined
+        return a - a
+    return a << b
+
+
+@_jit
+def _rshift(a, b, bits):
+    if b < 0 or b >= bits:
+        return ~(a - a) if a < 0 else a - a
+    return a >> b
+
+
+@_jit
+def _fpow_scalar_exponent(a, b):
+    if b == 0.5:  # NumPy: sqrt, so (-inf) ** 0.5 is nan and (-0.0) ** 0.5 is -0.0
+        return np.sqrt(a)
+    return a**b

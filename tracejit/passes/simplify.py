@@ -40,6 +40,8 @@ def simplify(graph):
             value = evaluate(old, [a.attrs["value"] for a in args])
             if not old.weak:
                 value = np.asarray(value, dtype=old.dtype)
+                if OPS[old.op].ufunc is not None:
+                    value = value[()]  # NumPy's ufuncs return scalars for 0-d results
             node = Node("const", (), {"value": value}, (), old.dtype, old.weak, old.loc)
         elif args != old.args:
             node = Node(old.op, args, old.attrs, old.shape, old.dtype, old.weak, old.loc)
