@@ -102,3 +102,15 @@ def test_clip_of_python_scalar_is_strongly_typed():
     # np.clip converts `a` with asarray: np.clip(-3, 0.0, float32) is float64, not float32
     check_against_numpy(lambda a: np.exp2(np.clip(-3, 0.0, a)), np.array(0.93, np.float32))
     check_against_numpy(lambda a, s: np.clip(s, 0.0, a), np.array(0.93, np.float32), 2.5)
+
+
+@pytest.mark.parametrize("f", [np.maximum, np.minimum])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_maximum_minimum_of_equal_zeros_return_the_second_operand(f, dtype):
+    # fuzz seed 394: (np.maximum(-0.0, False)) ** -3 is +inf in NumPy; the sign of the zero
+    # that maximum returns decides it.
+    a = np.array([-0.0, 0.0, -0.0, 1.0, np.nan], dtype)
+    b = np.array([0.0, -0.0, -0.0, np.nan, 1.0], dtype)
+    check_against_numpy(f, a, b)
+    check_against_numpy(lambda x, y: f(x, y) ** -3, a, b)
+    check_against_numpy(lambda x: f(-0.0, x > 1) ** -3, np.zeros(3, dtype))

@@ -175,8 +175,10 @@ def _by_kind(float_code, int_code, bool_code=None):
     return pick
 
 
-_MAX = "({0} if ({0} >= {1} or {0} != {0}) else {1})"  # NaN-propagating, NumPy's maximum
-_MIN = "({0} if ({0} <= {1} or {0} != {0}) else {1})"
+# NumPy's maximum/minimum: NaN-propagating, and the second operand when the two compare equal
+# (maximum(-0.0, 0.0) is 0.0, maximum(0.0, -0.0) is -0.0)
+_MAX = "({0} if ({0} > {1} or {0} != {0}) else {1})"
+_MIN = "({0} if ({0} < {1} or {0} != {0}) else {1})"
 _FMAX = "({0} if ({0} >= {1} or {1} != {1}) else {1})"  # NaN-ignoring
 _FMIN = "({0} if ({0} <= {1} or {1} != {1}) else {1})"
 
