@@ -315,10 +315,12 @@ def test_large_full_reductions_run_in_parallel_chunks():
     x = sample((300_000,), np.float64)
     y = sample((300, 1000), np.float32)
     f = lambda a: (np.sum(a * a), a.argmax(), np.min(a), np.mean(a))  # noqa: E731
-    check_against_numpy(f, x)
+    check_against_numpy(f, x, parallel=True)
     g = lambda b: (np.sum(b), np.argmin(b.T), b.max())  # noqa: E731
-    check_against_numpy(g, y, rtol=F32_RTOL)
-    assert all("prange(nchunks)" in k.source for k in kernels(f, x))
+    check_against_numpy(g, y, rtol=F32_RTOL, parallel=True)
+    assert all("prange(nchunks)" in k.source for k in kernels(f, x, parallel=True))
+    # without the option, cheap work this small stays serial (thread wake-up would dominate)
+    assert not any("prange" in k.source for k in kernels(f, x))
 
 
 def test_large_strided_full_reduction_with_a_scalar_epilogue():

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 from numba import types  # noqa: E402
 
 from ..ops import compute_dtype  # noqa: E402
+from ..passes.fusion import op_cost  # noqa: E402
 from . import scalar_helpers  # noqa: E402
 from .codegen import (  # noqa: E402
     CONTIGUOUS,
@@ -22,8 +23,11 @@ from .codegen import (  # noqa: E402
     source_name,
 )
 
-# Below this many elements a kernel runs serially: thread start-up costs more than it saves.
-PARALLEL_THRESHOLD = 1 << 17
+# A kernel runs its loop in parallel when elements x per-element cost (fusion.op_cost: an add
+# is 1, a transcendental 20) reaches PARALLEL_WORK. Waking the worker threads costs 40-80 us
+# (passive OpenMP waiting); measured on 2 cores, parallel first wins at 2^19 elements for
+# a * b + c (cost 2) and at 2^15-2^16 for np.exp(-a * a) * b + c (cost 24).
+PARALLEL_WORK = 1 << 20
 
 # Kernels kept compiled across all traced functions; the least recently used is dropped beyond
 # this (executables that still use a dropped kernel keep their own reference to it).
@@ -85,7 +89,8 @@ class CompiledKernel:
 
 def use_parallel(kernel, parallel):
     if parallel is None:
-        return int(np.prod(kernel.shape, dtype=np.int64)) >= PARALLEL_THRESHOLD
+        work = int(np.prod(kernel.shape, dtype=np.int64)) * sum(op_cost(n) for n in kernel.nodes)
+        return work >= PARALLEL_WORK
     return bool(parallel)
 
 
