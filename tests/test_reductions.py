@@ -327,3 +327,18 @@ def test_large_strided_full_reduction_with_a_scalar_epilogue():
     x = sample((600_000,), np.float64)[::2]
     c = np.array(2.0)
     check_against_numpy(lambda a, c: (np.sum(a * a) * (c + 1), a.argmax()), x, c)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_min_find_a_nan_anywhere(parallel, dtype):
+    # float max/min keep NaN in a flag beside a plain select (so the loop vectorises): a NaN in
+    # any unrolled lane, in the remainder, or in any parallel chunk must still win
+    rng = np.random.default_rng(5)
+    for pos in (0, 1, 2, 3, 6, 9, 70_000, 199_999):
+        x = rng.standard_normal(200_000).astype(dtype)
+        x[pos] = np.nan
+        check_against_numpy(lambda a: (np.max(a), np.min(a), a.reshape(40, 5000).max(axis=1),
+                                       a.reshape(40, 5000).min(axis=-1)), x, parallel=parallel)
+    x = rng.standard_normal((7, 9)).astype(dtype)
+    check_against_numpy(lambda a: (a.max(axis=1), a.min(axis=0), a.max()), x)

@@ -154,6 +154,11 @@ def _unrolled(init, inner, accs, codes, dtypes, var, lo, hi):
     return out
 
 
+def _nan_flagged(node, acc_dtype):
+    """Float max/min reductions track NaN in a flag beside the accumulator."""
+    return node.op in ("max", "min") and np.dtype(acc_dtype).kind == "f"
+
+
 def _index_into(arg_shape, cons_shape, cons_names):
     """Index of an argument broadcast to a consumer whose dimensions are indexed by cons_names."""
     offset = len(cons_shape) - len(arg_shape)
@@ -288,9 +293,22 @@ def reduction_source(kernel, layouts, parallel):
                 inner.append(f"if {code.update(a, name[r] + '_x', acc_dt)}:")
                 inner.append(f"    {a} = {name[r]}_x")
                 inner.append(f"    {name[r]}_i = {rflat}")
+            elif _nan_flagged(r, acc_dt):
+                # the NaN-propagating select stops LLVM vectorising the loop: keep a plain
+                # select (ties take the new value, as NumPy's reduce does) and a NaN flag that
+                # nan_fixups applies after the loop
+                v = f"{name[r]}_v"
+                init.append(f"{name[r]}_n = False")
+                inner += [f"{v} = {value}",
+                          f"{a} = ({a} if {a} {'>' if r.op == 'max' else '<'} {v} else {v})",
+                          f"{name[r]}_n = {name[r]}_n | ({v} != {v})"]
             else:
                 inner.append(f"{a} = {code.update(a, value, acc_dt)}")
         return init, inner
+
+    def nan_fixups(accs):
+        return [f"if {name[r]}_n: {name[r]}_a = {literal(np.nan, acc_type(r))}"
+                for r in accs if _nan_flagged(r, acc_type(r))]
 
     def pass_lines(p):
         """The accumulated reductions of pass p and the lines of its loops over a row. When the
@@ -308,7 +326,7 @@ def reduction_source(kernel, layouts, parallel):
         lines = []
         for seg_roots, seg_accs, loaded in segments:
             init, inner = segment(p, seg_roots, seg_accs, loaded)
-            lines += loops(init, inner, seg_accs)
+            lines += loops(init, inner, seg_accs) + nan_fixups(seg_accs)
         return accs, lines
 
     def loops(init, inner, accs):
