@@ -17,7 +17,6 @@ from .errors import (
     FallbackWarning,
     TraceError,
     UnsupportedError,
-    format_location,
     with_location,
 )
 from .executor import CONTIGUOUS, SCALAR, STRIDED, build
@@ -364,5 +363,5 @@ def grad(fn, argnums=0):
     return _transformed("grad", fn, argnums, make)
 
 
-__all__ = ["trace_decorator", "TracedFunction", "CacheInfo", "disable", "format_location",
+__all__ = ["trace_decorator", "TracedFunction", "CacheInfo", "disable",
            "grad", "value_and_grad"]

@@ -143,10 +143,6 @@ _LN2, _LN10 = math.log(2.0), math.log(10.0)
 # ---------------------------------------------------------------------------------------------
 # elementwise ufuncs
 
-def _is_float(dt):
-    return np.dtype(dt).kind == "f"
-
-
 def _ufunc_op(ufunc, code, vjp=None):
     """An op for a NumPy ufunc. `code` is a format string over the (cast) argument expressions,
     or a function (exprs, loop_dtype) -> str when the code depends on the loop dtype."""

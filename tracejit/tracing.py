@@ -350,7 +350,7 @@ _install_operators()
 # tracing a function
 
 def is_array_leaf(x):
-    return isinstance(x, (np.ndarray, np.generic, bool, int, float)) and not isinstance(x, str)
+    return isinstance(x, (np.ndarray, np.generic, bool, int, float))
 
 
 def input_node(value, name, index):
