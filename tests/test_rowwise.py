@@ -156,3 +156,44 @@ def test_parallel_rows_match_numpy():
     x = rnd((300, 512), np.float32)  # above the parallel threshold: prange over rows
     check_against_numpy(lambda a: (softmax(a), layernorm(a)), x, rtol=F32_RTOL, atol=1e-6)
     assert "prange" in explain(softmax, x).kernels[0].source
+
+
+def softmax_and_exp(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e, e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_and_unrelated(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    s = e.sum(axis=-1, keepdims=True)
+    return x * s, e / s > 0.1
+
+
+def softmax_and_int(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True) * 100).astype(np.int32)
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+@pytest.mark.parametrize("shape", [(5, 9), (2, 3, 7), (3, 64)])
+@pytest.mark.parametrize("fn", [softmax, softmax_and_exp])
+def test_row_buffer_lives_in_an_output_row(fn, shape, parallel):
+    # the buffered exp row is kept in the output it feeds (or in its own output) rather than in
+    # a row buffer of its own; values must not change
+    x = rnd(shape, np.float32)
+    check_against_numpy(fn, x, parallel=parallel, rtol=F32_RTOL)
+    (k,) = tj.trace(fn, fallback="raise", parallel=parallel).explain(x).kernels
+    assert [m.op for m in k.kernel.meta["buffered"]] == ["exp"]
+    assert "np.empty(rowsize" not in k.source
+    assert k.source.count("_expf(") == 1
+
+
+@pytest.mark.parametrize("fn", [softmax_and_unrelated, softmax_and_int])
+def test_row_buffer_needs_an_output_that_reads_it_last(fn):
+    # the outputs computed from the buffered row element by element have another dtype (x * s
+    # depends on it only through the row sum): the row needs a buffer of its own
+    x = rnd((5, 9), np.float64)
+    check_against_numpy(fn, x)
+    (k,) = explain(fn, x).kernels
+    assert [m.op for m in k.kernel.meta["buffered"]] == ["exp"]
+    assert "np.empty(rowsize" in k.source

@@ -89,25 +89,53 @@ def _f32_from_bits(typingctx, bits):
     return types.float32(types.int32), codegen
 
 
+@intrinsic
+def _bits_from_f32(typingctx, x):
+    """Reinterpret a float32 as the int32 with its bits (inlined: no call)."""
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def _fma32(typingctx, a, b, c):
+    """a * b + c rounded once (llvm.fma: one instruction where the CPU has FMA)."""
+
+    def codegen(context, builder, sig, args):
+        f32 = ir.FloatType()
+        fma = builder.module.declare_intrinsic("llvm.fma", [f32], ir.FunctionType(f32, [f32] * 3))
+        return builder.call(fma, args)
+
+    return types.float32(types.float32, types.float32, types.float32), codegen
+
+
+_ROUND_MAGIC = np.float32(12582912.0)  # 1.5 * 2**23: adding it rounds |t| < 2**22 to an integer
+_ROUND_MAGIC_BITS = np.int32(0x4B400000)
+
+
 @njit(error_model="numpy", cache=False, inline="always")
 def _expf(x):
-    """float32 exp without a libm call, so loops around it vectorise (about 3x faster than
-    expf per element). Cephes' expf: exp(x) = 2**n * exp(r) with |r| <= ln2/2 and a degree-6
-    polynomial; within 3 ulp of the correctly rounded result, subnormal results included (the
-    2**n scale is applied in two halves). NaN, overflow to inf and underflow to 0 as NumPy."""
+    """float32 exp without a libm call, so loops around it vectorise (about 2x faster than
+    NumPy's SIMD exp per element). Cephes' expf: exp(x) = 2**n * exp(r) with |r| <= ln2/2 and a
+    degree-6 polynomial, evaluated with FMA; n is rounded with the 1.5 * 2**23 trick, which
+    vectorises where floor-and-fix-up does not. Within 3 ulp of the correctly rounded result,
+    subnormal results included (the 2**n scale is applied in two halves). NaN, overflow to inf
+    and underflow to 0 as NumPy."""
     xc = min(max(x, np.float32(-104.0)), np.float32(89.0))
-    t = xc * np.float32(1.44269504088896341) + np.float32(0.5)
-    ni = np.int32(t)
-    ni = ni - np.int32(1) if np.float32(ni) > t else ni  # floor
-    n = np.float32(ni)
-    r = xc - n * np.float32(0.693359375) + n * np.float32(2.12194440e-4)
+    m = _fma32(xc, np.float32(1.44269504088896341), _ROUND_MAGIC)
+    ni = _bits_from_f32(m) - _ROUND_MAGIC_BITS
+    n = m - _ROUND_MAGIC
+    r = _fma32(n, np.float32(-0.693359375), xc)
+    r = _fma32(n, np.float32(2.12194440e-4), r)
     p = np.float32(1.9875691500e-4)
-    p = p * r + np.float32(1.3981999507e-3)
-    p = p * r + np.float32(8.3334519073e-3)
-    p = p * r + np.float32(4.1665795894e-2)
-    p = p * r + np.float32(1.6666665459e-1)
-    p = p * r + np.float32(5.0000001201e-1)
-    y = p * (r * r) + r + np.float32(1.0)
+    p = _fma32(p, r, np.float32(1.3981999507e-3))
+    p = _fma32(p, r, np.float32(8.3334519073e-3))
+    p = _fma32(p, r, np.float32(4.1665795894e-2))
+    p = _fma32(p, r, np.float32(1.6666665459e-1))
+    p = _fma32(p, r, np.float32(5.0000001201e-1))
+    y = _fma32(p, r * r, r) + np.float32(1.0)
     h = ni >> 1
     y = y * _f32_from_bits((h + 127) << 23) * _f32_from_bits((ni - h + 127) << 23)
     y = np.float32(np.inf) if x > np.float32(88.72283935546875) else y
