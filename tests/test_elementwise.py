@@ -786,6 +786,32 @@ def test_broadcast_chain_fuses_into_one_kernel():
     assert sorted(explain.kernels[0].ops) == ["add", "multiply", "subtract", "tanh"]
 
 
+def test_independent_results_that_share_an_input_are_one_kernel():
+    def fn(a, b, c):
+        return a - c, a * b, np.sin(b)
+
+    traced = tj.trace(fallback="raise")(fn)
+    a, b, c = (np.linspace(k, 3, 12).reshape(3, 4) for k in (-1, 0, 1))
+    assert_same(traced(a, b, c), fn(a, b, c))
+    (kernel,) = traced.explain(a, b, c).kernels
+    assert sorted(kernel.ops) == ["multiply", "sin", "subtract"]
+    assert len(kernel.kernel.outputs) == 3
+
+
+def test_siblings_stay_apart_when_shapes_differ_or_one_feeds_the_other():
+    def fn(a, row):
+        s = a + 1.0  # shape (3, 4)
+        t = row * 2.0  # shape (4,): another iteration shape
+        u = a * s.T.sum(axis=1)  # reads a and, through a host view, s
+        return s, t, u
+
+    traced = tj.trace(fallback="raise")(fn)
+    a, row = np.linspace(0, 1, 12).reshape(3, 4), np.linspace(1, 2, 4)
+    assert_same(traced(a, row), fn(a, row))
+    for kernel in traced.explain(a, row).kernels:
+        assert not {"add", "multiply"} <= set(kernel.ops) or kernel.kernel.kind != "elementwise"
+
+
 # --------------------------------------------------------------------------------------------
 # IR op names are NumPy's ufunc names
 # --------------------------------------------------------------------------------------------
@@ -880,3 +906,38 @@ def test_float32_exp_within_3_ulp_over_the_whole_range():
     ulp = np.spacing(want32[finite]).astype(np.float64)
     assert np.max(np.abs(got[finite] - want[finite]) / ulp) <= 3
     assert got[-9:-6].tolist()[:2] == [0.0, np.inf]
+
+
+STREAMED = [
+    (lambda a, b, c: a * b + c, np.float64),
+    (lambda a, b, c: (a * b + c, a * b - c), np.float64),  # two outputs
+    (lambda a, b, c: a * b - c, np.int64),
+    (lambda a, b, c: (a + b) * c, np.float32),
+]
+
+
+@pytest.mark.parametrize("fn, dtype", STREAMED)
+def test_outputs_past_the_cache_are_streamed(fn, dtype, monkeypatch):
+    # non-temporal stores for big, cheap kernels: lower the size threshold so small arrays
+    # take that path; sizes around it and around the chunk size, checked against NumPy
+    from tracejit.backends import codegen, cpu
+    monkeypatch.setattr(cpu, "STREAM_BYTES", 1 << 14)
+    traced = tj.trace(fn, fallback="raise", parallel=True)
+    for n in (5, 300, codegen.CHUNK, 2 * codegen.CHUNK + 77):
+        a, b, c = (np.arange(n, dtype=dtype) % 13 + k for k in (1, 2, 3))
+        assert_same(traced(a, b, c), fn(a, b, c))
+    (k,) = traced.explain(a, b, c).kernels
+    assert "_stream(" in k.source and "_store_fence()" in k.source
+
+
+@pytest.mark.parametrize("fn", [lambda a, b, c: a * b > c,  # a bool output
+                                lambda a, b, c: np.exp(a) * b + c,  # too costly per element
+                                lambda a, b, c: a + 1.0])  # 8 bytes per float32 element
+def test_only_cheap_non_bool_outputs_are_streamed(fn, monkeypatch):
+    from tracejit.backends import cpu
+    monkeypatch.setattr(cpu, "STREAM_BYTES", 1 << 14)
+    a = np.linspace(0, 1, 5000, dtype=np.float32)
+    traced = tj.trace(fn, fallback="raise", parallel=True)
+    assert_same(traced(a, a, a), fn(a, a, a))
+    (k,) = traced.explain(a, a, a).kernels
+    assert "_stream(" not in k.source

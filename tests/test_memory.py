@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tracejit as tj
-from tracejit.executor import build
+from tracejit.executor import RECYCLE_BYTES, build
 from tracejit.graph import Graph, Node
 from tracejit.ops import ELEMENTWISE, OPS, Op, resolve
 from tracejit.passes.fusion import Kernel, schedule
@@ -346,6 +346,63 @@ def test_steady_state_with_intermediates_in_the_arena():
     assert_same(traced(a, a), f(a, a))
     count, size = data_allocations(traced, a, a)
     assert count == 2 and size == 2 * a.nbytes, (count, size)
+
+
+# -- recycled results ------------------------------------------------------------------------------
+
+BIG = RECYCLE_BYTES // 8 + 3  # float64 elements: just over the recycling threshold
+
+
+def test_a_large_result_is_reused_once_the_caller_lets_go_of_it():
+    traced = tj.trace(lambda a: a * 2.0 + 1.0)
+    x = np.arange(BIG, dtype=np.float64)
+    r = traced(x)
+    address = r.ctypes.data
+    del r
+    r = traced(x + 1)
+    assert r.ctypes.data == address  # the same memory, no page faults
+    np.testing.assert_array_equal(r, (x + 1) * 2.0 + 1.0)
+
+
+@pytest.mark.parametrize("hold", ["result", "view", "memoryview", "frombuffer", "list"])
+def test_a_large_result_still_referenced_is_never_overwritten(hold):
+    traced = tj.trace(lambda a: a * 2.0 + 1.0)
+    x = np.arange(BIG, dtype=np.float64)
+    r = traced(x)
+    address = r.ctypes.data
+    held = {"result": lambda r: r, "view": lambda r: r[::3], "memoryview": memoryview,
+            "frombuffer": lambda r: np.frombuffer(r, np.uint8), "list": lambda r: [r]}[hold](r)
+    expected = np.array(held, copy=True)
+    del r
+    again = traced(x + 5)
+    assert again.ctypes.data != address
+    np.testing.assert_array_equal(np.array(held), expected)
+    np.testing.assert_array_equal(again, (x + 5) * 2.0 + 1.0)
+
+
+def test_threads_recycle_their_own_results():
+    traced = tj.trace(lambda a: a * 2.0 + 1.0)
+    x = np.arange(BIG, dtype=np.float64)
+    errors = []
+    start = threading.Barrier(2)
+
+    def worker(i):
+        try:
+            start.wait()
+            for k in range(50):
+                xs = x + (i * 100 + k)
+                r = traced(xs)
+                np.testing.assert_array_equal(r, xs * 2.0 + 1.0)
+                del r  # the next call may reuse it: this thread's, never the other's
+        except Exception as e:  # reported below, in the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
 
 
 def test_threads_do_not_share_an_arena():

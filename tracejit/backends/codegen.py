@@ -60,9 +60,11 @@ def scalar_body(kernel, names):
     return lines, env
 
 
-def elementwise_source(kernel, layouts, parallel):
+def elementwise_source(kernel, layouts, parallel, stream_from=None):
     """Source of `def kernel(x0.., out0..)` for an elementwise kernel. layouts[i] tells how
-    input i arrives: SCALAR (a number), CONTIGUOUS or STRIDED (an array)."""
+    input i arrives: SCALAR (a number), CONTIGUOUS or STRIDED (an array). With `stream_from`,
+    a parallel flat loop over at least that many elements writes its outputs with
+    non-temporal stores (`_stream`), fenced at the end of each chunk."""
     shape = kernel.shape
     rank = len(shape)
     ins = [f"x{i}" for i in range(len(kernel.inputs))]
@@ -91,6 +93,14 @@ def elementwise_source(kernel, layouts, parallel):
         lines.append(f"    n = {outs[0]}.size")
         lines += [f"    {h}" for h in head]
         lines += [f"    {o}_f = {o}.reshape(n)" for o in outs]
+        if parallel and stream_from:
+            lines += [f"    if n >= {stream_from}:",
+                      f"        for c in prange((n + {CHUNK - 1}) // {CHUNK}):",
+                      f"            for i in range(c * {CHUNK}, min(n, c * {CHUNK} + {CHUNK})):"]
+            lines += ["                " + x for x in per_element + body]
+            lines += [f"                _stream({o}_f, i, {env[node]})"
+                      for o, node in zip(outs, kernel.outputs)]
+            lines += ["            _store_fence()", "        return"]
         lines.append(f"    for i in {loop_range}(n):")
         indent = "        "
         stores = [f"{o}_f[i] = {env[node]}" for o, node in zip(outs, kernel.outputs)]

@@ -33,6 +33,40 @@ PARALLEL_WORK = 1 << 20
 # this (executables that still use a dropped kernel keep their own reference to it).
 MAX_KERNELS = int(os.environ.get("TRACEJIT_MAX_KERNELS", "1024"))
 
+
+
+def _last_level_cache_bytes():
+    try:
+        size = os.sysconf("SC_LEVEL3_CACHE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        size = 0
+    return size if size > 0 else 32 << 20
+
+
+# A parallel elementwise kernel whose arrays total more than 1.5x the last-level cache writes
+# its outputs with non-temporal stores: they skip reading each output line before writing it
+# (measured, 10M float64: a * b + c * d - e 16.2 ms instead of 19.6, a * 2 + 1 3.7 instead of
+# 5.6). The streaming loop is scalar (LLVM does not vectorise non-temporal stores of unknown
+# alignment), so only for cheap elements that move at least 16 bytes: a float32 a * 2 + 1
+# (8 bytes) measured 7% slower streamed.
+STREAM_BYTES = 3 * _last_level_cache_bytes() // 2
+STREAM_MAX_COST = 4
+STREAM_MIN_ELEMENT_BYTES = 16
+
+
+def stream_from(kernel, layouts):
+    """The element count from which this kernel streams its outputs, or None."""
+    if kernel.kind != "elementwise" or any(o.dtype == np.bool_ for o in kernel.outputs) \
+            or sum(op_cost(n) for n in kernel.nodes) > STREAM_MAX_COST:
+        return None
+    per_element = sum(compute_dtype(n.dtype).itemsize for n, lay in zip(kernel.inputs, layouts)
+                      if lay != SCALAR and n.shape == kernel.shape)
+    per_element += sum(compute_dtype(n.dtype).itemsize for n in kernel.outputs)
+    if per_element < STREAM_MIN_ELEMENT_BYTES:
+        return None
+    return -(-STREAM_BYTES // per_element)
+
+
 _lock = threading.RLock()
 _dispatchers = OrderedDict()  # (source, parallel) -> numba dispatcher, least recent first
 
@@ -60,6 +94,7 @@ def _namespace():
     ns = {"np": np, "prange": numba.prange}
     ns.update({k: v for k, v in vars(scalar_helpers).items() if k.startswith("_")
                and callable(v) and hasattr(v, "py_func")})
+    ns.update(_stream=scalar_helpers._stream, _store_fence=scalar_helpers._store_fence)
     return ns
 
 
@@ -100,7 +135,7 @@ def compile_kernel(kernel, layouts, parallel=None):
     sig = tuple(numba_type(n, lay) for n, lay in zip(kernel.inputs, layouts))
     sig += tuple(numba_type(n, CONTIGUOUS) for n in kernel.outputs)
     if kernel.kind == "elementwise":
-        source = elementwise_source(kernel, layouts, par)
+        source = elementwise_source(kernel, layouts, par, par and stream_from(kernel, layouts))
     else:  # reduction kernels also take the sizes of their domain
         source = reduction_source(kernel, layouts, par)
         sig += (types.int64,) * len(kernel.shape)

@@ -161,3 +161,31 @@ def _fpow_scalar_exponent(a, b):
     if b == 0.5:  # NumPy: sqrt, so (-inf) ** 0.5 is nan and (-0.0) ** 0.5 is -0.0
         return np.sqrt(a)
     return a**b
+
+
+@intrinsic
+def _stream(typingctx, arr, index, value):
+    """arr[index] = value as a non-temporal store: it bypasses the caches, so writing a big
+    output does not first read every line of it from memory. Followed by _store_fence."""
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        store = builder.store(args[2], builder.gep(data, [args[1]]))
+        store.set_metadata("nontemporal", builder.module.add_metadata([ir.IntType(32)(1)]))
+        return context.get_dummy_value()
+
+    if not isinstance(arr, types.Array) or arr.dtype != value or value == types.boolean:
+        return None
+    return types.void(arr, types.intp, value), codegen
+
+
+@intrinsic
+def _store_fence(typingctx):
+    """Orders the non-temporal stores before it with everything after (they are weakly
+    ordered); needed before another thread may read what they wrote."""
+
+    def codegen(context, builder, sig, args):
+        builder.fence("seq_cst")
+        return context.get_dummy_value()
+
+    return types.void(), codegen

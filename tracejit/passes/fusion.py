@@ -198,7 +198,30 @@ def group_nodes(graph, fuse=True):
                 domain[g] = dom
             elif dom is not None and dom.axes is not None:  # worth explaining
                 notes.setdefault(node, []).append(f"{node.op} not fused with {a.op}: {reason}")
+    if fuse:
+        _merge_siblings(graph, groups, group_of, ancestors, domain)
     return {n: groups.find(g) for n, g in group_of.items()}, groups, domain, notes
+
+
+def _merge_siblings(graph, groups, group_of, ancestors, domain):
+    """Elementwise groups of one shape that read a common array from outside become one kernel
+    with several outputs, so the array is read once, e.g. (a - c, a * b)."""
+    first_reader = {}
+    for node in graph.nodes:
+        if node not in group_of or domain[groups.find(group_of[node])].axes is not None:
+            continue
+        for a in node.args:
+            if a.shape == () or a.is_scalar_const():
+                continue
+            g = groups.find(group_of[node])
+            other = first_reader.setdefault(a, g)
+            other = groups.find(other)
+            if other == g or (a in group_of and groups.find(group_of[a]) in (other, g)) \
+                    or domain[other] != domain[g] \
+                    or not _convex_union(groups, group_of, ancestors, other, g):
+                continue
+            dom = domain[g]
+            domain[groups.union(other, g)] = dom
 
 
 def _convex_union(groups, group_of, ancestors, a, b):
