@@ -928,6 +928,17 @@ def test_outputs_past_the_cache_are_streamed(fn, dtype, monkeypatch):
         assert_same(traced(a, b, c), fn(a, b, c))
     (k,) = traced.explain(a, b, c).kernels
     assert "_stream(" in k.source and "_store_fence()" in k.source
+    assert "out0_f.ctypes.data != x0_f.ctypes.data" in k.source  # never when in place
+
+
+def test_streamed_kernels_run_in_place(monkeypatch):
+    from tracejit.backends import cpu
+    monkeypatch.setattr(cpu, "STREAM_BYTES", 1 << 14)
+    fn = lambda a, b, c, d: a * b + c * d - a  # noqa: E731
+    traced = tj.trace(fn, fallback="raise", parallel=True, fuse=False)
+    a, b, c, d = (np.linspace(k, 5, 40_000) for k in range(4))
+    assert_same(traced(a, b, c, d), fn(a, b, c, d))
+    assert traced.explain(a, b, c, d).memory.in_place
 
 
 @pytest.mark.parametrize("fn", [lambda a, b, c: a * b > c,  # a bool output

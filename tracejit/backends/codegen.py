@@ -94,7 +94,12 @@ def elementwise_source(kernel, layouts, parallel, stream_from=None):
         lines += [f"    {h}" for h in head]
         lines += [f"    {o}_f = {o}.reshape(n)" for o in outs]
         if parallel and stream_from:
-            lines += [f"    if n >= {stream_from}:",
+            # not in place: a streamed store to a line just read from the cache is slow
+            # (measured: 10x), as it evicts the line
+            apart = "".join(f" and {o}_f.ctypes.data != {x}_f.ctypes.data" for o in outs
+                            for x, node, lay in zip(ins, kernel.inputs, layouts)
+                            if lay != SCALAR and node.shape == shape)
+            lines += [f"    if n >= {stream_from}{apart}:",
                       f"        for c in prange((n + {CHUNK - 1}) // {CHUNK}):",
                       f"            for i in range(c * {CHUNK}, min(n, c * {CHUNK} + {CHUNK})):"]
             lines += ["                " + x for x in per_element + body]
