@@ -3,7 +3,7 @@ fusion schedule is convex and ordered; compiled results equal the reference inte
 
 import numpy as np
 import pytest
-from conftest import assert_same
+from conftest import assert_same, check_against_numpy
 
 import tracejit as tj
 from tracejit.graph import Graph, Node, verify
@@ -191,3 +191,31 @@ def test_cse_does_not_make_distinct_results_share_memory():
     r1, r2 = tj.trace(shared, fallback="raise")(a)
     assert np.shares_memory(r1, r2)
     assert_same((r1, r2), shared(a))
+
+
+def _minmax_scale(x):
+    return (x - x.min()) / (x.max() - x.min())
+
+
+def _row_stats(x):
+    return x.mean(-1), x.std(-1), x.max(-1)
+
+
+def _column_range(x):
+    return x.min(0), x.max(0)
+
+
+def _sum_and_double(x):
+    return x.sum(), x * 2
+
+
+@pytest.mark.parametrize("fn, kernels", [(_minmax_scale, 2), (_row_stats, 1), (_column_range, 1),
+                                         (_sum_and_double, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+def test_reductions_of_one_input_share_a_kernel(fn, kernels, dtype):
+    # independent reductions (and elementwise results) that read the same array in the same
+    # domain are one kernel, so the array is read once
+    x = (np.arange(35, dtype=np.float64).reshape(5, 7) * 1.7 % 11 - 4).astype(dtype)
+    check_against_numpy(fn, x, rtol=1e-6 if dtype == np.float32 else None)
+    check_against_numpy(fn, x[::-1, ::2], rtol=1e-6 if dtype == np.float32 else None)
+    assert len(tj.trace(fn).explain(x).kernels) == kernels

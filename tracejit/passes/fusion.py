@@ -204,23 +204,24 @@ def group_nodes(graph, fuse=True):
 
 
 def _merge_siblings(graph, groups, group_of, ancestors, domain):
-    """Elementwise groups of one shape that read a common array from outside become one kernel
-    with several outputs, so the array is read once, e.g. (a - c, a * b)."""
+    """Groups that read a common array from outside become one kernel with several outputs
+    when they could have fused anyway (same rules: domain, roles, convexity), so the array is
+    read once: (a - c, a * b), or x.min() and x.max() in one pass."""
     first_reader = {}
     for node in graph.nodes:
-        if node not in group_of or domain[groups.find(group_of[node])].axes is not None:
+        if node not in group_of:
             continue
         for a in node.args:
             if a.shape == () or a.is_scalar_const():
                 continue
             g = groups.find(group_of[node])
-            other = first_reader.setdefault(a, g)
-            other = groups.find(other)
-            if other == g or (a in group_of and groups.find(group_of[a]) in (other, g)) \
-                    or domain[other] != domain[g] \
+            other = groups.find(first_reader.setdefault(a, g))
+            if other == g or (a in group_of and groups.find(group_of[a]) in (other, g)):
+                continue
+            dom = merged_domain(domain[other], domain[g])
+            if dom is None or check_group(groups.members[other] + groups.members[g], dom) \
                     or not _convex_union(groups, group_of, ancestors, other, g):
                 continue
-            dom = domain[g]
             domain[groups.union(other, g)] = dom
 
 
