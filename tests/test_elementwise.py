@@ -952,3 +952,22 @@ def test_only_cheap_non_bool_outputs_are_streamed(fn, monkeypatch):
     assert_same(traced(a, a, a), fn(a, a, a))
     (k,) = traced.explain(a, a, a).kernels
     assert "_stream(" not in k.source
+
+
+def test_float16_ops_round_like_numpy():
+    # NumPy computes each float16 op in float32 and rounds to float16; kernels do the same, so
+    # arithmetic on every float16 value (subnormals, overflow to inf, NaN) matches bit for bit
+    x = np.arange(2**16, dtype=np.uint16).view(np.float16)
+    y = x[::-1].copy()
+
+    def fn(a, b):
+        return (a * b + a / b - np.sqrt(np.abs(a))) * np.float16(0.1) + a * a * a, a // b, a % b
+
+    with np.errstate(all="ignore"):
+        want = fn(x, y)
+        got = tj.trace(fn, fallback="raise")(x, y)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype == np.float16
+        np.testing.assert_array_equal(g.view(np.uint16)[~np.isnan(w)],
+                                      w.view(np.uint16)[~np.isnan(w)])
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(w))

@@ -87,7 +87,8 @@ def cast(expr, src, dst):
 
 
 def compute_dtype(dtype):
-    """Kernels compute float16 in float32 (Numba has no float16 arithmetic on the CPU)."""
+    """Kernels compute float16 in float32 (Numba has no float16 arithmetic on the CPU) and
+    round each float16 result (codegen.result_cast)."""
     dtype = np.dtype(dtype)
     return np.dtype(np.float32) if dtype == np.float16 else dtype
 

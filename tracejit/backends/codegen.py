@@ -40,6 +40,8 @@ def result_cast(expr, dtype):
     dtype = np.dtype(dtype)
     if dtype.kind == "b":
         return f"bool({expr})"
+    if dtype == np.float16:  # computed in float32, rounded as NumPy rounds each float16 op
+        return f"_round_f16(np.float32({expr}))"
     return f"np.{compute_dtype(dtype).name}({expr})"
 
 

@@ -93,8 +93,7 @@ def _serialise_if_needed(entry):
 def _namespace():
     ns = {"np": np, "prange": numba.prange}
     ns.update({k: v for k, v in vars(scalar_helpers).items() if k.startswith("_")
-               and callable(v) and hasattr(v, "py_func")})
-    ns.update(_stream=scalar_helpers._stream, _store_fence=scalar_helpers._store_fence)
+               and callable(v)})
     return ns
 
 

@@ -90,6 +90,17 @@ def _f32_from_bits(typingctx, bits):
 
 
 @intrinsic
+def _round_f16(typingctx, x):
+    """float32 rounded to the nearest float16 and back (one instruction with F16C): what NumPy
+    does after each float16 op, which computes in float32."""
+
+    def codegen(context, builder, sig, args):
+        return builder.fpext(builder.fptrunc(args[0], ir.HalfType()), ir.FloatType())
+
+    return types.float32(types.float32), codegen
+
+
+@intrinsic
 def _bits_from_f32(typingctx, x):
     """Reinterpret a float32 as the int32 with its bits (inlined: no call)."""
 
