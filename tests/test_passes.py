@@ -10,6 +10,7 @@ from tracejit.graph import Graph, Node, verify
 from tracejit.interpret import interpret
 from tracejit.passes.fusion import Kernel, schedule
 from tracejit.passes.simplify import simplify
+from tracejit.passes.views import fuse_unit_views
 
 
 def _graph(fn, *args):
@@ -219,3 +220,81 @@ def test_reductions_of_one_input_share_a_kernel(fn, kernels, dtype):
     check_against_numpy(fn, x, rtol=1e-6 if dtype == np.float32 else None)
     check_against_numpy(fn, x[::-1, ::2], rtol=1e-6 if dtype == np.float32 else None)
     assert len(tj.trace(fn).explain(x).kernels) == kernels
+
+
+def _views(graph):
+    return [n.op for n in graph.nodes if n.op in ("getitem", "reshape", "transpose")]
+
+
+def test_unit_axis_views_of_reductions_become_keepdims():
+    x = np.random.default_rng(3).standard_normal((4, 6))
+
+    def f(a):
+        e = np.exp(a - a.max(1)[:, None])
+        return e / np.expand_dims(e.sum(-1), -1) + (a.mean(1) * 2).reshape(-1, 1)
+
+    raw = simplify(_graph(f, x))
+    assert _views(raw) == ["getitem", "reshape", "reshape"]
+    rewritten = verify(fuse_unit_views(raw))
+    assert _views(rewritten) == []
+    assert all(n.attrs["keepdims"] for n in rewritten.nodes if n.op in ("max", "sum"))
+    assert_same(interpret(rewritten, x), f(x))
+    assert _views(tj.trace(f, fuse=False).graph(x)) == _views(raw)  # the unfused baseline
+
+
+@pytest.mark.parametrize("f", [
+    lambda a: a.sum(1)[:, None],                # returned: the view is the result
+    lambda a: a - a.sum(1)[None, :].T,          # a transpose moves axes, even unit ones
+    lambda a: a - a.sum(1)[::-1, None],         # a reversing slice moves elements
+    lambda a: a - a.sum(0).reshape(-1, 1),      # keepdims would be a row, the view is a column
+    lambda a: (a * 2)[:, 0][:, None] + a,       # no reduction: nothing to fuse with
+], ids=["returned", "transpose", "reversed", "column", "elementwise"])
+def test_other_views_are_left_alone(f):
+    x = np.random.default_rng(4).standard_normal((5, 5))  # square: wrong axes still broadcast
+    raw = simplify(_graph(f, x))
+    rewritten = verify(fuse_unit_views(raw))
+    assert _views(rewritten) == _views(raw)
+    assert_same(interpret(rewritten, x), f(x))
+
+
+def test_leading_unit_axes_are_dropped_not_made_keepdims():
+    x = np.random.default_rng(4).standard_normal((5, 5))
+    f = lambda a: a.sum(1)[None, :] + a  # noqa: E731 (a row: broadcasting adds the axis anyway)
+    rewritten = verify(fuse_unit_views(simplify(_graph(f, x))))
+    assert _views(rewritten) == []
+    assert [n.attrs["keepdims"] for n in rewritten.nodes if n.op == "sum"] == [False]
+    assert_same(interpret(rewritten, x), f(x))
+
+
+def test_rewrite_keeps_returned_values_and_their_memory():
+    x = np.random.default_rng(5).standard_normal((3, 4)).astype(np.float32)
+
+    def f(a):
+        s = a.sum(-1)
+        return s, s[:, None], a - s[:, None], s * 2
+
+    rewritten = verify(fuse_unit_views(simplify(_graph(f, x))))
+    sums = [n for n in rewritten.nodes if n.op == "sum"]
+    assert len(sums) == 1 and sums[0].attrs["keepdims"]  # computed once, read through views
+    assert_same(interpret(rewritten, x), f(x), rtol=1e-6)
+    r = tj.trace(f, fallback="raise")(x)
+    assert_same(r, f(x), rtol=1e-6)
+    assert np.shares_memory(r[0], r[1]) and not np.shares_memory(r[0], r[3])
+
+
+def test_gradients_through_unit_axis_views_match_keepdims():
+    x = np.round(np.random.default_rng(6).standard_normal((4, 7)) * 2)  # ties in the max
+
+    def with_views(a):
+        e = np.exp(a - a.max(1)[:, None])
+        return np.sum(e / e.sum(1).reshape(-1, 1) * a) + np.sum(a.max(-1) ** 2)
+
+    def with_keepdims(a):
+        e = np.exp(a - a.max(1, keepdims=True))
+        return np.sum(e / e.sum(1, keepdims=True) * a) + np.sum(a.max(-1) ** 2)
+
+    fused = tj.grad(with_views)
+    unfused = tj.trace(fused.fn, fuse=False, fallback="raise")  # the graph autodiff gave
+    assert _views(fused.graph(x)).count("getitem") < _views(unfused.graph(x)).count("getitem")
+    assert_same(fused(x), unfused(x), rtol=1e-12)
+    assert_same(fused(x), tj.grad(with_keepdims)(x), rtol=1e-12)

@@ -198,3 +198,112 @@ def test_row_buffer_needs_an_output_that_reads_it_last(fn):
     (k,) = explain(fn, x).kernels
     assert [m.op for m in k.kernel.meta["buffered"]] == ["exp"]
     assert "np.empty(rowsize" in k.source
+
+
+# -- a reduction reshaped before it is broadcast back ------------------------------------------
+# A view that only inserts or removes length-1 axes (None-indexing, reshape, expand_dims,
+# squeeze) between a reduction and its elementwise users is rewritten into keepdims=True, so
+# these idioms compile exactly as their keepdims twins: same kernels, and no host step.
+
+def softmax_none(x):
+    e = np.exp(x - x.max(1)[:, np.newaxis])
+    return e / e.sum(1)[:, None]
+
+
+def layernorm_reshape(x):
+    mu = x.mean(axis=-1).reshape(-1, 1)
+    var = ((x - mu) ** 2).mean(-1).reshape(-1, 1)
+    return (x - mu) / np.sqrt(var + 1e-5)
+
+
+def standardize_expand_dims(x):
+    return (x - np.expand_dims(x.mean(-1), -1)) / np.expand_dims(x.std(axis=-1), axis=-1)
+
+
+# (view idiom, its keepdims twin, rank of x)
+UNIT_VIEW_IDIOMS = {
+    "sum[:, None]": (lambda x: x / x.sum(axis=1)[:, None],
+                     lambda x: x / x.sum(axis=1, keepdims=True), 2),
+    "mean.reshape(-1, 1)": (lambda x: x - x.mean(axis=1).reshape(-1, 1),
+                            lambda x: x - x.mean(axis=1, keepdims=True), 2),
+    "exp(x - max[:, newaxis])": (lambda x: np.exp(x - x.max(1)[:, np.newaxis]),
+                                 lambda x: np.exp(x - x.max(1, keepdims=True)), 2),
+    "softmax": (softmax_none, softmax, 2),
+    "layernorm": (layernorm_reshape, layernorm, 2),
+    "column mean": (lambda x: x - x.mean(axis=0), lambda x: x - x.mean(axis=0, keepdims=True), 2),
+    "column mean[None, :]": (lambda x: x - x.mean(axis=0)[None, :],
+                             lambda x: x - x.mean(axis=0, keepdims=True), 2),
+    "sum[..., None]": (lambda x: x / x.sum(-1)[..., None],
+                       lambda x: x / x.sum(-1, keepdims=True), 3),
+    "expand_dims(max, -1)": (lambda x: x - np.expand_dims(x.max(axis=-1), -1),
+                             lambda x: x - x.max(axis=-1, keepdims=True), 3),
+    "standardize": (standardize_expand_dims, standardize, 3),
+    "two axes": (lambda x: x - x.max(axis=(-2, -1))[:, None, None],
+                 lambda x: x - x.max(axis=(-2, -1), keepdims=True), 3),
+    "middle axis": (lambda x: x * x.sum(axis=-2)[:, None, :],
+                    lambda x: x * x.sum(axis=-2, keepdims=True), 3),
+    "squeeze chain": (lambda x: x - np.squeeze(x.sum(-1)[None, ..., None], 0),
+                      lambda x: x - x.sum(-1, keepdims=True), 3),
+}
+
+
+def _layouts(shape, dtype):
+    base = rnd(tuple(2 * n for n in shape), dtype, 3)
+    return {"contiguous": rnd(shape, dtype),
+            "strided reversed": base[tuple(slice(None, None, -2) for _ in shape)],
+            "transposed": np.ascontiguousarray(rnd(shape[::-1], dtype, 4)).T}
+
+
+def _steps(fn, x):
+    steps = tj.trace(fn, fallback="raise").explain(x).executable.steps
+    return ([s.kind for s in steps if hasattr(s, "kind")],
+            [s.node.op for s in steps if not hasattr(s, "kind")])
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "strided reversed", "transposed"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(UNIT_VIEW_IDIOMS))
+def test_reduction_through_a_unit_axis_view_fuses_as_keepdims(name, dtype, layout):
+    fn, twin, rank = UNIT_VIEW_IDIOMS[name]
+    x = _layouts((5, 8) if rank == 2 else (3, 4, 6), dtype)[layout]
+    check_against_numpy(fn, x, rtol=F32_RTOL if dtype == np.float32 else None)
+    kinds, host = _steps(fn, x)
+    assert (kinds, host) == _steps(twin, x) and host == []
+    rowwise = name not in ("column mean", "column mean[None, :]", "middle axis")
+    assert kinds == (["rowwise"] if rowwise else ["reduction", "elementwise"])
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: x - x.sum(0).reshape(-1, 1),  # column sums broadcast along rows: a square x
+    lambda x: x - x.sum(1)[None, :],        # row sums broadcast along columns
+    lambda x: x - x.sum(1)[None, :].T,      # a transpose is not a unit-axis view
+    lambda x: x - x.sum(1)[::-1, None],     # nor is a reversing slice
+    lambda x: x - x.sum(1)[None, :, None].reshape(-1, 1),
+], ids=["column sums as a column", "row sums as a row", "transpose", "reversed",
+        "reshape chain"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_views_that_move_the_reduced_axis_are_not_keepdims(fn, dtype):
+    x = rnd((6, 6), dtype)  # square, so a wrongly placed axis would still broadcast
+    check_against_numpy(fn, x, rtol=F32_RTOL if dtype == np.float32 else None)
+    check_against_numpy(fn, x[::-1, ::2][:3].repeat(2, axis=1),
+                        rtol=F32_RTOL if dtype == np.float32 else None)
+
+
+def test_reduction_read_with_and_without_the_view_is_computed_once():
+    x = rnd((5, 8), np.float64)
+
+    def fn(a):
+        s = a.sum(-1)
+        m = a.max(-1)
+        return s, s[:, None], a / s[:, None], np.log(np.exp(a - m[:, None]).sum(-1)) + m
+
+    traced = check_against_numpy(fn, x)
+    r = traced(x)
+    assert np.shares_memory(r[0], r[1])  # s[:, None] is a view of s, as in NumPy
+    reductions = [n for n in traced.graph(x).nodes if n.op in ("sum", "max")]
+    assert [n.op for n in reductions] == ["sum", "max", "sum"]
+    assert all(n.attrs["keepdims"] for n in reductions)
+    kinds, host = _steps(fn, x)
+    assert kinds == ["rowwise"]  # s with a / s and the logsumexp with m: both read a
+    # s, s[:, None] and the logsumexp are views of row values their kernels write
+    assert sorted(host) == ["getitem", "reshape", "reshape"]

@@ -22,6 +22,7 @@ from .errors import (
 from .executor import CONTIGUOUS, SCALAR, STRIDED, build
 from .passes.fusion import schedule
 from .passes.simplify import simplify
+from .passes.views import fuse_unit_views
 from .tracing import Proxy, is_array_leaf, leaf_names, trace
 
 CacheInfo = namedtuple("CacheInfo", "hits misses traces kernels_compiled entries fallbacks")
@@ -256,6 +257,8 @@ class TracedFunction:
 
     def _compile(self, leaves, treedef, static):
         graph = simplify(strip_stop_gradients(self._trace(leaves, treedef, static)))
+        if self.fuse:  # CSE again: the rewrite may rebuild a value the graph already has
+            graph = simplify(fuse_unit_views(graph))
         steps = schedule(graph, self.fuse)
         layouts = [_layout(leaves[n.attrs["index"]]) for n in graph.inputs]
         exe = build(graph, steps, layouts, self.parallel)

@@ -77,8 +77,28 @@ def _transpose(rng, arg, probe):
                        else f"{arg}.transpose({', '.join(map(str, perm))})"])
 
 
+def _unit_index(rng, arg, probe):
+    """None-indexing: inserts a length-1 axis."""
+    options = [f"{arg}[None]", f"{arg}[..., None]"]
+    if np.ndim(probe) >= 1:
+        options += [f"{arg}[:, None]", f"{arg}[:, np.newaxis, ...]"]
+    return rng.choice(options)
+
+
+def _unit_reshape(rng, arg, probe):
+    """Reshapes that insert or remove length-1 axes (probe sizes are never 1 by chance)."""
+    ndim = np.ndim(probe)
+    options = [f"np.expand_dims({arg}, {rng.randint(-ndim - 1, ndim)})"]
+    units = [d for d in range(ndim) if np.shape(probe)[d] == 1]
+    if units:
+        options.append(f"np.squeeze({arg}, axis={rng.choice(units)})")
+    if ndim == 1:
+        options.append(f"{arg}.reshape(-1, 1)")
+    return rng.choice(options)
+
+
 # view op name -> (rng, argument name, probe value) -> source text or None when not applicable
-VIEW_CALLERS = {"transpose": _transpose}
+VIEW_CALLERS = {"transpose": _transpose, "getitem": _unit_index, "reshape": _unit_reshape}
 # other elementwise ops reached through a function: name -> (rng, argument name) -> source
 SPECIAL_CALLERS = {
     "stop_gradient": lambda rng, arg: f"tj.stop_gradient({arg})",
