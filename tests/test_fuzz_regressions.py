@@ -114,3 +114,11 @@ def test_maximum_minimum_of_equal_zeros_return_the_second_operand(f, dtype):
     check_against_numpy(f, a, b)
     check_against_numpy(lambda x, y: f(x, y) ** -3, a, b)
     check_against_numpy(lambda x: f(-0.0, x > 1) ** -3, np.zeros(3, dtype))
+
+
+def test_astype_of_a_zero_d_reduction_or_element_is_a_numpy_scalar():
+    # np.any(2).astype(np.bool) is np.True_ in NumPy, not a 0-d array
+    fn = lambda a: (np.any(a).astype(np.bool_), a.sum().astype(np.float32),  # noqa: E731
+                    a[1].astype(np.int8), a.max())
+    check_against_numpy(fn, np.arange(3.0))
+    check_against_numpy(lambda s: np.any(s).astype(np.bool_), 2)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .backends import cpu
 from .backends.codegen import CONTIGUOUS, SCALAR, STRIDED
-from .ops import MATMUL, OPS, REDUCTION, VIEW, compute_dtype, returns_numpy_scalar, view_base
+from .ops import MATMUL, OPS, VIEW, compute_dtype, returns_numpy_scalar, view_base
 from .passes.fusion import Kernel
 from .passes.memory import HOST_OUT, plan_memory, writes_out
 
@@ -29,13 +29,6 @@ def _tree_expr(treedef, names):
         return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(td.meta, items)) + "}"
 
     return build(treedef)
-
-
-def returns_scalar(node):
-    """NumPy returns a scalar, not a 0-d array, from ufuncs (and reductions) with 0-d results,
-    from an index that takes one element, and for NumPy scalars it was given."""
-    return returns_numpy_scalar(node) or (node.shape == () and (
-        node.op in ("getitem", "take") or OPS[node.op].kind == REDUCTION))
 
 
 def _views_constant(node):
@@ -239,7 +232,7 @@ def build(graph, steps, leaf_layouts, parallel=None):
             expr = f"{expr}.copy()"
         if node.weak and node.op not in ("input", "const"):
             expr = f"{expr}.item()"  # Python operators on Python scalars give Python scalars
-        elif returns_scalar(node):
+        elif returns_numpy_scalar(node):
             expr = f"{expr}[()]"
         elif (node in seen and seen[node] != alias) or \
                 seen_memory.setdefault(view_base(node), memory[pos]) != memory[pos]:

@@ -775,7 +775,8 @@ register(Op("const", CONST, _leaf_infer, None))
 
 def returns_numpy_scalar(node):
     """True if eager NumPy holds a NumPy scalar (np.float64(1.0)), not a 0-d array, for this
-    value: NumPy scalar arguments and constants, 0-d ufunc results, and scalars' astype."""
+    value: NumPy scalar arguments and constants, 0-d ufunc and reduction results, an index that
+    takes one element, and scalars' astype."""
     if node.shape != () or node.weak:
         return False
     if node.op == "input":
@@ -784,7 +785,8 @@ def returns_numpy_scalar(node):
         return isinstance(node.attrs["value"], np.generic)
     if node.op == "astype":
         return returns_numpy_scalar(node.args[0])
-    return OPS[node.op].ufunc is not None
+    return OPS[node.op].ufunc is not None or OPS[node.op].kind == REDUCTION \
+        or node.op in ("getitem", "take")
 
 
 SUPPORTED_KINDS = "biuf"
