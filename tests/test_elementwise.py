@@ -130,6 +130,10 @@ UNARY = [
     (np.ceil, "round"),
     (np.trunc, "round"),
     (np.rint, "round"),
+    (np.deg2rad, "any"),
+    (np.radians, "any"),
+    (np.rad2deg, "trig"),
+    (np.degrees, "trig"),
     (np.isnan, "any"),
     (np.isinf, "any"),
     (np.isfinite, "any"),
@@ -151,6 +155,8 @@ BINARY = [
     (np.fmax, "any"),
     (np.fmin, "any"),
     (np.hypot, "any"),
+    (np.logaddexp, "any"),
+    (np.logaddexp2, "any"),
     (np.logical_and, "any"),
     (np.logical_or, "any"),
     (np.logical_xor, "any"),
@@ -412,6 +418,64 @@ def test_clip_variants(fn):
     lo = np.linspace(-3, 0, a.size)
     hi = np.linspace(0.5, 4, a.size)
     check_against_numpy(fn, a, lo, hi)
+
+
+@pytest.mark.parametrize("decimals", [0, 2, -1])
+@pytest.mark.parametrize("dtype", DTYPES + (np.float16, np.uint8), ids=dtype_id)
+def test_round(dtype, decimals):
+    with np.errstate(over="ignore"):  # 1e10 is inf in float16
+        a = unary_input("round", dtype) if np.dtype(dtype).kind != "u" else np.arange(
+            0, 250, 7, dtype=dtype)
+    if np.dtype(dtype).kind == "f":  # halfway cases
+        a = np.concatenate([a, np.array([1.005, -2.675, 0.125, 15.0, 25.0], dtype)])
+    if np.dtype(dtype).kind == "f":  # scaled by 100, it overflows to inf as in NumPy
+        a = np.append(a, np.finfo(dtype).max / 10)
+    check_against_numpy(lambda a: np.round(a, decimals), a)
+    check_against_numpy(lambda a: a[::-2].round(decimals) * 1, a)
+
+
+def test_round_of_an_int_is_a_copy():
+    traced = check_against_numpy(lambda a: np.round(a), np.arange(4))
+    a = np.arange(4)
+    assert not np.shares_memory(traced(a), a)
+
+
+ISCLOSE = {
+    "default": lambda a, b: np.isclose(a, b),
+    "tolerances": lambda a, b: np.isclose(a, b, rtol=0.1, atol=0.5),
+    "equal_nan": lambda a, b: np.isclose(a, b, equal_nan=True),
+    "scalar": lambda a, b: np.isclose(a, 2.5),
+    "scalar first": lambda a, b: np.isclose(1, b),
+    "0-d": lambda a, b: np.isclose(a[0], b[0]),
+    "broadcast": lambda a, b: np.isclose(a[:, None], b[None, ::3]),
+}
+
+
+@pytest.mark.parametrize("fn", ISCLOSE.values(), ids=ISCLOSE.keys())
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32, np.bool_], ids=dtype_id)
+def test_isclose(fn, dtype):
+    a, b = binary_inputs("any", dtype)
+    check_against_numpy(fn, a, b)
+    if np.dtype(dtype).kind == "f":
+        check_against_numpy(fn, a, a + np.asarray(1e-6, dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64], ids=dtype_id)
+def test_polyval_and_trapezoid(dtype):
+    x = np.linspace(-2, 3, 12).astype(dtype)[::-1]
+    coeffs = np.array([2, -3, 0, 1], dtype)
+    check_against_numpy(lambda x: np.polyval([2.0, -3.0, 0.5, 1.0], x), x)
+    check_against_numpy(lambda x: np.polyval([2, 1], x), x)
+    check_against_numpy(lambda p, x: np.polyval(p, x), coeffs, x)
+    check_against_numpy(lambda p, x: np.polyval(p, x), coeffs, x[:0])
+    check_against_numpy(lambda p: np.polyval(p, 1.5), coeffs)
+    check_against_numpy(lambda y, x: np.trapezoid(y, x), x * x, x)
+    check_against_numpy(lambda y: np.trapezoid(y, dx=0.5), x)
+    check_against_numpy(lambda y: np.trapezoid(y.reshape(3, 4), axis=0), x)
+    check_against_numpy(lambda y, x: np.trapezoid(y.reshape(3, 4), x[:4], axis=-1), x, x)
+    check_against_numpy(lambda y, x: np.trapezoid(y.reshape(4, 3), x.reshape(4, 3), axis=0),
+                        x, x)
+    check_against_numpy(lambda y: np.trapezoid(y[:1]), x)
 
 
 # --------------------------------------------------------------------------------------------

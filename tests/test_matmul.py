@@ -171,3 +171,60 @@ def test_shape_errors_name_the_line(fn, args, error):
 def test_dot_of_stacks_is_unsupported():
     with pytest.raises(tj.UnsupportedError, match="np.matmul"):
         tj.trace(lambda a, b: np.dot(a, b), fallback="raise")(rand(2, 2, 3), rand(3, 2))
+
+
+# ---------------------------------------------------------------------------------------------
+# einsum: contractions become (batched) matmuls
+
+EINSUMS = {
+    "ij,jk->ik": ((2, 3), (3, 4)),
+    "ij,jk": ((2, 3), (3, 4)),                 # implicit output
+    "ij,kj->ik": ((2, 3), (4, 3)),
+    "bij,bjk->bik": ((2, 3, 4), (2, 4, 5)),
+    "bij,bkj->bki": ((2, 3, 4), (2, 5, 4)),
+    "i,i->": ((3,), (3,)),
+    "i,i": ((3,), (3,)),
+    "i,j->ij": ((3,), (4,)),
+    "ij,j->i": ((2, 3), (3,)),
+    "ij->ji": ((2, 3),),
+    "ij->j": ((2, 3),),
+    "ij->": ((2, 3),),
+    "ijk->kij": ((2, 3, 4),),
+    "ij,ij->i": ((2, 3), (2, 3)),
+    "ij,ij->ij": ((2, 3), (2, 3)),
+    "ijk,kl->il": ((2, 3, 4), (4, 5)),         # j is summed out of the first operand first
+    "i,ij,j": ((3,), (3, 4), (4,)),
+    "ab,bc,cd->ad": ((2, 3), (3, 4), (4, 2)),
+    "ij,jk->ik size 1": ((2, 1), (3, 4)),      # a unit dimension broadcasts, as in NumPy
+    "ij,jk->ik empty": ((0, 3), (3, 4)),
+    "Ab,bA->A": ((2, 3), (3, 2)),
+}
+
+
+@pytest.mark.parametrize("case", EINSUMS, ids=str)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32, np.bool_],
+                         ids=lambda d: np.dtype(d).name)
+def test_einsum_matches_numpy(case, dtype):
+    subscripts = case.split(" ")[0]
+    args = [rand(*shape, dtype=dtype) for shape in EINSUMS[case]]
+    check_against_numpy(lambda *ops: np.einsum(subscripts, *ops), *args, rtol=1e-5, atol=1e-6)
+
+
+def test_einsum_of_views_and_mixed_dtypes():
+    a, b = rand(4, 3), rand(5, 4, dtype=np.float32)
+    check_against_numpy(lambda a, b: np.einsum("ji,kj->ik", a[::-1], b.T[:, ::2]), a, b.T)
+    check_against_numpy(lambda a, b: np.einsum("ij,jk", a, b) + 1, a.T, b.T, rtol=1e-5)
+    check_against_numpy(lambda a: np.einsum("ij,jk", a, np.ones((4, 2))), a.T)
+
+
+@pytest.mark.parametrize("subscripts, shapes, error", [
+    ("ii->i", ((3, 3),), tj.UnsupportedError),
+    ("...i,i", ((2, 3), (3,)), tj.UnsupportedError),
+    ("ij,jk", ((2, 3), (4, 5)), tj.ShapeError),
+    ("ij,jk->iz", ((2, 3), (3, 4)), ValueError),
+    ("ijk", ((2, 3),), tj.ShapeError),
+], ids=["diagonal", "ellipsis", "sizes", "unknown output", "rank"])
+def test_einsum_unsupported_or_bad(subscripts, shapes, error):
+    traced = tj.trace(lambda *ops: np.einsum(subscripts, *ops), fallback="raise")
+    with pytest.raises(error, match=r"test_matmul\.py:\d+"):
+        traced(*[rand(*s) for s in shapes])

@@ -219,6 +219,37 @@ def test_cumsum_cumprod(dtype):
                                    np.cumprod(a, axis=1), a.cumprod(), np.cumsum(a * 2, 1)), x)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+def test_ptp_and_count_nonzero(dtype):
+    x = sample((3, 5), dtype)
+    check_against_numpy(lambda a: (np.count_nonzero(a), np.count_nonzero(a, axis=1),
+                                   np.count_nonzero(a.T, axis=(0, 1), keepdims=True),
+                                   np.count_nonzero(a[:, :0], axis=0)), x)
+    check_against_numpy(lambda a: (np.ptp(a), np.ptp(a, axis=0), np.ptp(a[::-1, ::2], 1, None,
+                                                                        True)), x)
+
+
+NAN_FUNCTIONS = {
+    "nansum": lambda a: (np.nansum(a), np.nansum(a, axis=0), np.nansum(a, 1, keepdims=True)),
+    "nanmean": lambda a: (np.nanmean(a), np.nanmean(a, axis=0), np.nanmean(a.T, -1, None,
+                                                                            None, True)),
+    "nanmax": lambda a: (np.nanmax(a), np.nanmax(a, axis=0), np.nanmax(a, 1, keepdims=True)),
+    "nanmin": lambda a: (np.nanmin(a), np.nanmin(a[::-1], axis=0), np.nanmin(a, axis=1)),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32], ids=dtype_id)
+@pytest.mark.parametrize("name", NAN_FUNCTIONS)
+def test_nan_functions(name, dtype):
+    x = sample((4, 5), dtype)
+    if np.dtype(dtype).kind == "f":
+        x[x > 2] = np.nan
+        x[:, 1] = np.nan  # an all-NaN column: NaN from nanmax/nanmin/nanmean, 0 from nansum
+        x[0, 3] = np.inf
+    check_against_numpy(NAN_FUNCTIONS[name], x, rtol=rtol_for(x))
+    check_against_numpy(lambda a: NAN_FUNCTIONS[name](a[:0]), x)  # NumPy's own error or NaN
+
+
 def test_ufunc_reduce():
     x = sample((3, 4), np.int32)
     check_against_numpy(lambda a: (np.add.reduce(a), np.multiply.reduce(a, axis=1),

@@ -166,9 +166,9 @@ def test_indexing_with_a_traced_slice_bound_or_mask_is_refused():
     traced = tj.trace(lambda x, m: x[m], fallback="raise")
     with pytest.raises(tj.UnsupportedError, match=r"np\.where.*test_views\.py"):
         traced(X3, np.array([True, False, True, True]))
-    traced = tj.trace(lambda x, i, j: x[i, :, j], fallback="raise")
-    with pytest.raises(tj.UnsupportedError, match=r"several index arrays"):
-        traced(X3, np.array([0, 1]), np.array([1, 2]))
+    traced = tj.trace(lambda x, i: x[i, [0, 1]], fallback="raise")
+    with pytest.raises(tj.UnsupportedError, match=r"dtype float64.*test_views\.py"):
+        traced(X3, np.array([0.0, 1.0]))
 
 
 # -- gathers: one integer index array (constant or traced) ------------------------------------
@@ -213,6 +213,56 @@ def test_gather_out_of_bounds_raises_like_numpy():
         traced(X3, np.array([0, 4]))
     with pytest.raises(IndexError):
         X3[np.array([0, 4])]
+
+
+# -- several index arrays: one gather over their axes merged into one ------------------------
+
+MULTI_GATHERS = {
+    "pair": lambda x: x[[0, 3, 1], [4, 0, 2]],
+    "pair then slice": lambda x: x[[0, 3], [4, 0], 1:],
+    "pair after a slice": lambda x: x[:, [1, -1], [0, 5]],
+    "apart: dims go first": lambda x: x[[2, 0], :, [5, 1]],
+    "three": lambda x: x[[0, 3], [1, 1], [5, -6]],
+    "broadcast": lambda x: x[np.arange(4)[:, None], [0, 2, 4]],
+    "int between": lambda x: x[[1, 2], 0, [3, 3]],
+    "int before": lambda x: x[3, [1, 2], [3, 0]],
+    "ellipsis": lambda x: x[..., [1, 2], [3, 0]],
+    "newaxis between": lambda x: x[[1, 2], None, [3, 0]],
+    "0-d arrays": lambda x: x[np.array(1), np.array(2)],
+    "empty": lambda x: x[np.zeros(0, int), np.zeros(0, int)],
+    "of a view": lambda x: x[::-1, ::2][[0, 1], [2, 0]] * 2,
+}
+
+
+@pytest.mark.parametrize("fn", MULTI_GATHERS.values(), ids=MULTI_GATHERS.keys())
+def test_gather_with_several_index_arrays_matches_numpy(fn):
+    traced = check_against_numpy(fn, X3)
+    _compiled_matches_interpreter(traced, X3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.bool_], ids=lambda d: d.__name__)
+def test_gather_rows_and_labels(dtype):
+    # the cross-entropy pattern: one element per row, chosen by a traced label array
+    x = (X3[0] > 0) if dtype is np.bool_ else X3[0].astype(dtype)
+    labels = np.array([5, 0, -1, 2, 3])
+    for lab in (labels, labels.astype(np.int32), (labels % 6).astype(np.uint8)):
+        check_against_numpy(lambda x, lab: x[np.arange(5), lab], x, lab)
+    check_against_numpy(lambda x, lab: x[np.arange(5), lab], x.T.copy().T, labels)
+    check_against_numpy(lambda x, r, c: x[r, c] * 2, x, labels[::-1] % 5, labels[::2])
+    check_against_numpy(lambda x, r, c: x[r, c], x[:0], np.zeros(0, int), np.zeros(0, int))
+
+
+def test_gather_with_several_index_arrays_out_of_bounds_raises_like_numpy():
+    traced = tj.trace(lambda x, i, j: x[i, j], fallback="raise")
+    # row 3 exists once the axes are merged (3 * 5 + 0 < 20): it must still raise
+    for i, j in (([0, 4], [0, 0]), ([0, 1], [0, 5]), ([0, 1], [-6, 0]), ([-5, 0], [0, 0])):
+        i, j = np.array(i), np.array(j)
+        with pytest.raises(IndexError):
+            X3[:, :, 0][i, j]
+        with pytest.raises(IndexError):
+            traced(X3[:, :, 0], i, j)
+    assert_same(traced(X3[:, :, 0], np.array([-4, 3]), np.array([-5, 4])),
+                X3[:, :, 0][[-4, 3], [-5, 4]])
 
 
 def test_python_scalar_argument_cannot_be_indexed():
@@ -308,6 +358,41 @@ def test_shape_errors(fn):
     traced = tj.trace(fn, fallback="raise")
     with pytest.raises(tj.ShapeError, match=r"test_views\.py:\d+"):
         traced(X3)
+
+
+# -- differences, triangles, grids ----------------------------------------------------------
+
+MORE_SHAPE_FUNCTIONS = {
+    "diff": lambda x: np.diff(x),
+    "diff n=2 axis 0": lambda x: np.diff(x, n=2, axis=0),
+    "diff n=0": lambda x: np.diff(x, 0) * 1,
+    "diff prepend append": lambda x: np.diff(x, axis=1, prepend=0.5, append=x[:, -1:, :]),
+    "diff of a view": lambda x: np.diff(x[::-1, ::2], axis=-2),
+    "diff empty": lambda x: np.diff(x[:, :1], axis=1),
+    "diff past the length": lambda x: np.diff(x[:2], n=3, axis=0),
+    "tril": lambda x: np.tril(x),
+    "tril k": lambda x: np.tril(x[0], -2),
+    "triu k": lambda x: np.triu(x.T, 1),
+    "triu of 1-d": lambda x: np.triu(x[0, 0]),
+    "meshgrid": lambda x: np.meshgrid(x[0, 0], x[1, :, 0]),
+    "meshgrid ij sparse": lambda x: np.meshgrid(x[0, 0], x[1, :, 0], indexing="ij",
+                                                sparse=True),
+    "meshgrid three": lambda x: np.meshgrid(x[0, 0], x[0, :, 0], x[:, 0, 0]),
+    "meshgrid no copy": lambda x: np.meshgrid(x[0, 0, :2], x[0, :3, 0], copy=False)[0] * 1,
+}
+
+
+@pytest.mark.parametrize("fn", MORE_SHAPE_FUNCTIONS.values(), ids=MORE_SHAPE_FUNCTIONS.keys())
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32, np.bool_],
+                         ids=lambda d: d.__name__)
+def test_diff_tri_and_meshgrid_match_numpy(fn, dtype):
+    check_against_numpy(fn, (X3 > 0) if dtype is np.bool_ else X3.astype(dtype))
+
+
+def test_diff_of_unsigned_wraps_and_bad_orders_raise():
+    check_against_numpy(lambda x: np.diff(x), np.array([3, 1, 7, 0], np.uint8))
+    check_against_numpy(lambda x: np.diff(x, -1), X3)  # NumPy's ValueError: raises too
+    check_against_numpy(lambda x: np.diff(x[0, 0, 0]), X3)
 
 
 # -- copying shape ops ------------------------------------------------------------------------

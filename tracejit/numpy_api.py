@@ -35,11 +35,11 @@ def normalize_axis(axis, ndim):
 
 
 @implements(np.where)
-def where(condition, x=None, y=None):
+def where_(condition, x=None, y=None):
     if x is None or y is None:
         raise with_location(UnsupportedError, "np.where(condition) with one argument has a "
                             "data-dependent shape; use the three-argument form")
-    if not (isinstance(condition, Proxy) and condition.dtype == np.bool_):
+    if not (isinstance(condition, (Proxy, np.ndarray)) and condition.dtype == np.bool_):
         condition = call_ufunc(np.not_equal, condition, False)
     return apply("where", [condition, x, y])
 
@@ -63,9 +63,49 @@ def clip(a, a_min=None, a_max=None, out=None, **kwargs):
 
 @implements(np.round, np.around)
 def round_(a, decimals=0, out=None):
-    if decimals != 0 or out is not None:
-        raise with_location(UnsupportedError, "np.round with decimals or out is not supported")
-    return call_ufunc(np.rint, a) if np.dtype(a.dtype).kind == "f" else a
+    if out is not None:
+        raise with_location(UnsupportedError, "np.round(..., out=...) is not supported")
+    decimals = _static_int(decimals, "np.round's decimals")
+    integer = a.dtype.kind in "iu"
+    if decimals >= 0 and integer:
+        return a.copy()
+    if decimals == 0:
+        return call_ufunc(np.rint, a)  # bool too: rint gives float16, as NumPy's round does
+    if a.dtype == np.bool_:
+        raise with_location(UnsupportedError, "np.round of a boolean array with decimals: "
+                            "NumPy cannot cast the scaled result back to bool")
+    # NumPy's steps: scale by a Python float 10**|decimals|, rint, scale back; integers go
+    # through float64 and are cast back
+    scale, unscale = (np.multiply, np.true_divide) if decimals > 0 else (np.true_divide,
+                                                                          np.multiply)
+    factor = 10.0 ** abs(decimals)
+    result = call_ufunc(unscale, call_ufunc(np.rint, call_ufunc(scale, a, factor)), factor)
+    return result.astype(a.dtype) if integer else result
+
+
+@implements(np.isclose)
+def isclose(a, b, rtol=1.e-5, atol=1.e-8, equal_nan=False):
+    # NumPy's formula; y becomes inexact first, so abs(y) cannot overflow an integer
+    x, y = (v if isinstance(v, (Proxy, int, float)) else np.asarray(v) for v in (a, b))
+    if isinstance(y, (Proxy, np.ndarray)):
+        y = y.astype(np.result_type(y.dtype, 1.0))
+    elif isinstance(y, int):
+        y = float(y)
+    result = (np.less_equal(abs(x - y), atol + rtol * abs(y)) & np.isfinite(y)) | (x == y)
+    if equal_nan:
+        result = result | (np.isnan(x) & np.isnan(y))
+    return _scalar(result)
+
+
+@implements(np.polyval)
+def polyval(p, x):
+    # NumPy's own loop (Horner's rule): the coefficients are NumPy scalars, strongly typed
+    p = p if isinstance(p, Proxy) else np.asarray(p)
+    x = x if isinstance(x, Proxy) else np.asarray(x)
+    y = zeros_like(x)
+    for i in range(len(p)):
+        y = y * x + p[i]
+    return y
 
 
 @implements(np.astype)
@@ -193,6 +233,59 @@ argmax = implements(np.argmax)(_arg("argmax"))
 argmin = implements(np.argmin)(_arg("argmin"))
 
 
+@implements(np.ptp)
+def ptp(a, axis=None, out=None, keepdims=False):
+    _only_defaults("ptp", out)
+    return call_ufunc(np.subtract, max_(a, axis, keepdims=keepdims),
+                      min_(a, axis, keepdims=keepdims))
+
+
+# The nan-functions as NumPy writes them: NaNs replaced by a neutral value, then the plain
+# reduction. Integer and boolean arrays have no NaNs. An all-NaN slice gives NaN, as in
+# NumPy, but without NumPy's RuntimeWarning.
+
+def _isnan(a):
+    return call_ufunc(np.isnan, a) if a.dtype.kind == "f" else None
+
+
+@implements(np.nansum)
+def nansum(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOVALUE, where=True):
+    nan = _isnan(a)
+    a = a if nan is None else where_(nan, 0, a)
+    return sum_(a, axis, dtype, out, keepdims, initial, where)
+
+
+@implements(np.nanmean)
+def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=True):
+    nan = _isnan(a)
+    if nan is None:
+        return mean(a, axis, dtype, out, keepdims, where=where)
+    _only_defaults("nanmean", out, where=where)
+    total = sum_(where_(nan, 0, a), axis, dtype, keepdims=keepdims)
+    count = sum_(call_ufunc(np.logical_not, nan), axis, np.intp, keepdims=keepdims)
+    return call_ufunc(np.true_divide, total, count).astype(total.dtype)  # NumPy: out=total
+
+
+def _nan_extreme(name, reduce, fill):
+    def handler(a, axis=None, out=None, keepdims=False, initial=_NOVALUE, where=True):
+        _only_defaults(name, out, initial, where)
+        nan = _isnan(a)
+        if nan is None:
+            return reduce(a, axis, keepdims=keepdims)
+        best = reduce(where_(nan, fill, a), axis, keepdims=keepdims)
+        return _scalar(where_(all_(nan, axis, keepdims=keepdims), np.nan, best))
+    return handler
+
+
+nanmax = implements(np.nanmax)(_nan_extreme("nanmax", max_, -np.inf))
+nanmin = implements(np.nanmin)(_nan_extreme("nanmin", min_, np.inf))
+
+
+@implements(np.count_nonzero)
+def count_nonzero(a, axis=None, *, keepdims=False):
+    return _reduce("sum", a.astype(np.bool_), axis, keepdims, dtype=np.dtype(np.intp))
+
+
 def _float_dtype(a, dtype):
     """The dtype mean/var compute in: the one asked for, else float64 for ints and bools."""
     if dtype is not None:
@@ -290,6 +383,52 @@ def _scan(op):
 cumsum = implements(np.cumsum)(_scan("cumsum"))
 cumprod = implements(np.cumprod)(_scan("cumprod"))
 
+
+@implements(np.diff)
+def diff(a, n=1, axis=-1, prepend=_NOVALUE, append=_NOVALUE):
+    n = _static_int(n, "np.diff's order n")
+    if n < 0:
+        raise with_location(ValueError, f"order must be non-negative but got {n}")
+    if n == 0:
+        return a
+    a = a if isinstance(a, Proxy) else np.asarray(a)
+    shape = a.shape
+    if not shape:
+        raise with_location(ValueError, "diff requires input that is at least one dimensional")
+    axis = normalize_axis(_static_int(axis, "axis"), len(shape))
+    edge = shape[:axis] + (1,) + shape[axis + 1:]
+    parts = [a]
+    if prepend is not _NOVALUE:
+        parts.insert(0, prepend if len(shape_of(prepend)) else broadcast_to(prepend, edge))
+    if append is not _NOVALUE:
+        parts.append(append if len(shape_of(append)) else broadcast_to(append, edge))
+    if len(parts) > 1:
+        a = concatenate(parts, axis)
+    ufunc = np.not_equal if a.dtype == np.bool_ else np.subtract
+    before = (slice(None),) * axis
+    for _ in range(n):
+        a = call_ufunc(ufunc, getitem(a, before + (slice(1, None),)),
+                       getitem(a, before + (slice(None, -1),)))
+    return a
+
+@implements(np.trapezoid)
+def trapezoid(y, x=None, dx=1.0, axis=-1):
+    # NumPy's own steps, so dtypes and rounding agree
+    y, x = (v if isinstance(v, (Proxy, type(None))) else np.asarray(v) for v in (y, x))
+    nd = len(y.shape)
+    axis = normalize_axis(_static_int(axis, "axis"), nd)
+    if x is None:
+        d = dx
+    elif len(shape_of(x)) == 1:
+        d = diff(x)
+        d = reshape(d, tuple(shape_of(d)[0] if i == axis else 1 for i in range(nd)))
+    else:
+        d = diff(x, axis=axis)
+    before = (slice(None),) * axis
+    total = y[before + (slice(1, None),)] + y[before + (slice(None, -1),)]
+    return sum_(d * total / 2.0, axis)
+
+
 # ndarray methods share the handlers: their parameters follow the functions' after `a`
 for _name, _handler in (("sum", sum_), ("prod", prod), ("max", max_), ("min", min_),
                         ("any", any_), ("all", all_), ("argmax", argmax), ("argmin", argmin),
@@ -317,6 +456,11 @@ def ufunc_reduce(ufunc, a, axis=0, dtype=None, out=None, keepdims=False, initial
 
 # ---------------------------------------------------------------------------------------------
 # shape ops, views and creation
+
+def _scalar(x):
+    """x, or for a 0-d x a NumPy scalar (its one element), as NumPy functions return."""
+    return getitem(x, ()) if not shape_of(x) else x
+
 
 def _view(op_name, a, **attrs):
     """Record a view of `a`. Both become `aliased`: they share memory, so an in-place update
@@ -394,23 +538,15 @@ def getitem(a, key):
                             "argument cannot be indexed")
     key = key if isinstance(key, tuple) else (key,)
     arrays = [p for p, k in enumerate(key) if _is_index_array(k)]
-    if len(arrays) > 1:
-        raise with_location(UnsupportedError, "indexing with several index arrays is not "
-                            "supported in traced code; index one axis at a time")
     if arrays:
-        return _gather(a, key, arrays[0])
+        return _gather(a, key, arrays)
     index = _normalize_index(key, a.shape)
     if all(isinstance(e, int) for e in index):  # one element: a copy, as NumPy's scalar is
         return apply("getitem", [a], index=index)
     return _view("getitem", a, index=index)
 
 
-def _gather(a, key, p):
-    """x[..., idx, ...] with one integer index array: the basic index with a full slice in its
-    place, then `take` along the axis that slice lands on. NumPy counts the integers of the key
-    as index arrays too: when one is separated from the array by a slice, the gathered
-    dimensions go first."""
-    idx, shape = key[p], shape_of(a)
+def _index_array(idx):
     if not isinstance(idx, Proxy):
         try:
             idx = np.asarray(idx)
@@ -420,23 +556,64 @@ def _gather(a, key, p):
     if idx.dtype.kind == "b":
         raise with_location(UnsupportedError, "boolean-mask indexing selects a data-dependent "
                             "number of elements, which tracing does not support; use np.where")
+    if idx.dtype.kind not in "iu":
+        raise with_location(UnsupportedError, f"an index array of dtype {idx.dtype}: only "
+                            "integer index arrays gather")
+    return idx
+
+
+def _gather(a, key, positions):
+    """x[..., i, ..., j, ...] with integer index arrays: the basic index with a full slice in
+    each array's place, then `take` along one axis (several arrays index their axes merged
+    into one, see _flat_index). NumPy counts the integers of the key as index arrays too: when
+    they are not side by side (a slice, None or ... between them), the gathered dimensions go
+    first."""
+    shape = shape_of(a)
+    idxs = [_index_array(key[p]) for p in positions]
     if not any(k is Ellipsis for k in key):  # `is`: `in` would compare a proxy with ==
         key = key + (Ellipsis,)
     consumed = sum(k is not None and k is not Ellipsis for k in key)
     at = next(i for i, k in enumerate(key) if k is Ellipsis)
     fill = (slice(None),) * max(len(shape) - consumed, 0)
     key = key[:at] + fill + key[at + 1:]
-    p = p if p < at else p + len(fill) - 1
-    axis = sum(isinstance(k, slice) or k is None for k in key[:p])
-    basic = _normalize_index(key[:p] + (slice(None),) + key[p + 1:], shape)
+    positions = [p if p < at else p + len(fill) - 1 for p in positions]
+    # the axis of the view each array indexes: the slices, Nones and arrays before it
+    axes = [sum(isinstance(k, slice) or k is None or i in positions
+                for i, k in enumerate(key[:p])) for p in positions]
+    basic = _normalize_index(tuple(slice(None) if i in positions else k
+                                   for i, k in enumerate(key)), shape)
     whole = len(basic) == len(shape) and all(e == (0, n, 1) for e, n in zip(basic, shape))
     view = a if whole else _view("getitem", a, index=basic)
+    if len(idxs) == 1:
+        idx, axis = idxs[0], axes[0]
+    else:
+        view, idx, axis = _flat_index(view, idxs, axes)
     result = apply("take", [view, idx], axis=axis)
-    block = sorted([p] + [i for i, k in enumerate(key) if isinstance(k, (int, np.integer))])
+    block = sorted(positions + [i for i, k in enumerate(key) if isinstance(k, (int, np.integer))])
     n = len(shape_of(idx))
     if n and block[-1] - block[0] + 1 != len(block):
         result = moveaxis(result, list(range(axis, axis + n)), list(range(n)))
     return result
+
+
+def _flat_index(view, idxs, axes):
+    """Several index arrays on `axes` of `view` as one gather: (the view with those axes merged
+    into one, the flat index into it (the index arrays broadcast together), the merged axis).
+    An index out of range points past the end of the merged axis, so `take` still raises
+    NumPy's IndexError instead of reading a neighbouring row."""
+    if axes != list(range(axes[0], axes[0] + len(axes))):  # apart: gather from the front
+        view = transpose(view, axes + [d for d in range(len(shape_of(view))) if d not in axes])
+        axes = list(range(len(axes)))
+    shape = tuple(shape_of(view))
+    sizes = [shape[d] for d in axes]
+    total = int(np.prod(sizes, dtype=np.int64))
+    view = reshape(view, shape[:axes[0]] + (total,) + shape[axes[-1] + 1:])
+    flat, valid = 0, True
+    for idx, n in zip(idxs, sizes):
+        i = idx.astype(np.intp)
+        valid = valid & (i >= -n) & (i < n)
+        flat = flat * n + np.where(i < 0, i + n, i)
+    return view, np.where(valid, flat, total), axes[0]
 
 
 def _split(ary, indices_or_sections, axis, even):
@@ -686,6 +863,35 @@ def repeat(a, repeats, axis=None):
     return apply("repeat", [a], repeats=repeats, axis=axis)
 
 
+@implements(np.tril)
+def tril(m, k=0):
+    # NumPy's: a constant mask from np.tri, then where
+    mask = np.tri(*shape_of(m)[-2:], k=_static_int(k, "k"), dtype=bool)
+    return where_(mask, m, np.zeros(1, m.dtype))
+
+
+@implements(np.triu)
+def triu(m, k=0):
+    mask = np.tri(*shape_of(m)[-2:], k=_static_int(k, "k") - 1, dtype=bool)
+    return where_(mask, np.zeros(1, m.dtype), m)
+
+
+@implements(np.meshgrid)
+def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
+    if indexing not in ("xy", "ij"):
+        raise with_location(ValueError, "Valid values for `indexing` are 'xy' and 'ij'.")
+    ndim = len(xi)
+    unit = (1,) * ndim
+    out = [reshape(x, unit[:i] + (-1,) + unit[i + 1:]) for i, x in enumerate(xi)]
+    if indexing == "xy" and ndim > 1:
+        out[0] = reshape(out[0], (1, -1) + unit[2:])
+        out[1] = reshape(out[1], (-1, 1) + unit[2:])
+    if not sparse:
+        shape = np.broadcast_shapes(*(shape_of(x) for x in out))
+        out = [broadcast_to(x, shape) for x in out]
+    return tuple(x.copy() if copy else x for x in out)
+
+
 def _like(prototype, dtype, shape, value):
     dtype = np.dtype(prototype.dtype if dtype is None else dtype)
     shape = tuple(shape_of(prototype)) if shape is None else _shape_arg(shape)
@@ -747,6 +953,98 @@ def inner(a, b):
 @implements(np.vdot)
 def vdot(a, b):
     return call_ufunc(np.matmul, ravel(a), ravel(b))
+
+
+@implements(np.einsum)
+def einsum(subscripts, *operands, out=None, optimize=False, dtype=None, order="K",
+           casting="safe"):
+    """Contractions as NumPy's matmul (BLAS), one pair of operands at a time: the labels of
+    each pair are sorted into batch, kept and contracted ones, the operands transposed and
+    reshaped to stacks of matrices, multiplied, and the result reshaped back. Sums over labels
+    that appear in one operand only come first. Ellipses, repeated labels within one operand
+    (diagonals, traces) and out=/dtype= are not supported."""
+    if not isinstance(subscripts, str):
+        raise with_location(UnsupportedError, "np.einsum's interleaved form (operand, "
+                            "sublist, ...) is not supported; use a subscripts string")
+    if out is not None or dtype is not None:
+        raise with_location(UnsupportedError, "np.einsum with out= or dtype= is not supported "
+                            "in traced code")
+    inputs, arrow, output = subscripts.replace(" ", "").partition("->")
+    if "." in subscripts:
+        raise with_location(UnsupportedError, "np.einsum with an ellipsis ('...') is not "
+                            "supported in traced code")
+    terms = inputs.split(",")
+    if not all(c.isascii() and c.isalpha() for c in inputs.replace(",", "") + output):
+        raise with_location(ValueError, f"invalid subscripts {subscripts!r}: use letters")
+    if len(terms) != len(operands):
+        raise with_location(ValueError, f"np.einsum: {len(terms)} subscript terms for "
+                            f"{len(operands)} operands")
+    if not arrow:  # implicit output: the labels seen once, in alphabetical order
+        output = "".join(sorted(c for c in set(inputs) - {","} if inputs.count(c) == 1))
+    operands = [x if isinstance(x, Proxy) else np.asarray(x) for x in operands]
+    sizes = {}
+    for term, x in zip(terms, operands):
+        shape = tuple(shape_of(x))
+        if len(term) != len(shape):
+            raise with_location(ShapeError, f"np.einsum: subscripts {term!r} for an operand of "
+                                f"shape {shape}")
+        if len(set(term)) != len(term):
+            raise with_location(UnsupportedError, f"np.einsum: the repeated label in {term!r} "
+                                "(a diagonal or trace) is not supported in traced code")
+        for c, n in zip(term, shape):
+            if sizes.get(c, 1) == 1:
+                sizes[c] = n
+            elif n not in (1, sizes[c]):
+                raise with_location(ShapeError, f"np.einsum: label {c!r} has sizes "
+                                    f"{sizes[c]} and {n}")
+    if len(set(output)) != len(output) or not set(output) <= set(sizes):
+        raise with_location(ValueError, f"np.einsum: bad output subscripts {output!r}")
+    result, labels = operands[0], terms[0]
+    for k in range(1, len(terms)):
+        needed = set(output).union(*terms[k + 1:])
+        result, labels = _contract(result, labels, operands[k], terms[k], needed, sizes)
+    result, labels = _sum_out(result, labels, set(output))
+    result = _arrange(result, labels, output, sizes)
+    return _scalar(result)
+
+
+def _sum_out(x, labels, keep):
+    """Sum x over the labels not in `keep` (in its own dtype, as einsum does)."""
+    axes = tuple(d for d, c in enumerate(labels) if c not in keep)
+    if not axes:
+        return x, labels
+    return (apply("sum", [x], axis=axes, keepdims=False, dtype=x.dtype),
+            "".join(c for c in labels if c in keep))
+
+
+def _arrange(x, labels, order, sizes):
+    """x with its axes in `order` and its unit dimensions broadcast to the labels' sizes."""
+    if labels != order:
+        x = transpose(x, [labels.index(c) for c in order])
+    full = tuple(sizes[c] for c in order)
+    return x if tuple(shape_of(x)) == full else broadcast_to(x, full)
+
+
+def _contract(a, la, b, lb, needed, sizes):
+    """The einsum of two operands keeping the labels in `needed`, as one (batched) matmul."""
+    a, la = _sum_out(a, la, needed | set(lb))
+    b, lb = _sum_out(b, lb, needed | set(la))
+    batch = [c for c in la if c in lb and c in needed]
+    inner = [c for c in la if c in lb and c not in needed]
+    left = [c for c in la if c not in lb]
+    right = [c for c in lb if c not in la]
+
+    def size(cs):
+        return int(np.prod([sizes[c] for c in cs], dtype=np.int64))
+
+    lead = tuple(sizes[c] for c in batch)
+    a = reshape(_arrange(a, la, "".join(batch + left + inner), sizes),
+                lead + (size(left), size(inner)))
+    b = reshape(_arrange(b, lb, "".join(batch + inner + right), sizes),
+                lead + (size(inner), size(right)))
+    product = call_ufunc(np.matmul, a, b)
+    shape = lead + tuple(sizes[c] for c in left + right)
+    return reshape(product, shape), "".join(batch + left + right)
 
 
 @implements(np.outer)

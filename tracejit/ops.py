@@ -141,6 +141,20 @@ def _power_vjp(ans, g, x, y):
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
 
 
+def _degree_factor(dtype, to_degrees):
+    """NumPy's deg2rad/rad2deg factor, computed in the loop's own precision (NPY_PIf / 180.0f
+    for float32)."""
+    pi, half_turn = dtype.type(np.pi), dtype.type(180)
+    return half_turn / pi if to_degrees else pi / half_turn
+
+
+def _degree_code(to_degrees):
+    def code(exprs, dt):
+        dt = compute_dtype(dt)
+        return f"({exprs[0]} * np.{dt.name}({float(_degree_factor(dt, to_degrees))!r}))"
+    return code
+
+
 # ---------------------------------------------------------------------------------------------
 # elementwise ufuncs
 
@@ -243,6 +257,14 @@ for _f in (np.floor, np.ceil, np.trunc, np.rint):
 _ufunc_op(np.arctan2, "np.arctan2({0}, {1})",
           lambda ans, g, y, x: (g * x / (x * x + y * y), -g * y / (x * x + y * y)))
 _ufunc_op(np.hypot, "np.hypot({0}, {1})", lambda ans, g, x, y: (g * x / ans, g * y / ans))
+for _f, _to_degrees in ((np.deg2rad, False), (np.radians, False), (np.rad2deg, True),
+                       (np.degrees, True)):
+    _ufunc_op(_f, _degree_code(_to_degrees), lambda ans, g, x, k=(
+        180 / math.pi if _to_degrees else math.pi / 180): (g * k,))
+_ufunc_op(np.logaddexp, "_logaddexp({0}, {1})",
+          lambda ans, g, x, y: (g * np.exp(x - ans), g * np.exp(y - ans)))
+_ufunc_op(np.logaddexp2, "_logaddexp2({0}, {1})",
+          lambda ans, g, x, y: (g * np.exp2(x - ans), g * np.exp2(y - ans)))
 _ufunc_op(np.maximum, _by_kind(_MAX, "max({0}, {1})", "({0} or {1})"), _chooser_vjp)
 _ufunc_op(np.minimum, _by_kind(_MIN, "min({0}, {1})", "({0} and {1})"), _chooser_vjp)
 _ufunc_op(np.fmax, _by_kind(_FMAX, "max({0}, {1})", "({0} or {1})"), _chooser_vjp)

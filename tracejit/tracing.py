@@ -106,6 +106,20 @@ def _trace_of(args):
 def _no_conversion(what):
     def method(self, *args, **kwargs):  # __array__ is called with dtype= and copy=
         self._check(None)  # a leaked value gets the leak message, not the conversion one
+        weak = self.node.weak  # a Python scalar argument, or arithmetic on one
+        if what == "np.asarray()":
+            raise with_location(
+                TraceError, "np.asarray() of a traced Python scalar (a scalar argument, or a "
+                "list or tuple of them): NumPy needs concrete values, which do not exist while "
+                "tracing; pass an array instead" if weak else
+                "np.asarray() of a traced array (np.array too): NumPy needs a concrete array, "
+                "which does not exist while tracing. Traced arguments already act as arrays: "
+                "drop the conversion, or use x.astype(dtype) or x.copy()")
+        if weak:
+            raise with_location(
+                TraceError,
+                f"{what} of a traced Python scalar: scalar arguments are traced by their type, "
+                "not their value. List the argument in static_argnames to trace with its value")
         raise with_location(
             TraceError,
             f"{what} of a traced array: its value is unknown while tracing. Control flow and "

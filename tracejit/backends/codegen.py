@@ -24,7 +24,7 @@ def literal(value, dtype):
     if dtype.kind == "b":
         return repr(bool(value))
     if dtype.kind == "f":
-        value = float(value)
+        value = float(np.float16(value) if dtype == np.float16 else value)
         if math.isnan(value):
             text = "np.nan"
         elif math.isinf(value):

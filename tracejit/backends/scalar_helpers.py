@@ -70,6 +70,35 @@ def _ipow(a, b):
     return result
 
 
+# NumPy's npy_logaddexp and npy_logaddexp2: equal arguments first, so that two equal
+# infinities give that infinity instead of inf - inf; a NaN falls through to x - y
+_LN2, _LOG2E = np.log(2.0), 1.0 / np.log(2.0)
+
+
+@_jit
+def _logaddexp(x, y):
+    if x == y:
+        return x + _LN2
+    d = x - y
+    if d > 0:
+        return x + np.log1p(np.exp(-d))
+    if d <= 0:
+        return y + np.log1p(np.exp(d))
+    return d
+
+
+@_jit
+def _logaddexp2(x, y):
+    if x == y:
+        return x + 1.0
+    d = x - y
+    if d > 0:
+        return x + _LOG2E * np.log1p(np.exp2(-d))
+    if d <= 0:
+        return y + _LOG2E * np.log1p(np.exp2(d))
+    return d
+
+
 @_jit
 def _irecip(a, at_zero):
     if a == 0:
