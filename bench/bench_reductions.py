@@ -2,6 +2,7 @@
 
 Workloads:
   sumsq       np.sum((a - b) ** 2), 10M float64
+  colsum      x.sum(axis=0), float64 (4096, 4096): a reduction over the first axis
   softmax     row-wise softmax over the last axis, float32 (4096, 1024)
   layernorm   row-wise layernorm over the last axis, eps=1e-5, no affine, float32 (8192, 1024)
   mlp         forward of 4 layers h = np.maximum(h @ w + b, 0), batch 256, width 1024, float32
@@ -33,11 +34,12 @@ except ImportError:  # pragma: no cover - optional peer
     numexpr = None
 
 PEERS = ["numpy", "tracejit fused", "tracejit unfused", "numexpr", "numba ref"]
-WORKLOADS = ("sumsq", "softmax", "layernorm", "mlp")
+WORKLOADS = ("sumsq", "colsum", "softmax", "layernorm", "mlp")
 
 # workload -> (rtol, atol) vs NumPy. float32 row reductions may sum in a different order.
 TOLERANCE = {
     "sumsq": (1e-9, 0.0),
+    "colsum": (1e-9, 1e-9),
     "softmax": (1e-4, 1e-7),
     "layernorm": (1e-4, 1e-4),
     "mlp": (1e-4, 1e-4),
@@ -46,6 +48,7 @@ TOLERANCE = {
 # full size / --quick size
 SHAPES = {
     "sumsq": (10_000_000, 1_000_000),
+    "colsum": ((4096, 4096), (1024, 1024)),
     "softmax": ((4096, 1024), (512, 1024)),
     "layernorm": ((8192, 1024), (1024, 1024)),
     "mlp": ((256, 1024), (64, 1024)),

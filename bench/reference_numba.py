@@ -9,6 +9,7 @@ Conventions of the Numba versions:
 - elementwise kernels loop with ``prange`` over the flat index of C-contiguous inputs;
 - constants are passed in the input dtype so float32 inputs are computed in float32;
 - row-wise kernels (softmax, layernorm) ``prange`` over rows and accumulate sums in float64;
+- the column sum ``prange``s over one block of columns per thread, reading rows in order;
 - the MLP uses BLAS (NumPy's ``@``) for the matmuls and one in-place bias + ReLU epilogue
   per layer (serial: see ``_bias_relu_inplace``).
 """
@@ -113,6 +114,38 @@ def _sumsq_kernel(a, b):
 
 def sumsq_numba(a, b):
     return np.float64(_sumsq_kernel(_flat(a), _flat(b)))
+
+
+# --------------------------------------------------------------------------- column sums
+
+
+def colsum_numpy(x):
+    return x.sum(axis=0)
+
+
+@numba.njit(**_JIT)
+def _colsum_blocks(x, out):
+    # one block of columns per thread; each walks its block row by row (memory in order),
+    # adding into a row of partial sums
+    n, m = x.shape
+    nb = numba.get_num_threads()
+    w = (m + nb - 1) // nb
+    for b in prange(nb):
+        lo = b * w
+        hi = min(lo + w, m)
+        acc = np.zeros(max(hi - lo, 0))
+        for i in range(n):
+            row = x[i, lo:hi]
+            for j in range(hi - lo):
+                acc[j] += row[j]
+        out[lo:hi] = acc
+
+
+def colsum_numba(x):
+    x = np.ascontiguousarray(x)
+    out = np.empty(x.shape[1])
+    _colsum_blocks(x, out)
+    return out
 
 
 # --------------------------------------------------------------------------- softmax (rows)
@@ -228,8 +261,8 @@ def make_inputs(workload: str, *, size: int | None = None, dtype=np.float64, see
                 small: bool = False, shape: tuple[int, int] | None = None):
     """Deterministic inputs for ``workload``; ``small`` shrinks them for quick checks.
 
-    ``size`` sets the length of 1-D workloads; ``shape`` sets (rows, cols) for softmax and
-    layernorm and (batch, width) for the MLP.
+    ``size`` sets the length of 1-D workloads; ``shape`` sets (rows, cols) for colsum, softmax
+    and layernorm and (batch, width) for the MLP.
     """
     rng = np.random.default_rng(seed)
 
@@ -242,6 +275,9 @@ def make_inputs(workload: str, *, size: int | None = None, dtype=np.float64, see
             n = min(n, 10_001)
         k = {"chain": 3, "memory-bound": 5, "sumsq": 2, "fma": 3}[workload]
         return tuple(rnd(n) for _ in range(k))
+    if workload == "colsum":
+        shape = shape or ((64, 1024) if small else (4096, 4096))
+        return (rnd(*shape),)
     if workload == "softmax":
         shape = shape or ((64, 1024) if small else (4096, 1024))
         return (rnd(*shape, dt=np.float32) * 4,)
@@ -265,6 +301,7 @@ PAIRS = {
     "memory-bound": (membound_numpy, membound_numba),
     "fma": (fma_numpy, fma_numba),
     "sumsq": (sumsq_numpy, sumsq_numba),
+    "colsum": (colsum_numpy, colsum_numba),
     "softmax": (softmax_numpy, softmax_numba),
     "layernorm": (layernorm_numpy, layernorm_numba),
     "mlp": (mlp_numpy, mlp_numba),

@@ -373,3 +373,187 @@ def test_max_min_find_a_nan_anywhere(parallel, dtype):
                                        a.reshape(40, 5000).min(axis=-1)), x, parallel=parallel)
     x = rng.standard_normal((7, 9)).astype(dtype)
     check_against_numpy(lambda a: (a.max(axis=1), a.min(axis=0), a.max()), x)
+
+
+# ---------------------------------------------------------------------------------------------
+# reductions that keep the last axis run column loops: the inner loop runs along the last axis
+# over a block of columns, with an accumulator per column. parallel=True forces the parallel
+# path (a row is split in blocks, one per thread, once it is 2048 wide or more); serial blocks
+# are 65536 wide. Kernels compile once per source and signature, so these tests share shapes:
+# (6, 9) over axis 0 and (3, 4, 5) over the middle axis.
+
+COLUMN_OPS = {
+    "sum": lambda a, ax, kd: np.sum(a, axis=ax, keepdims=kd),
+    "prod": lambda a, ax, kd: np.prod(a, axis=ax, keepdims=kd),
+    "max": lambda a, ax, kd: np.max(a, axis=ax, keepdims=kd),
+    "min": lambda a, ax, kd: a.min(axis=ax, keepdims=kd),
+    "any": lambda a, ax, kd: np.any(a, axis=ax, keepdims=kd),
+    "all": lambda a, ax, kd: a.all(axis=ax, keepdims=kd),
+    "argmax": lambda a, ax, kd: np.argmax(a, axis=ax, keepdims=kd),
+    "argmin": lambda a, ax, kd: a.argmin(axis=ax, keepdims=kd),
+    "mean": lambda a, ax, kd: a.mean(axis=ax, keepdims=kd),
+    "var": lambda a, ax, kd: np.var(a, axis=ax, keepdims=kd),
+    "std": lambda a, ax, kd: a.std(axis=ax, ddof=1, keepdims=kd),
+}
+# in parallel, one op of each kind of accumulator (the loops around them are the same)
+PARALLEL_OPS = ["sum", "max", "argmin", "all", "mean"]
+
+
+def column_sample(shape, dtype, seed=0):
+    x = sample(shape, dtype, seed)
+    return x / 3 if np.dtype(dtype).kind == "f" else x  # keeps float products in range
+
+
+def column_tolerance(dtype):
+    # NumPy sums float32 columns in float32, one row after another; kernels in float64
+    return {"rtol": 1e-5, "atol": 1e-5} if np.dtype(dtype) == np.float32 else {}
+
+
+def uses_column_loops(fn, *args, **options):
+    return all("for j in range(hi - lo):" in k.source for k in kernels(fn, *args, **options))
+
+
+def ops_for(parallel):
+    return PARALLEL_OPS if parallel else list(COLUMN_OPS)
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+def test_column_op_dtype(dtype, parallel):
+    x = column_sample((3, 4, 5), dtype)
+    names = ops_for(parallel)
+    fn = lambda a: tuple(COLUMN_OPS[n](a, 1, False) for n in names)  # noqa: E731
+    check_against_numpy(fn, x, parallel=parallel, **column_tolerance(dtype))
+    assert uses_column_loops(lambda a: a.sum(axis=1), x, parallel=parallel)
+
+
+# (shape, axis, keepdims): the first axis, a middle axis, and tuples (adjacent or not)
+COLUMN_CASES = [((6, 9), 0, True), ((3, 4, 5), 1, True), ((3, 4, 5), (0, 1), False),
+                ((3, 4, 5), (0, 1), True), ((2, 3, 4, 5), (0, 2), True)]
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+@pytest.mark.parametrize("shape,axis,keepdims", COLUMN_CASES, ids=str)
+def test_column_axes_keepdims(shape, axis, keepdims, parallel):
+    x = column_sample(shape, np.float64)
+    names = [n for n in ops_for(parallel) if isinstance(axis, int) or not n.startswith("arg")]
+    fn = lambda a: tuple(COLUMN_OPS[n](a, axis, keepdims) for n in names)  # noqa: E731
+    check_against_numpy(fn, x, parallel=parallel)
+    assert uses_column_loops(lambda a: a.sum(axis=axis, keepdims=keepdims), x,
+                             parallel=parallel)
+
+
+COLUMN_SHAPES = [(6, 9), (3, 4, 5)]  # reduced over axis 0 and over the middle axis
+
+
+def moved(x, axis, fn):
+    """x with fn applied to it with `axis` moved to the front."""
+    y = np.moveaxis(x, axis, 0).copy()
+    fn(y)
+    return np.ascontiguousarray(np.moveaxis(y, 0, axis))
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=dtype_id)
+@pytest.mark.parametrize("shape", COLUMN_SHAPES, ids=str)
+def test_column_nan_placement(shape, dtype, parallel):
+    # NaN first, last or in the middle of a column, twice, in all of a column, next to
+    # infinities: max/min propagate NaN, argmax/argmin give the first NaN, sum gives NaN
+    axis = len(shape) - 2
+
+    def place(y):
+        n = y.shape[0]
+        y[0, ..., 0] = np.nan
+        y[n - 1, ..., 1] = np.nan
+        y[n // 2, ..., 2] = np.nan
+        y[1, ..., 3] = y[n - 2, ..., 3] = np.nan
+        y[:, ..., 4] = np.nan
+        y[1, ..., 1] = np.inf
+        y[0, ..., 2] = -np.inf
+        y[0, ..., -1] = np.inf
+        y[n - 1, ..., -1] = -np.inf
+
+    x = moved(column_sample(shape, dtype), axis, place)
+    fn = lambda a: (a.max(axis), a.min(axis), a.argmax(axis), a.argmin(axis),  # noqa: E731
+                    a.sum(axis))
+    check_against_numpy(fn, x, parallel=parallel, **column_tolerance(dtype))
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float64, np.int64, np.bool_], ids=dtype_id)
+@pytest.mark.parametrize("shape", COLUMN_SHAPES, ids=str)
+def test_column_ties_take_the_first_index(shape, dtype, parallel):
+    axis = len(shape) - 2
+    rng = np.random.default_rng(3)
+
+    def tie_first_two(y):  # the extreme first in the first two places of some columns
+        y[:2, ..., :2] = 1
+        y[:2, ..., 2:4] = 0
+
+    x = moved(rng.integers(0, 2, shape).astype(dtype), axis, tie_first_two)
+    check_against_numpy(lambda a: (a.argmax(axis), a.argmin(axis)), x, parallel=parallel)
+    if dtype == np.float64:
+        infs = np.where(rng.random(shape) < 0.5, np.inf, -np.inf)
+        check_against_numpy(lambda a: (a.argmax(axis), a.argmin(axis)), infs,
+                            parallel=parallel)
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+def test_column_blocks(parallel):
+    # rows wider than a block: several blocks in a row, serial (65536 wide) and parallel (one
+    # block per thread), with outputs that cross the block edges
+    x = sample((3, 70_001), np.float64, 1)
+    y = sample((1, 3, 2501), np.float32, 2)
+    fx = lambda a: (a.sum(0), a.argmax(0), np.min(a, axis=0, keepdims=True))  # noqa: E731
+    check_against_numpy(fx, x, parallel=parallel)
+    check_against_numpy(lambda a: (a.sum(1), a.argmin(1), a.max(1)), y,
+                        parallel=parallel, **column_tolerance(np.float32))
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+@pytest.mark.parametrize("layout", ["transposed", "strided", "negative", "transposed3"])
+def test_column_reductions_of_non_contiguous_inputs(layout, parallel):
+    # a strided input may be transposed (its reduced axis is then the contiguous one): the
+    # kernel picks row or column loops from the strides at run time; both must be right
+    base = sample((6, 8, 5), np.float64)
+    x = {"transposed": base[:, :, 0].T, "strided": base[::2, 1::3, 0],
+         "negative": base[::-1, ::-2, 1], "transposed3": base.transpose(2, 1, 0)}[layout]
+    axis = x.ndim - 2
+    fn = lambda a: (a.sum(axis), np.sum((a - 1) ** 2, axis=axis, keepdims=True),  # noqa: E731
+                    a.max(axis), a.argmin(axis))
+    check_against_numpy(fn, x, parallel=parallel)
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (0, 4, 3), (2, 0, 3), (2, 3, 0)], ids=str)
+def test_column_reductions_of_empty_arrays(shape, parallel):
+    x = np.zeros(shape)
+    axis = len(shape) - 2
+    check_against_numpy(lambda a: (a.sum(axis), a.prod(axis, keepdims=True), a.any(axis),
+                                   a.all(axis), a.mean(axis)), x, parallel=parallel)
+    # max and argmin of an empty axis: a ShapeError, as NumPy raises a ValueError
+    check_against_numpy(lambda a: a.max(axis), x, parallel=parallel)
+    check_against_numpy(lambda a: a.argmin(axis), x, parallel=parallel)
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+def test_column_reduction_fuses_producers_outputs_and_epilogue(parallel):
+    a, b = sample((6, 9), np.float64), sample((9,), np.float64, 1)
+    c = sample((6, 1), np.float32, 2)
+    f = lambda a, b: np.sum((a - b) ** 2, axis=0)  # noqa: E731
+    check_against_numpy(f, a, b, parallel=parallel)
+    (k,) = kernels(f, a, b, parallel=parallel)
+    assert k.ops == ["subtract", "square", "sum"] and uses_column_loops(f, a, b)
+    g = lambda a, c: (np.exp(a * c), np.sqrt(np.exp(a * c).sum(axis=0)) + 1)  # noqa: E731
+    check_against_numpy(g, a, c, parallel=parallel)
+    (k,) = kernels(g, a, c, parallel=parallel)
+    assert k.ops == ["multiply", "exp", "sum", "sqrt", "add"] and len(k.kernel.outputs) == 2
+
+
+def test_column_float32_sums_accumulate_in_float64():
+    # 1 and many tiny values: a float32 accumulator would lose them all
+    x = np.full((4001, 3), 1e-8, np.float32)
+    x[0] = 1
+    got = tj.trace(lambda a: a.sum(axis=0), fallback="raise")(x)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, np.float32(1 + 4000e-8), rtol=1e-7)

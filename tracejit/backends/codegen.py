@@ -171,6 +171,11 @@ def _unrolled(init, inner, accs, codes, dtypes, var, lo, hi):
     return out
 
 
+def acc_type(r):
+    """The dtype a reduction accumulates in (float64 for float32 sums)."""
+    return np.dtype(OPS[r.op].code.acc(compute_dtype(r.args[0].dtype), r.dtype))
+
+
 def _nan_flagged(node, acc_dtype):
     """Float max/min reductions track NaN in a flag beside the accumulator."""
     return node.op in ("max", "min") and np.dtype(acc_dtype).kind == "f"
@@ -233,8 +238,31 @@ def _node_expr(node, read):
 
 def reduction_source(kernel, layouts, parallel):
     """Source of `def kernel(x0.., out0.., s0..)` for a reduction or rowwise kernel: s0.. are
-    the domain's sizes. The kept axes are the outer loop (prange over rows); each pass over a
-    row is an inner loop over the reduced axes. A full reduction in parallel runs in chunks."""
+    the domain's sizes. A one-pass reduction that keeps the last axis walks columns
+    (column_source); a strided operand may be transposed, making a reduced axis the contiguous
+    one, so with one the kernel picks row or column loops at run time from its strides."""
+    from ..passes.fusion import Domain
+    dom = Domain(kernel.shape, kernel.meta["axes"])
+    last = len(dom.shape) - 1
+    if kernel.meta["count"] > 1 or last not in dom.kept:
+        return row_source(kernel, layouts, parallel)
+    cols = column_source(kernel, layouts, parallel)
+    probe = next((f"x{i}" for i, (n, lay) in enumerate(zip(kernel.inputs, layouts))
+                  if lay == STRIDED and n.shape == dom.shape), None)
+    if probe is None:
+        return cols
+    head, *by_cols = cols.splitlines()
+    _, *by_rows = row_source(kernel, layouts, parallel).splitlines()
+    return "\n".join([head, f"    if abs({probe}.strides[{last}]) <= "
+                             f"abs({probe}.strides[{dom.axes[-1]}]):"]
+                     + ["    " + x for x in by_cols] + ["    else:"]
+                     + ["    " + x for x in by_rows]) + "\n"
+
+
+def row_source(kernel, layouts, parallel):
+    """A reduction or rowwise kernel as row loops: the kept axes are the outer loop (prange
+    over rows); each pass over a row is an inner loop over the reduced axes. A full reduction
+    in parallel runs in chunks."""
     from ..passes.fusion import Domain
     meta = kernel.meta
     dom = Domain(kernel.shape, meta["axes"])
@@ -396,9 +424,6 @@ def reduction_source(kernel, layouts, parallel):
             indent += "    "
         return out + [indent + x for x in inner]
 
-    def acc_type(r):
-        return np.dtype(OPS[r.op].code.acc(compute_dtype(r.args[0].dtype), r.dtype))
-
     def finish_reduction(r):
         if OPS[r.op].code.arg:
             return f"{name[r]} = {name[r]}_i"
@@ -468,4 +493,119 @@ def reduction_source(kernel, layouts, parallel):
         lines += ["        " + x for x in body]
     else:
         lines += ["    " + x for x in body]
+    return "\n".join(lines) + "\n"
+
+
+# A reduction that keeps the last axis (x.sum(axis=0), y.sum(axis=1) of a 3-d y) walks memory
+# in order: the innermost loop runs over a block of the last axis, and each reduction keeps
+# an array of accumulators, one per column of the block. A loop over the reduced axes per
+# output instead reads with a stride (measured: 10-30x slower than NumPy). Blocks of columns
+# are the parallel tasks, so each accumulator has one owner, and every output is reduced in
+# the same order (sequentially along the reduced axes) whatever the block size and threads.
+# Operands are read through 1-d slices of the block (measured: 3-5x faster than indexing the
+# n-d array in the inner loop, which LLVM does not vectorise as well). Blocks are as wide as
+# possible: on one thread, x.sum(axis=0) of (4096, 4096) float64 took 8.5 ms in rows 4096
+# wide, 10.9 ms in 2048-wide blocks, 13 ms in 512 and 37 ms in 32 (hardware prefetching runs
+# past the end of a block). So a row is split only to give each thread a task, and not below
+# MIN_COLUMN_BLOCK; COLUMN_BLOCK bounds the accumulators (512 KiB of float64, in L2).
+COLUMN_BLOCK = 1 << 16
+MIN_COLUMN_BLOCK = 1024
+
+
+def column_source(kernel, layouts, parallel):
+    """Source of a one-pass reduction kernel that keeps the last axis (see COLUMN_BLOCK).
+    Tasks are (index of the other kept axes, block of the last axis); within a task the
+    reduced axes are the outer loops and the block (j over lo..hi) is the inner loop.
+    Epilogue (row) nodes run after the reduction, once per column."""
+    from ..passes.fusion import Domain
+    meta = kernel.meta
+    dom = Domain(kernel.shape, meta["axes"])
+    roles = meta["roles"]
+    rank, R, kept = len(dom.shape), dom.axes, dom.kept
+    last, outer = rank - 1, kept[:-1]
+    ins = {n: f"x{i}" for i, n in enumerate(kernel.inputs)}
+    lay = dict(zip(kernel.inputs, layouts))
+    outs = {n: f"out{i}" for i, n in enumerate(kernel.outputs)}
+    dims = [f"s{d}" for d in range(rank)]
+    name = {m: f"t{i}" for i, m in enumerate(kernel.nodes)}
+    col = f"i{last} - lo"  # a column's place in its block, in the epilogue loop
+
+    def read(a, cons):
+        if a in roles:
+            return name[a]
+        if lay[a] == SCALAR:
+            return ins[a]
+        if a.shape == ():
+            return f"{ins[a]}[()]"
+        if roles[cons] == "row":
+            return f"{ins[a]}[{_index_into(a.shape, cons.shape, _row_names(cons.shape, dom))}]"
+        return f"{ins[a]}_e"
+
+    def block_of(arr, shape):
+        """Per row of the block: a 1-d slice of arr (or its one value when arr is broadcast
+        along the last axis); returns (row line, element line)."""
+        idx = _index_into(shape, dom.shape, [f"i{d}" for d in range(last)] + ["lo:hi"])
+        if not idx.endswith("lo:hi"):
+            return f"{arr}_e = {arr}[{idx}]", None
+        return f"{arr}_r = {arr}[{idx}]", f"{arr}_e = {arr}_r[j]"
+
+    loaded = [a for m in kernel.nodes if roles[m] != "row" for a in m.args
+              if a in ins and lay[a] != SCALAR and a.shape != ()]
+    per_row, per_element = [], []
+    for a in dict.fromkeys(loaded):
+        row, element = block_of(ins[a], a.shape)
+        per_row.append(row)
+        per_element += [element] if element else []
+    init, finish = [], []
+    for m in kernel.nodes:
+        if roles[m] == "element":
+            per_element.append(f"{name[m]} = {_node_expr(m, lambda a, m=m: read(a, m))}")
+            if m in outs:
+                per_row.append(block_of(outs[m], m.shape)[0])
+                per_element.append(f"{outs[m]}_r[j] = {name[m]}")
+        elif roles[m] == "reduce":
+            code, dt, a = OPS[m.op].code, acc_type(m), f"{name[m]}_c"
+            value = cast(read(m.args[0], m), m.args[0].dtype, dt)
+            init.append(f"{a} = np.full(hi - lo, {code.init(dt)})")
+            if code.arg:  # the first extreme wins: replaced only by a strictly better value
+                rflat = " + ".join("*".join([f"i{d}"] + [f"s{e}" for e in R if e > d])
+                                   for d in R)
+                init.append(f"{name[m]}_j = np.zeros(hi - lo, np.int64)")
+                per_element += [f"{name[m]}_x = {value}",
+                                f"if {code.update(f'{a}[j]', name[m] + '_x', dt)}:",
+                                f"    {a}[j] = {name[m]}_x", f"    {name[m]}_j[j] = {rflat}"]
+                finish.append(f"{name[m]} = {name[m]}_j[{col}]")
+            else:  # max/min: the NaN-propagating select vectorises here (no loop-carried value)
+                per_element.append(f"{a}[j] = {code.update(f'{a}[j]', value, dt)}")
+                finish.append(f"{name[m]} = {result_cast(f'{a}[{col}]', m.dtype)}")
+    finish += [f"{name[m]} = {_node_expr(m, lambda a, m=m: read(a, m))}"
+               for m in kernel.nodes if roles[m] == "row"]
+    finish += [f"{outs[m]}[{', '.join(_row_names(m.shape, dom)) or '()'}] = {name[m]}"
+               for m in kernel.outputs if roles[m] != "element"]
+
+    lines = [f"def kernel({', '.join(list(ins.values()) + list(outs.values()) + dims)}):"]
+    if parallel:  # blocks per row: enough for a task per thread
+        others = " * ".join(f"s{d}" for d in outer)
+        lines.append(f"    k = max(1, _threads() // max(1, {others}))" if outer
+                     else "    k = _threads()")
+    else:
+        lines.append("    k = 1")
+    lines.append(f"    w = min({COLUMN_BLOCK}, max({MIN_COLUMN_BLOCK}, (s{last} + k - 1) // k))")
+    tasks = " * ".join(["nb"] + [f"s{d}" for d in outer])
+    lines += [f"    nb = (s{last} + w - 1) // w",
+              f"    for task in {'prange' if parallel else 'range'}({tasks}):"]
+    for k, d in enumerate(outer):  # no reassigned names: parfors rejects them
+        below = " * ".join(["nb"] + [f"s{e}" for e in outer[k + 1:]])
+        lines.append(f"        i{d} = (task // ({below}))" + (f" % s{d}" if k else ""))
+    lines += ["        lo = task % nb * w", f"        hi = min(lo + w, s{last})"]
+    lines += ["        " + x for x in init]
+    indent = "        "
+    for d in R:
+        lines.append(f"{indent}for i{d} in range(s{d}):")
+        indent += "    "
+    lines += [indent + x for x in per_row]
+    lines.append(f"{indent}for j in range(hi - lo):")
+    lines += [indent + "    " + x for x in per_element]
+    lines.append(f"        for i{last} in range(lo, hi):")
+    lines += ["            " + x for x in finish]
     return "\n".join(lines) + "\n"

@@ -91,7 +91,7 @@ def _serialise_if_needed(entry):
 
 
 def _namespace():
-    ns = {"np": np, "prange": numba.prange}
+    ns = {"np": np, "prange": numba.prange, "_threads": numba.get_num_threads}
     ns.update({k: v for k, v in vars(scalar_helpers).items() if k.startswith("_")
                and callable(v)})
     return ns
