@@ -260,8 +260,9 @@ def _steps(fn, x):
             [s.node.op for s in steps if not hasattr(s, "kind")])
 
 
-@pytest.mark.parametrize("layout", ["contiguous", "strided reversed", "transposed"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout, dtype", [("contiguous", np.float32), ("contiguous", np.float64),
+                                           ("strided reversed", np.float64),
+                                           ("transposed", np.float64)])
 @pytest.mark.parametrize("name", list(UNIT_VIEW_IDIOMS))
 def test_reduction_through_a_unit_axis_view_fuses_as_keepdims(name, dtype, layout):
     fn, twin, rank = UNIT_VIEW_IDIOMS[name]
