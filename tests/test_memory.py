@@ -383,21 +383,29 @@ def test_a_large_result_still_referenced_is_never_overwritten(hold):
 def test_threads_recycle_their_own_results():
     traced = tj.trace(lambda a: a * 2.0 + 1.0)
     x = np.arange(BIG, dtype=np.float64)
-    errors = []
-    start = threading.Barrier(2)
 
-    def worker(i):
+    def worker(i, start):
+        start.wait()
+        for k in range(50):
+            xs = x + (i * 100 + k)
+            r = traced(xs)
+            np.testing.assert_array_equal(r, xs * 2.0 + 1.0)
+            del r  # the next call may reuse it: this thread's, never the other's
+
+    in_two_threads(worker)
+
+
+def in_two_threads(worker):
+    """Run worker(i, barrier) in threads 0 and 1; re-raise the first error in this thread."""
+    errors, start = [], threading.Barrier(2)
+
+    def run(i):
         try:
-            start.wait()
-            for k in range(50):
-                xs = x + (i * 100 + k)
-                r = traced(xs)
-                np.testing.assert_array_equal(r, xs * 2.0 + 1.0)
-                del r  # the next call may reuse it: this thread's, never the other's
-        except Exception as e:  # reported below, in the main thread
+            worker(i, start)
+        except Exception as e:
             errors.append(e)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
@@ -413,25 +421,16 @@ def test_threads_do_not_share_an_arena():
     traced = tj.trace(f, fuse=False)
     x = np.linspace(0, 1, 64).reshape(8, 8)
     traced(x, x)
-    views, errors = {}, []
-    start = threading.Barrier(2)
+    views = {}
 
-    def worker(i):
-        try:
-            xs = x * (i + 1)
-            start.wait()
-            for _ in range(300):
-                np.testing.assert_allclose(traced(xs, xs), f(xs, xs), rtol=1e-13)
-            views[i] = traced.explain(xs, xs).executable.arena.views()
-        except Exception as e:  # reported below, in the main thread
-            errors.append(e)
+    def worker(i, start):
+        xs = x * (i + 1)
+        start.wait()
+        for _ in range(300):
+            np.testing.assert_allclose(traced(xs, xs), f(xs, xs), rtol=1e-13)
+        views[i] = traced.explain(xs, xs).executable.arena.views()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    in_two_threads(worker)
     assert views[0] and views[1]
     assert not any(np.shares_memory(u, v) for u in views[0] for v in views[1])
 

@@ -228,6 +228,18 @@ def _row_homes(kernel, dom):
     return homes
 
 
+def _outside_value(a, cons, arg, layout, roles, dom):
+    """How consumer `cons` reads kernel argument `arg` (node a): a scalar as it is, a 0-d array
+    by [()], from a row value at its row, else the element the loop loaded as `arg`_e."""
+    if layout == SCALAR:
+        return arg
+    if a.shape == ():
+        return f"{arg}[()]"
+    if roles[cons] == "row":
+        return f"{arg}[{_index_into(a.shape, cons.shape, _row_names(cons.shape, dom))}]"
+    return f"{arg}_e"
+
+
 def _node_expr(node, read):
     op = OPS[node.op]
     loop = op.loop(node)
@@ -284,13 +296,7 @@ def row_source(kernel, layouts, parallel):
     homes = {} if chunked else _row_homes(kernel, dom)
 
     def read_outside(a, cons):
-        if lay[a] == SCALAR:
-            return ins[a]
-        if a.shape == ():
-            return f"{ins[a]}[()]"
-        if roles[cons] == "row":
-            return f"{ins[a]}[{_index_into(a.shape, cons.shape, _row_names(cons.shape, dom))}]"
-        return f"{ins[a]}_e"
+        return _outside_value(a, cons, ins[a], lay[a], roles, dom)
 
     head = [f"def kernel({', '.join(list(ins.values()) + list(outs.values()) + dims)}):"]
     body = []  # lines at row level (indented under the row loop)
@@ -531,15 +537,7 @@ def column_source(kernel, layouts, parallel):
     col = f"i{last} - lo"  # a column's place in its block, in the epilogue loop
 
     def read(a, cons):
-        if a in roles:
-            return name[a]
-        if lay[a] == SCALAR:
-            return ins[a]
-        if a.shape == ():
-            return f"{ins[a]}[()]"
-        if roles[cons] == "row":
-            return f"{ins[a]}[{_index_into(a.shape, cons.shape, _row_names(cons.shape, dom))}]"
-        return f"{ins[a]}_e"
+        return name[a] if a in roles else _outside_value(a, cons, ins[a], lay[a], roles, dom)
 
     def block_of(arr, shape):
         """Per row of the block: a 1-d slice of arr (or its one value when arr is broadcast

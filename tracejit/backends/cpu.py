@@ -34,7 +34,6 @@ PARALLEL_WORK = 1 << 20
 MAX_KERNELS = int(os.environ.get("TRACEJIT_MAX_KERNELS", "1024"))
 
 
-
 def _last_level_cache_bytes():
     try:
         size = os.sysconf("SC_LEVEL3_CACHE_SIZE")
