@@ -4,6 +4,10 @@ import numpy as np
 import pytest
 from conftest import check_against_numpy
 
+import tracejit as tj
+
+pytestmark = pytest.mark.filterwarnings("error", category=tj.FallbackWarning)
+
 
 def test_numpy_scalar_computed_eagerly_is_returned_as_numpy_scalar():
     # np.invert(0) runs in NumPy during tracing and gives np.int64(-1): a captured NumPy scalar

@@ -13,8 +13,11 @@ failure prints as code a person can paste into a regression test. Generation has
 Validity is decided by NumPy itself: each candidate op is run on probe arrays whose dimensions
 have distinct sizes (so operands that would not broadcast for some sizes are rejected), and only
 steps NumPy accepts are kept. Ops come from `tracejit.ops.OPS` by kind, so new ops are fuzzed as
-soon as they are registered: every elementwise op with a ufunc, `where`, `astype`, views in
-`VIEW_CALLERS` and reductions whose same-named NumPy function tracejit implements.
+soon as they are registered: every elementwise op with a ufunc (and its Python operator, in-place
+ones included), `where`, `astype`, views in `VIEW_CALLERS`, reductions whose same-named NumPy
+function tracejit implements, and the scans, copies and matmul in `CALLERS`. Ops the generator
+never draws are listed in `NOT_DRAWN` with the reason; tests/fuzz/test_fuzz.py checks that every
+other op of the table shows up in generated programs.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import tracejit as tj
+from tracejit.backends.cpu import PARALLEL_WORK
 from tracejit.numpy_api import FUNCTIONS
 from tracejit.ops import OPS
 
@@ -36,13 +40,16 @@ INTS = (np.int64, np.int32, np.int8, np.uint8, np.uint64)
 # legitimately differ from NumPy's per-op float16 rounding (including overflow to inf).
 DTYPES = FLOATS * 3 + (np.int64, np.int32) * 2 + (np.bool_,) * 2 + INTS[2:]
 ASTYPE_TARGETS = (np.float64, np.float32, np.int64, np.int32, np.uint8, np.bool_)
-OPERATORS = {"add": "+", "subtract": "-", "multiply": "*", "true_divide": "/",
+OPERATORS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/",
              "floor_divide": "//", "remainder": "%", "power": "**", "bitwise_and": "&",
              "bitwise_or": "|", "bitwise_xor": "^", "left_shift": "<<", "right_shift": ">>",
              "less": "<", "less_equal": "<=", "greater": ">", "greater_equal": ">=",
              "equal": "==", "not_equal": "!="}
 UNARY_OPERATORS = {"negative": "-", "invert": "~", "positive": "+"}
-INPLACE = ("+=", "-=", "*=")
+INPLACE_OPS = {"+=": "add", "-=": "subtract", "*=": "multiply", "/=": "divide",
+               "//=": "floor_divide", "%=": "remainder", "**=": "power", "&=": "bitwise_and",
+               "|=": "bitwise_or", "^=": "bitwise_xor", "<<=": "left_shift", ">>=": "right_shift"}
+INPLACE = ("+=", "-=", "*=") * 3 + tuple(INPLACE_OPS)[3:]
 REDUCTION_KINDS = ("reduction",)
 
 
@@ -64,6 +71,8 @@ def fuzzable_ops():
             table[name] = ("view", 1)
         elif op.kind in REDUCTION_KINDS and getattr(np, name, None) in FUNCTIONS:
             table[name] = ("reduction", 1)
+        elif name in CALLERS:
+            table[name] = ("call", 0)
     return table
 
 
@@ -78,10 +87,13 @@ def _transpose(rng, arg, probe):
 
 
 def _unit_index(rng, arg, probe):
-    """None-indexing: inserts a length-1 axis."""
+    """None-indexing (inserts a length-1 axis) and reversing slices (the same shape)."""
     options = [f"{arg}[None]", f"{arg}[..., None]"]
     if np.ndim(probe) >= 1:
-        options += [f"{arg}[:, None]", f"{arg}[:, np.newaxis, ...]"]
+        options += [f"{arg}[:, None]", f"{arg}[:, np.newaxis, ...]", f"{arg}[::-1]",
+                    f"np.flip({arg}, {rng.randrange(np.ndim(probe))})"]
+    if np.ndim(probe) >= 2:
+        options += [f"{arg}[:, ::-1]", f"{arg}[::-1, None, ::-1]"]
     return rng.choice(options)
 
 
@@ -107,6 +119,82 @@ SPECIAL_CALLERS = {
 }
 
 
+def _axis(rng, arr, none=True):
+    ndim = np.ndim(arr)
+    return rng.choice(([None] if none else []) + list(range(-ndim, ndim)) or [None])
+
+
+def _axis_kw(rng, arr):
+    axis = _axis(rng, arr)
+    return "" if axis is None else f", axis={axis}"
+
+
+def _two(rng, arrays):
+    return rng.choice(arrays), rng.choice(arrays)
+
+
+def _matmul(rng, arrays, env):
+    a, b = _two(rng, arrays)
+    forms = [f"{a} @ {b}", f"np.matmul({a}, {b})"]
+    if np.ndim(env[b]) >= 2:
+        forms.append(f"{a} @ np.swapaxes({b}, -1, -2)")
+    if np.ndim(env[a]) >= 2:
+        forms.append(f"np.swapaxes({a}, -1, -2) @ {b}")
+    return rng.choice(forms)
+
+
+def _concatenate(rng, arrays, env):
+    a, b = _two(rng, arrays)
+    axis = _axis(rng, env[a], none=False)
+    axis = "" if axis is None else f", axis={axis}"
+    return rng.choice([f"np.concatenate([{a}, {b}]{axis})", f"np.concatenate(({a}, {b}, {a}))",
+                       f"np.stack([{a}, {b}]{axis})", f"np.hstack([{a}, {b}])",
+                       f"np.vstack([{a}, {b}])"])
+
+
+def _take(rng, arrays, env):
+    a = rng.choice(arrays)
+    idx = rng.choice(["[1, 0, 1]", "[-1]", "[0, -1, 0, 1]"])
+    forms = [f"{a}[{idx}]", f"{a}[np.array({idx})]"]
+    if np.ndim(env[a]) >= 2:
+        forms += [f"{a}[:, {idx}]", f"{a}[..., {idx}]"]
+    return rng.choice(forms)
+
+
+def _one_array(make):
+    """A caller for a function of one array: make(rng, name, value) -> source."""
+    def caller(rng, arrays, env):
+        a = rng.choice(arrays)
+        return make(rng, a, env[a])
+    return caller
+
+
+# other ops reached through NumPy functions or operators, given the array values so far:
+# name -> (rng, array names, env) -> source or None when not applicable
+CALLERS = {
+    "cumsum": _one_array(lambda rng, a, v: f"np.cumsum({a}{_axis_kw(rng, v)})"),
+    "cumprod": _one_array(lambda rng, a, v: f"np.cumprod({a}{_axis_kw(rng, v)})"),
+    "matmul": _matmul,
+    "broadcast_to": lambda rng, arrays, env: "np.broadcast_to({}, {}.shape)".format(
+        *_two(rng, arrays)),
+    "concatenate": _concatenate,
+    "take": _take,
+    "roll": _one_array(lambda rng, a, v: f"np.roll({a}, {rng.choice([1, -2, 3])}"
+                                         f"{_axis_kw(rng, v)})"),
+    "tile": _one_array(lambda rng, a, v: f"np.tile({a}, "
+                                         f"{rng.choice(['2', '(2, 1)', '(1, 2)', '(2, 1, 1)'])})"),
+    "repeat": _one_array(lambda rng, a, v: f"np.repeat({a}, {rng.choice([2, 3])}"
+                                           f"{_axis_kw(rng, v)})"),
+}
+# ops in the table that programs never draw, each with the reason
+NOT_DRAWN = {
+    "input": "a graph leaf (an argument), not an op a program calls",
+    "const": "a graph leaf (a captured value), not an op a program calls",
+    "scatter": "emitted only by autodiff, as the gradient of a gather",
+    "scatter_add": "emitted only by autodiff, as the gradient of take",
+}
+
+
 @dataclass
 class Input:
     kind: str  # "array", "npscalar" or "pyscalar"
@@ -123,6 +211,22 @@ class Program:
     base_rank: int = 0
     seed: int = 0
     min_float_bytes: int = 8  # the least precise float dtype NumPy computes anywhere in it
+    used: list = field(default_factory=list)  # per line: the op names and operators it uses
+
+    @property
+    def ops(self):
+        return {u for line in self.used for u in line}
+
+    @property
+    def reduces(self):
+        """Whether a line reduces (or scans, or multiplies matrices): sums in another order."""
+        return any(OPS[u].kind in ("reduction", "host", "matmul") for u in self.ops if u in OPS)
+
+    @property
+    def large_ok(self):
+        """Whether large instances stay large-but-bounded: matmul squares a dimension."""
+        return "matmul" not in self.ops and any(
+            x.kind == "array" and any(d is not None for d in x.dims) for x in self.inputs)
 
     @property
     def source(self):
@@ -192,7 +296,8 @@ def make_program(seed, ops=None, max_steps=5):
     fresh, viewed = set(), set()  # intermediates safe to update in place; values with views
     for _ in range(rng.randint(1, max_steps)):
         for _attempt in range(20):
-            line, target, kind = _random_step(rng, ops, names, values, env, fresh, viewed)
+            line, target, kind, used = _random_step(rng, ops, names, values, env, fresh,
+                                                    viewed)
             if line is None:
                 continue
             ok, result = _eval(line.split(" = ", 1)[1] if kind != "inplace" else "None", env)
@@ -203,6 +308,7 @@ def make_program(seed, ops=None, max_steps=5):
                     prog.min_float_bytes = min(prog.min_float_bytes,
                                                np.asarray(result).dtype.itemsize)
                 prog.lines.append(line)
+                prog.used.append(used)
                 env[target] = result
                 if kind != "inplace":
                     values.append(target)
@@ -246,56 +352,73 @@ def _inplace_probe(line, env, target):
 
 
 def _random_step(rng, ops, names, values, env, fresh, viewed):
-    """One candidate line `tN = ...`; returns (line, target, kind) or (None, None, None)."""
+    """One candidate line `tN = ...`: (line, target, kind, used) or (None, None, None, None).
+
+    `used` names what the line exercises: the op's name in the table, and for a Python operator
+    also the operator itself (`"op /"`), so tests can check that every op can be drawn."""
     target = f"t{len(values)}"
     if fresh and rng.random() < 0.1:
         dest = rng.choice(sorted(fresh - viewed) or [None])
-        if dest is not None:
+        allowed = [op for op in INPLACE if INPLACE_OPS[op] in ops]
+        if dest is not None and allowed:
             src = _operand(rng, values, env)
-            return f"{dest} {rng.choice(INPLACE)} {src}", dest, "inplace"
+            op = rng.choice(allowed)
+            return f"{dest} {op} {src}", dest, "inplace", (INPLACE_OPS[op], f"op {op}")
     name = rng.choice(names)
     how, arity = ops[name]
+    used = (name,)
+    nothing = None, None, None, None
+    if how == "call":
+        arrays = [v for v in values if isinstance(env[v], np.ndarray)]
+        expr = CALLERS[name](rng, arrays, env) if arrays else None
+        if expr is None:
+            return nothing
+        if OPS[name].kind == "view":  # np.broadcast_to(a, ...): `a` is not updated in place
+            viewed.add(re.match(r"[\w.]+\((\w+)", expr).group(1))
+        return f"{target} = {expr}", target, how, used
     args = [_operand(rng, values, env) for _ in range(arity)]
     if name == "power" and all(_python_scalar_operand(a, env) for a in args):
-        return None, None, None  # Python's int ** -n is a float: its type depends on a value
+        return nothing  # Python's int ** -n is a float: its type depends on a value
     if name == "signbit" and not re.fullmatch(r"a\d+", args[0]):
-        return None, None, None  # the sign of a computed NaN differs between libms
+        return nothing  # the sign of a computed NaN differs between libms
     if how == "ufunc":
         op = OPS[name]
         fn = _ufunc_name(op)
         if name in OPERATORS and arity == 2 and rng.random() < 0.5:
-            return f"{target} = {args[0]} {OPERATORS[name]} {args[1]}", target, how
+            return (f"{target} = {args[0]} {OPERATORS[name]} {args[1]}", target, how,
+                    used + (f"op {OPERATORS[name]}",))
         if name in UNARY_OPERATORS and rng.random() < 0.5:
-            return f"{target} = {UNARY_OPERATORS[name]}{args[0]}", target, how
+            return (f"{target} = {UNARY_OPERATORS[name]}{args[0]}", target, how,
+                    used + (f"unary {UNARY_OPERATORS[name]}",))
         if name == "clip":
-            return f"{target} = np.clip({', '.join(args)})", target, how
+            return f"{target} = np.clip({', '.join(args)})", target, how, used
         if fn is None:
-            return None, None, None
-        return f"{target} = np.{fn}({', '.join(args)})", target, how
+            return nothing
+        return f"{target} = np.{fn}({', '.join(args)})", target, how, used
     if how == "where":
-        return f"{target} = np.where({', '.join(args)})", target, how
+        return f"{target} = np.where({', '.join(args)})", target, how, used
     if how == "astype":
         arg = rng.choice([v for v in values if not isinstance(env[v], (bool, int, float))]
                          or [None])
         if arg is None:
-            return None, None, None
+            return nothing
         dt = np.dtype(rng.choice(ASTYPE_TARGETS)).name
-        return f"{target} = {arg}.astype(np.{dt})", target, how
+        return f"{target} = {arg}.astype(np.{dt})", target, how, used
     if how == "special":
         arrays = [v for v in values if not isinstance(env[v], (bool, int, float))]
         if not arrays:
-            return None, None, None
-        return f"{target} = {SPECIAL_CALLERS[name](rng, rng.choice(arrays))}", target, how
+            return nothing
+        return f"{target} = {SPECIAL_CALLERS[name](rng, rng.choice(arrays))}", target, how, used
     if how == "view":
         arrays = [v for v in values if isinstance(env[v], np.ndarray)]
         if not arrays:
-            return None, None, None
+            return nothing
         arg = rng.choice(arrays)
         expr = VIEW_CALLERS[name](rng, arg, env[arg])
         if expr is None:
-            return None, None, None
+            return nothing
         viewed.add(arg)
-        return f"{target} = {expr}", target, how
+        return f"{target} = {expr}", target, how, used
     if how == "reduction":
         arg = rng.choice(values)
         ndim = np.ndim(env[arg])
@@ -303,8 +426,8 @@ def _random_step(rng, ops, names, values, env, fresh, viewed):
         keep = rng.random() < 0.3
         extra = f", axis={axis}" if axis is not None or rng.random() < 0.5 else ""
         extra += ", keepdims=True" if keep else ""
-        return f"{target} = np.{name}({arg}{extra})", target, how
-    return None, None, None
+        return f"{target} = np.{name}({arg}{extra})", target, how, used
+    return nothing
 
 
 def _python_scalar_operand(arg, env):
@@ -394,9 +517,38 @@ def with_layout(arr, layout):
     return arr
 
 
-def make_instance(prog, rng):
-    """Arguments for one run of `prog`: fresh sizes (0, 1 and small) and values."""
-    sizes = [int(rng.choice([0, 1, 2, 3, 3, 4, 5, 5, 6, 7], p=None)) for _ in range(4)]
-    if rng.random() < 0.8:
-        sizes = [s or 3 for s in sizes]  # empty arrays only sometimes
+def make_instance(prog, rng, large=False):
+    """Arguments for one run of `prog`: fresh sizes (0, 1 and small) and values. With `large`
+    (for programs whose `large_ok`), the base dimensions span PARALLEL_WORK to 1.5x that many
+    elements, so the backend picks parallel loops for every kernel over the full shape, and
+    reductions run in many chunks."""
+    if large:
+        sizes = large_sizes(prog.base_rank, rng) + [3] * (4 - prog.base_rank)
+    else:
+        sizes = [int(rng.choice([0, 1, 2, 3, 3, 4, 5, 5, 6, 7], p=None)) for _ in range(4)]
+        if rng.random() < 0.8:
+            sizes = [s or 3 for s in sizes]  # empty arrays only sometimes
     return [instance_value(inp, sizes, rng) for inp in prog.inputs]
+
+
+def example(prog, instance, large_fraction):
+    """(large, arguments) of fuzz example `instance` of `prog`: large for that fraction."""
+    rng = np.random.default_rng(instance)
+    large = prog.large_ok and rng.random() < large_fraction
+    return large, make_instance(prog, rng, large=large)
+
+
+def large_sizes(rank, rng):
+    """`rank` dimension sizes whose product is at least PARALLEL_WORK: some dimensions small
+    (1 to 7, so rows are short or long), the others sharing the rest, not powers of two."""
+    total = int(rng.integers(PARALLEL_WORK, 3 * PARALLEL_WORK // 2))
+    small = [int(rng.choice([1, 2, 3, 5, 7])) if rng.random() < 0.4 else None
+             for _ in range(rank)]
+    if None not in small:
+        small[int(rng.integers(rank))] = None
+    big = [i for i, x in enumerate(small) if x is None]
+    rest = -(-total // int(np.prod([x for x in small if x is not None])))
+    each = max(2, int(round(rest ** (1 / len(big)))))
+    sizes = [each if x is None else x for x in small]
+    sizes[big[-1]] = -(-rest // each ** (len(big) - 1))
+    return sizes
