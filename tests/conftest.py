@@ -20,6 +20,12 @@ import pytest
 # This runs before any test module imports tracejit.
 os.environ.pop("TRACEJIT_DISABLE", None)
 
+
+def pytest_configure(config):
+    # A test that expects an eager fallback says so (pytest.warns); any other fallback fails the
+    # test instead of passing through eager NumPy. Added here, after the environment is set.
+    config.addinivalue_line("filterwarnings", "error::tracejit.FallbackWarning")
+
 DTYPES = (np.float32, np.float64, np.int32, np.int64, np.bool_)
 
 # (rtol, atol) per result dtype.

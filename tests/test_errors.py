@@ -148,7 +148,7 @@ def test_unsupported_ufunc_method():
 def test_unsupported_ndarray_method():
     def f(a):
         return a.argsort()  # MARK
-    raises_with(tj.UnsupportedError, f, (np.ones(4),), "# MARK", r"ndarray\.argsort")
+    raises_with(tj.UnsupportedError, f, (np.ones(4),), "# MARK", r"argsort is not supported")
 
 
 def test_ufunc_without_a_loop_for_the_dtypes():

@@ -7,6 +7,7 @@ from .autodiff import no_grad, stop_gradient
 from .errors import (
     FallbackWarning,
     GraphFormatError,
+    InternalError,
     ShapeError,
     TraceError,
     TracejitError,
@@ -19,6 +20,7 @@ __all__ = [
     "trace", "TracedFunction", "CacheInfo", "disable", "grad", "value_and_grad",
     "stop_gradient", "no_grad", "Graph", "verify", "interpret",
     "TracejitError", "TraceError", "ShapeError", "UnsupportedError", "GraphFormatError",
+    "InternalError",
     "FallbackWarning",
 ]
 __version__ = "0.1.0"

@@ -15,15 +15,19 @@ from . import pytree
 from .autodiff import check_argnums, strip_stop_gradients, value_and_grad_call
 from .errors import (
     FallbackWarning,
+    InternalError,
     TraceError,
+    TracejitError,
     UnsupportedError,
+    traceback_location,
+    user_stacklevel,
     with_location,
 )
 from .executor import CONTIGUOUS, SCALAR, STRIDED, build
 from .passes.fusion import schedule
 from .passes.simplify import simplify
 from .passes.views import fuse_unit_views
-from .tracing import Proxy, is_array_leaf, leaf_names, trace
+from .tracing import Proxy, fn_location, is_array_leaf, leaf_names, trace
 
 CacheInfo = namedtuple("CacheInfo", "hits misses traces kernels_compiled entries fallbacks")
 
@@ -48,10 +52,21 @@ def disable():
 
 
 class _Fallback:
-    """Cache entry for a signature that could not be traced: run the function eagerly."""
+    """Cache entry for a signature that could not be traced: run the function eagerly. `result`
+    holds the eager result of the call that found the failure, for that call only."""
 
-    def __init__(self, error):
+    _NONE = object()
+
+    def __init__(self, error, result=_NONE):
         self.error = error
+        self._result = result
+
+    def has_result(self):
+        return self._result is not self._NONE
+
+    def take_result(self):
+        result, self._result = self._result, self._NONE
+        return result
 
 
 def _leaf_key(leaf):
@@ -92,6 +107,11 @@ def _signature_change(old, new):
     changes = [f"{name}: {a} -> {b}" for name, a, b in zip(new_names, old_descr, new_descr)
                if a != b]
     return "; ".join(changes) or "same argument types (the entry was evicted or cleared)"
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no message"
 
 
 def _layout(leaf):
@@ -147,12 +167,12 @@ class TracedFunction:
         key = self._key(leaves, treedef, static)
         entry = self._cache.get(key)
         if entry is None:
-            entry = self._miss(key, leaves, treedef, static)
+            entry = self._miss(key, leaves, treedef, static, (args, kwargs))
         else:
             self._hit(key)
         if isinstance(entry, _Fallback):
             self._count("fallbacks")
-            return self.fn(*args, **kwargs)
+            return entry.take_result() if entry.has_result() else self.fn(*args, **kwargs)
         return entry.run(*leaves)
 
     def _count(self, stat, n=1):
@@ -169,6 +189,9 @@ class TracedFunction:
 
     def _flatten(self, args, kwargs):
         leaves, treedef = pytree.flatten((args, kwargs))
+        # kernels read native byte order: a big-endian array is converted once, on entry
+        leaves = [leaf.astype(leaf.dtype.newbyteorder("=")) if type(leaf) is np.ndarray
+                  and not leaf.dtype.isnative else leaf for leaf in leaves]
         static = tuple(not is_array_leaf(leaf) or param in self.static_argnames
                        for leaf, (_, param) in zip(leaves, leaf_names(self.fn, treedef)))
         return leaves, treedef, static
@@ -193,7 +216,9 @@ class TracedFunction:
                 parts.append(_leaf_key(leaf))
         return (treedef, tuple(parts))
 
-    def _miss(self, key, leaves, treedef, static):
+    def _miss(self, key, leaves, treedef, static, call=None):
+        """Trace and compile for a new signature. `call` (args, kwargs) lets a failure that is
+        not tracejit's own be checked against an eager run of the same call."""
         with self._lock:
             entry = self._cache.get(key)
             if entry is not None:  # another thread compiled it while this one waited
@@ -205,17 +230,43 @@ class TracedFunction:
             try:
                 entry = self._compile(leaves, treedef, static)
             except TraceError as e:
-                if self.fallback == "raise":
-                    raise
-                if self.fallback == "warn":
-                    warnings.warn(f"tracejit: {self.__name__} runs eagerly for this signature: {e}",
-                                  FallbackWarning, stacklevel=4)
-                entry = _Fallback(e)
+                entry = self._fall_back(e)
+            except TracejitError:
+                raise  # the user's bug (operands that do not broadcast): NumPy raises it too
+            except Exception as e:
+                if getattr(e, "location", None):
+                    raise  # an error NumPy raises too, already naming the user's line
+                entry = self._internal_failure(e, call)
             with self._stats_lock:
                 self._cache[key] = entry
                 while len(self._cache) > self.max_cache_entries:
                     self._cache.popitem(last=False)  # least recently used
             return entry
+
+    def _fall_back(self, error, result=_Fallback._NONE):
+        if self.fallback == "raise":
+            raise error
+        if self.fallback == "warn":
+            warnings.warn(f"tracejit: {self.__name__} runs eagerly for this signature: {error}",
+                          FallbackWarning, stacklevel=user_stacklevel())
+        return _Fallback(error, result)
+
+    def _internal_failure(self, cause, call):
+        """An exception tracejit did not raise on purpose, while tracing or compiling. If the
+        function raises eagerly too, that is the user's exception; otherwise tracejit failed."""
+        result = _Fallback._NONE
+        if call is not None:
+            args, kwargs = call
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FallbackWarning)  # nested traced functions
+                result = self.fn(*args, **kwargs)  # raises what eager NumPy raises
+        loc = traceback_location(cause.__traceback__) or fn_location(self.fn)
+        error = with_location(
+            InternalError, f"tracejit failed internally on this code ({type(cause).__name__}: "
+            f"{_first_line(cause)}); eager NumPy runs it. Please report this with the "
+            "function and its argument types", loc)
+        error.__cause__ = cause
+        return self._fall_back(error, result)
 
     def _check_arity(self, treedef):
         """Wrong numbers of arguments fail here with the caller's line, not inside the trace."""

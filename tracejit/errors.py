@@ -23,6 +23,10 @@ class UnsupportedError(TraceError):
     """No rule for this NumPy function, argument or dtype."""
 
 
+class InternalError(TraceError):
+    """tracejit failed on code it should handle (a bug to report); the cause is chained."""
+
+
 class GraphFormatError(TracejitError, ValueError):
     """A saved graph is malformed or names an unknown op."""
 
@@ -50,6 +54,24 @@ def user_location(skip=1):
             return (name, frame.f_lineno)
         frame = frame.f_back
     return None
+
+
+def user_stacklevel():
+    """The `stacklevel` for warnings.warn, called from here, that names the user's frame."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and _is_internal(frame.f_code.co_filename):
+        level, frame = level + 1, frame.f_back
+    return level
+
+
+def traceback_location(tb):
+    """(filename, lineno) of the innermost user frame of a traceback, or None."""
+    loc = None
+    while tb is not None:
+        if not _is_internal(tb.tb_frame.f_code.co_filename):
+            loc = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return loc
 
 
 def format_location(loc):

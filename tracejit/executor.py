@@ -13,9 +13,10 @@ from .backends.codegen import CONTIGUOUS, SCALAR, STRIDED
 from .ops import MATMUL, OPS, VIEW, compute_dtype, returns_numpy_scalar, view_base
 from .passes.fusion import Kernel
 from .passes.memory import HOST_OUT, plan_memory, writes_out
+from .pytree import build_node
 
 
-def _tree_expr(treedef, names):
+def _tree_expr(treedef, names, ns):
     it = iter(names)
 
     def build(td):
@@ -26,7 +27,11 @@ def _tree_expr(treedef, names):
             return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
         if td.kind == "list":
             return f"[{', '.join(items)}]"
-        return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(td.meta, items)) + "}"
+        if td.kind == "dict":
+            return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(td.meta, items)) + "}"
+        name = f"_tree{len(ns)}"  # NamedTuple, dataclass, SimpleNamespace
+        ns[name] = td
+        return f"_build_node({name}, [{', '.join(items)}])"
 
     return build(treedef)
 
@@ -151,7 +156,7 @@ class Executable:
 
 def build(graph, steps, leaf_layouts, parallel=None):
     """leaf_layouts: for each graph input, SCALAR, CONTIGUOUS or STRIDED."""
-    ns = {"_empty": np.empty, "_ndarray": np.ndarray, "np": np}
+    ns = {"_empty": np.empty, "_ndarray": np.ndarray, "np": np, "_build_node": build_node}
     plan = plan_memory(graph, steps)
     stored, lines, arena = _storage(plan, ns)
     names, layout, kernels = {}, {}, []
@@ -241,7 +246,7 @@ def build(graph, steps, leaf_layouts, parallel=None):
         out = f"r{pos}"
         lines.append(f"{out} = {expr}")
         results.append(out)
-    lines.append(f"return {_tree_expr(graph.out_tree, results)}")
+    lines.append(f"return {_tree_expr(graph.out_tree, results, ns)}")
     params = ", ".join(f"x{i}" for i in range(graph.meta["num_leaves"]))
     source = f"def run({params}):\n" + "".join(f"    {line}\n" for line in lines)
     exec(compile(source, f"<tracejit-run {graph.name}>", "exec"), ns)

@@ -105,27 +105,37 @@ def _trace_of(args):
 
 def _no_conversion(what):
     def method(self, *args, **kwargs):  # __array__ is called with dtype= and copy=
-        self._check(None)  # a leaked value gets the leak message, not the conversion one
-        weak = self.node.weak  # a Python scalar argument, or arithmetic on one
-        if what == "np.asarray()":
-            raise with_location(
-                TraceError, "np.asarray() of a traced Python scalar (a scalar argument, or a "
-                "list or tuple of them): NumPy needs concrete values, which do not exist while "
-                "tracing; pass an array instead" if weak else
-                "np.asarray() of a traced array (np.array too): NumPy needs a concrete array, "
-                "which does not exist while tracing. Traced arguments already act as arrays: "
-                "drop the conversion, or use x.astype(dtype) or x.copy()")
-        if weak:
-            raise with_location(
-                TraceError,
-                f"{what} of a traced Python scalar: scalar arguments are traced by their type, "
-                "not their value. List the argument in static_argnames to trace with its value")
+        try:
+            _refuse_conversion(self, what)
+        except TraceError as e:
+            # NumPy's C code may swallow this and raise its own error (`concrete[0] = traced`:
+            # "setting an array element with a sequence"); the trace reports this one instead
+            _state.conversion_error = e
+            raise
+    return method
+
+
+def _refuse_conversion(self, what):
+    self._check(None)  # a leaked value gets the leak message, not the conversion one
+    weak = self.node.weak  # a Python scalar argument, or arithmetic on one
+    if what == "np.asarray()":
+        raise with_location(
+            TraceError, "np.asarray() of a traced Python scalar (a scalar argument, or a "
+            "list or tuple of them): NumPy needs concrete values, which do not exist while "
+            "tracing; pass an array instead" if weak else
+            "np.asarray() of a traced array (np.array too): NumPy needs a concrete array, "
+            "which does not exist while tracing. Traced arguments already act as arrays: "
+            "drop the conversion, or use x.astype(dtype) or x.copy()")
+    if weak:
         raise with_location(
             TraceError,
-            f"{what} of a traced array: its value is unknown while tracing. Control flow and "
-            "Python conversions can depend on shapes and dtypes, not on array values "
-            "(use np.where for elementwise choices)")
-    return method
+            f"{what} of a traced Python scalar: scalar arguments are traced by their type, "
+            "not their value. List the argument in static_argnames to trace with its value")
+    raise with_location(
+        TraceError,
+        f"{what} of a traced array: its value is unknown while tracing. Control flow and "
+        "Python conversions can depend on shapes and dtypes, not on array values "
+        "(use np.where for elementwise choices)")
 
 
 class Proxy:
@@ -204,8 +214,74 @@ class Proxy:
             return self
         return apply("astype", [self], dtype=dtype)
 
-    def copy(self):
+    def copy(self, order="K"):
+        if order not in ("K", "A", "C", "F", None):
+            raise with_location(ValueError, f"order must be one of 'C', 'F', 'A', or 'K' "
+                                f"(got {order!r})")
+        if order == "F" and self.ndim > 1:
+            raise with_location(UnsupportedError, "copy(order='F') of a multi-dimensional "
+                                "array: traced results are C-ordered")
         return apply("astype", [self], dtype=self.dtype)
+
+    __copy__ = copy
+
+    def __deepcopy__(self, memo):
+        return self.copy()
+
+    @property
+    def __class__(self):
+        """What eager NumPy holds here, so isinstance(x, np.ndarray) takes the same branch: an
+        ndarray, a NumPy scalar type (x.sum()) or a Python scalar type (a scalar argument)."""
+        node = self.node
+        if node.weak:
+            return {"b": bool, "f": float}.get(node.dtype.kind, int)
+        return node.dtype.type if returns_numpy_scalar(node) else np.ndarray
+
+    itemsize = property(lambda self: self.dtype.itemsize)
+    nbytes = property(lambda self: self.dtype.itemsize * self.size)
+    real = property(lambda self: np.real(self))
+    imag = property(lambda self: np.imag(self))
+
+    def __round__(self, ndigits=None):
+        if not self._is_eager_scalar():
+            raise with_location(TypeError, "type numpy.ndarray doesn't define __round__ method")
+        if ndigits is None or self.node.weak:  # Python's round gives a Python value
+            return _no_conversion("round()")(self)
+        return np.round(self, ndigits)
+
+    def __divmod__(self, other):
+        return self // other, self % other
+
+    def __rdivmod__(self, other):
+        return other // self, other % self
+
+    def __contains__(self, value):
+        return bool((self == value).any())  # needs the values: the bool() error names the line
+
+    def conj(self):
+        return np.conjugate(self)
+
+    conjugate = conj
+
+    def _writes_in_place(name):  # noqa: N805 (called while the class body runs)
+        def method(self, *args, **kwargs):
+            raise with_location(TraceError, f"ndarray.{name} writes in place, which tracing "
+                                "does not support yet")
+        method.__name__ = name
+        return method
+
+    def _numpy_method(name):  # noqa: N805 (called while the class body runs)
+        def method(self, *args, **kwargs):
+            return getattr(np, name)(self, *args, **kwargs)
+        method.__name__ = name
+        return method
+
+    for _name in ("take", "diagonal", "trace", "searchsorted", "choose", "compress", "nonzero",
+                  "argsort", "argpartition"):
+        locals()[_name] = _numpy_method(_name)
+    for _name in ("fill", "sort", "partition", "put", "resize", "setfield", "itemset"):
+        locals()[_name] = _writes_in_place(_name)
+    del _name, _numpy_method, _writes_in_place
 
     def transpose(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
@@ -286,6 +362,8 @@ def call_ufunc(ufunc, *inputs, out=None, dtype=None, **kwargs):
     if op is None:
         raise with_location(UnsupportedError,
                             f"np.{ufunc.__name__} is not supported in traced code")
+    if ufunc is np.divmod and out is None and dtype is None and not kwargs:
+        return call_ufunc(np.floor_divide, *inputs), call_ufunc(np.remainder, *inputs)
     if out is not None:
         raise with_location(TraceError, f"np.{ufunc.__name__}(..., out=...) writes in place, which "
                             "tracing does not support yet")
@@ -373,7 +451,8 @@ def input_node(value, name, index):
     if type(value) in (bool, int, float):
         dtype = {bool: np.bool_, int: np.int64, float: np.float64}[type(value)]
         return Node("input", (), {"name": name, "index": index, "scalar": True}, (), dtype, True)
-    if type(value) is not np.ndarray and isinstance(value, np.ndarray):
+    if type(value) is not np.ndarray and isinstance(value, np.ndarray) \
+            and not isinstance(value, Proxy):
         raise UnsupportedError(f"argument {name!r} is a {type(value).__module__}."
                                f"{type(value).__name__}; tracejit traces plain ndarrays (a "
                                "subclass's own behaviour, such as a mask, would be lost)")
@@ -403,8 +482,14 @@ def trace(fn, leaves, treedef, names, is_static):
     args, kwargs = pytree.unflatten(treedef, call_leaves)
     previous = current_trace()
     _state.trace = tr
+    _state.conversion_error = None
     try:
         result = fn(*args, **kwargs)
+    except Exception as e:
+        refused = _state.conversion_error
+        if refused is not None and not isinstance(e, TracejitError):
+            raise refused from e  # NumPy turned tracejit's refusal into an error of its own
+        raise
     finally:
         _state.trace = previous
         tr.active = False
@@ -421,7 +506,7 @@ def trace(fn, leaves, treedef, names, is_static):
             raise with_location(UnsupportedError, f"the function returned a value of type "
                                 f"{type(leaf).__name__}; traced functions return arrays, "
                                 "scalars, or tuples, lists and dicts of them",
-                                _fn_location(fn) or user_location(1))
+                                fn_location(fn) or user_location(1))
         alias.append(first_seen.setdefault(id(leaf), len(alias)))
         memory.append(first_base.setdefault(view_base(outputs[-1]), len(memory)))
     # out_alias: which results are the same object; out_memory: which share memory (one is a
@@ -431,7 +516,7 @@ def trace(fn, leaves, treedef, names, is_static):
                  meta={"out_alias": tuple(alias), "out_memory": tuple(memory)})
 
 
-def _fn_location(fn):
+def fn_location(fn):
     code = getattr(fn, "__code__", None)
     return (code.co_filename, code.co_firstlineno) if code else None
 
@@ -450,7 +535,9 @@ def leaf_names(fn, treedef):
         if td.kind == "leaf":
             out.append((base, param))
             return
-        keys = td.meta if td.kind == "dict" else range(len(td.children))
+        keys = (td.meta if td.kind in ("dict", "namespace") else td.meta[1]
+                if td.kind == "dataclass" else td.meta._fields if td.kind == "namedtuple"
+                else range(len(td.children)))
         for k, child in zip(keys, td.children):
             walk(child, f"{base}_{k}", param, out)
 
