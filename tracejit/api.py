@@ -159,21 +159,39 @@ class TracedFunction:
                          else None for a in args])
             entry = self._cache.get(key)
             if entry is not None and entry.__class__ is not _Fallback:
-                self._hit(key)
-                return entry.run(*args)
+                if entry.guard is None:
+                    self._hit(key)
+                    return entry.run(*args)
+                live = entry.guard.live()
+                if live is not None:
+                    self._hit(key)
+                    return entry.run(*args, *live)
         leaves, treedef, static = self._flatten(args, kwargs)
         if any(isinstance(leaf, Proxy) for leaf in leaves):
             return self.fn(*args, **kwargs)  # called from inside another trace: inline it
         key = self._key(leaves, treedef, static)
-        entry = self._cache.get(key)
-        if entry is None:
-            entry = self._miss(key, leaves, treedef, static, (args, kwargs))
-        else:
-            self._hit(key)
+        entry, live = self._entry(key, leaves, treedef, static, (args, kwargs))
         if isinstance(entry, _Fallback):
             self._count("fallbacks")
             return entry.take_result() if entry.has_result() else self.fn(*args, **kwargs)
-        return entry.run(*leaves)
+        return entry.run(*leaves, *live)
+
+    def _entry(self, key, leaves, treedef, static, call=None):
+        """The cache entry for key, traced and compiled when missing or when the state it
+        captured changed; with the captured arrays to pass to it."""
+        entry = self._cache.get(key)
+        stale = None
+        while True:
+            if entry is None or entry is stale:
+                entry = self._miss(key, leaves, treedef, static, call, stale)
+            elif entry is not stale:
+                self._hit(key)
+            if isinstance(entry, _Fallback) or entry.guard is None:
+                return entry, ()
+            live = entry.guard.live()
+            if live is not None:
+                return entry, live
+            stale = entry
 
     def _count(self, stat, n=1):
         with self._stats_lock:
@@ -216,17 +234,22 @@ class TracedFunction:
                 parts.append(_leaf_key(leaf))
         return (treedef, tuple(parts))
 
-    def _miss(self, key, leaves, treedef, static, call=None):
-        """Trace and compile for a new signature. `call` (args, kwargs) lets a failure that is
-        not tracejit's own be checked against an eager run of the same call."""
+    def _miss(self, key, leaves, treedef, static, call=None, stale=None):
+        """Trace and compile for a new signature (or for one whose captured state changed:
+        `stale` is its old entry). `call` (args, kwargs) lets a failure that is not tracejit's
+        own be checked against an eager run of the same call."""
         with self._lock:
             entry = self._cache.get(key)
-            if entry is not None:  # another thread compiled it while this one waited
+            if entry is not None and entry is not stale:  # another thread compiled it
                 self._hit(key)
                 return entry
             self._count("misses")
             self._check_arity(treedef)
-            self._log_miss(leaves, treedef)
+            if stale is not None and _log_enabled("recompiles"):
+                _emit(f"tracejit: recompiling {self.__name__} because "
+                      f"{stale.guard.why_stale()}")
+            else:
+                self._log_miss(leaves, treedef)
             try:
                 entry = self._compile(leaves, treedef, static)
             except TraceError as e:
@@ -303,7 +326,7 @@ class TracedFunction:
         names = self._names(treedef)
         graph = trace(self.fn, leaves, treedef, names, static)
         graph.name = self.__name__
-        graph.meta["num_leaves"] = len(leaves)
+        graph.meta["num_leaves"] = len(leaves) + len(graph.meta["captured"])
         return graph
 
     def _compile(self, leaves, treedef, static):
@@ -311,15 +334,17 @@ class TracedFunction:
         if self.fuse:  # CSE again: the rewrite may rebuild a value the graph already has
             graph = simplify(fuse_unit_views(graph))
         steps = schedule(graph, self.fuse)
-        layouts = [_layout(leaves[n.attrs["index"]]) for n in graph.inputs]
+        values = leaves + graph.meta["captured"]
+        layouts = [_layout(values[n.attrs["index"]]) for n in graph.inputs]
         exe = build(graph, steps, layouts, self.parallel)
+        exe.guard = graph.meta["guard"]  # captured state, checked before each call
         self._count("kernels_compiled", exe.kernels_compiled)
         return exe
 
     def _executable(self, args, kwargs):
         leaves, treedef, static = self._flatten(args, kwargs)
         key = self._key(leaves, treedef, static)
-        entry = self._cache.get(key) or self._miss(key, leaves, treedef, static)
+        entry = self._entry(key, leaves, treedef, static)[0]
         if isinstance(entry, _Fallback):
             raise entry.error
         return entry

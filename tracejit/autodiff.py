@@ -223,7 +223,7 @@ def value_and_grad_call(fn, argnums, args, kwargs):
                                 f"{names[k]!r} of {what}: gradients are defined for float "
                                 "arguments only (pass a float array, e.g. x.astype(float))")
 
-    graph = trace(fn, leaves, treedef, names, static)
+    graph = trace(fn, leaves, treedef, names, static, nested=True)
     if len(graph.outputs) != 1 or graph.out_tree != pytree.LEAF or graph.outputs[0].shape != () \
             or not differentiable(graph.outputs[0]):
         shown = ", ".join(f"{o.dtype}{list(o.shape)}" for o in graph.outputs)

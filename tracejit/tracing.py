@@ -13,6 +13,7 @@ import threading
 import numpy as np
 
 from . import pytree
+from .capture import Capture, find_slots
 from .errors import TraceError, TracejitError, UnsupportedError, user_location, with_location
 from .graph import Graph, Node
 from .ops import OPS, UFUNC_OPS, check_dtype, returns_numpy_scalar, view_base
@@ -24,10 +25,17 @@ class Trace:
     """One run of a function on proxies; proxies remember it so leaks can be detected. A trace
     started inside another (tj.grad of a closure) may read the enclosing trace's values."""
 
-    def __init__(self, name, parent=None):
+    def __init__(self, name, parent=None, capture=None):
         self.name = name
         self.active = True
         self.parent = parent
+        self.capture = capture  # the outermost trace's Capture: state read live at each call
+
+    def root(self):
+        tr = self
+        while tr.parent is not None:
+            tr = tr.parent
+        return tr
 
     def sees(self, other):
         """True if values of trace `other` may be used here: this trace or an enclosing one."""
@@ -66,6 +74,11 @@ def as_node(value, trace):
     if isinstance(value, Proxy):
         value._check(trace)
         return value.node
+    if type(value) is np.ndarray and trace is not None:
+        capture = trace.root().capture
+        node = capture.input_for(value) if capture is not None else None
+        if node is not None:  # captured state: read live at each call, not copied
+            return node
     return const_node(value)
 
 
@@ -465,9 +478,16 @@ def input_node(value, name, index):
                               "scalar": isinstance(value, np.generic)}, np.shape(value), dtype)
 
 
-def trace(fn, leaves, treedef, names, is_static):
-    """Run fn on proxies standing for the array leaves; static leaves are passed as they are."""
-    tr = Trace(getattr(fn, "__name__", "f"), current_trace())
+def trace(fn, leaves, treedef, names, is_static, nested=False):
+    """Run fn on proxies standing for the array leaves; static leaves are passed as they are.
+    A nested trace (tj.grad inside traced code) may read the enclosing trace's values and
+    leaves captured state to it; any other trace reads its captured state live."""
+    parent = current_trace() if nested else None
+    capture = None
+    if not nested:
+        statics = [(name, leaf) for leaf, name, static in zip(leaves, names, is_static) if static]
+        capture = Capture(find_slots(fn, statics), len(leaves))
+    tr = Trace(getattr(fn, "__name__", "f"), parent, capture)
     inputs, call_leaves = [], []
     for i, (leaf, name, static) in enumerate(zip(leaves, names, is_static)):
         if static:
@@ -512,8 +532,12 @@ def trace(fn, leaves, treedef, names, is_static):
     # out_alias: which results are the same object; out_memory: which share memory (one is a
     # view of the other's base). Simplification may merge equal values; these keep the
     # returned arrays as distinct as eager NumPy's.
-    return Graph(tr.name, inputs, outputs, out_tree,
-                 meta={"out_alias": tuple(alias), "out_memory": tuple(memory)})
+    meta = {"out_alias": tuple(alias), "out_memory": tuple(memory)}
+    if capture is not None:
+        inputs += list(capture.inputs.values())
+        meta["guard"] = capture.guard()
+        meta["captured"] = capture.live_values()
+    return Graph(tr.name, inputs, outputs, out_tree, meta=meta)
 
 
 def fn_location(fn):
