@@ -230,14 +230,23 @@ def _row_homes(kernel, dom):
 
 def _outside_value(a, cons, arg, layout, roles, dom):
     """How consumer `cons` reads kernel argument `arg` (node a): a scalar as it is, a 0-d array
-    by [()], from a row value at its row, else the element the loop loaded as `arg`_e."""
+    as the value read_zero_d loaded, from a row value at its row, else the element the loop
+    loaded as `arg`_e."""
     if layout == SCALAR:
         return arg
     if a.shape == ():
-        return f"{arg}[()]"
+        return f"{arg}_v"
     if roles[cons] == "row":
         return f"{arg}[{_index_into(a.shape, cons.shape, _row_names(cons.shape, dom))}]"
     return f"{arg}_e"
+
+
+def read_zero_d(names, nodes, layouts):
+    """Lines loading each 0-d array input once, before any loop: inside a prange body Numba's
+    parfor lowering passes a 0-d array to the loop as its scalar value, and `x[()]` on that
+    fails to type."""
+    return [f"    {name}_v = {name}[()]" for name, node, lay in zip(names, nodes, layouts)
+            if lay != SCALAR and node.shape == ()]
 
 
 def _node_expr(node, read):
@@ -299,6 +308,7 @@ def row_source(kernel, layouts, parallel):
         return _outside_value(a, cons, ins[a], lay[a], roles, dom)
 
     head = [f"def kernel({', '.join(list(ins.values()) + list(outs.values()) + dims)}):"]
+    head += read_zero_d(ins.values(), kernel.inputs, layouts)
     body = []  # lines at row level (indented under the row loop)
     if flat:
         head.append(f"    n = {' * '.join(dims)}")
@@ -582,6 +592,7 @@ def column_source(kernel, layouts, parallel):
                for m in kernel.outputs if roles[m] != "element"]
 
     lines = [f"def kernel({', '.join(list(ins.values()) + list(outs.values()) + dims)}):"]
+    lines += read_zero_d(ins.values(), kernel.inputs, layouts)
     if parallel:  # blocks per row: enough for a task per thread
         others = " * ".join(f"s{d}" for d in outer)
         lines.append(f"    k = max(1, _threads() // max(1, {others}))" if outer

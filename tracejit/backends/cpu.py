@@ -121,6 +121,8 @@ class CompiledKernel:
 
 
 def use_parallel(kernel, parallel):
+    if not kernel.shape:  # one element (a 0-d domain): nothing to split, and no loop to split
+        return False
     if parallel is None:
         work = int(np.prod(kernel.shape, dtype=np.int64)) * sum(op_cost(n) for n in kernel.nodes)
         return work >= PARALLEL_WORK
