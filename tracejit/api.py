@@ -16,6 +16,7 @@ from .autodiff import check_argnums, strip_stop_gradients, value_and_grad_call
 from .errors import (
     FallbackWarning,
     InternalError,
+    ScalarValueNeeded,
     TraceError,
     TracejitError,
     UnsupportedError,
@@ -90,7 +91,9 @@ def _emit(message):
     _log.info(message)
 
 
-def _describe(leaf):
+def _describe(leaf, static=False):
+    if static and type(leaf) in (bool, int, float):
+        return f"{type(leaf).__name__} {leaf!r} (static)"
     if isinstance(leaf, np.ndarray):
         layout = "contiguous" if leaf.flags.c_contiguous else "strided"
         return f"{leaf.dtype}{list(leaf.shape)} {layout}"
@@ -145,6 +148,8 @@ class TracedFunction:
         self._stats_lock = threading.Lock()
         self._stats = dict(hits=0, misses=0, traces=0, kernels_compiled=0, fallbacks=0)
         self._last_signature = None  # for TRACEJIT_LOG=recompiles
+        # Python scalar arguments the function uses as Python values: traced by value
+        self._value_scalars = set()
 
     def __get__(self, obj, objtype=None):
         return self if obj is None else functools.partial(self, obj)
@@ -183,7 +188,14 @@ class TracedFunction:
         stale = None
         while True:
             if entry is None or entry is stale:
-                entry = self._miss(key, leaves, treedef, static, call, stale)
+                try:
+                    entry = self._miss(key, leaves, treedef, static, call, stale)
+                except ScalarValueNeeded as e:
+                    self._trace_by_value(treedef, e)
+                    static = self._static(leaves, treedef)
+                    key = self._key(leaves, treedef, static)
+                    entry, stale = self._cache.get(key), None
+                    continue
             elif entry is not stale:
                 self._hit(key)
             if isinstance(entry, _Fallback) or entry.guard is None:
@@ -210,9 +222,12 @@ class TracedFunction:
         # kernels read native byte order: a big-endian array is converted once, on entry
         leaves = [leaf.astype(leaf.dtype.newbyteorder("=")) if type(leaf) is np.ndarray
                   and not leaf.dtype.isnative else leaf for leaf in leaves]
-        static = tuple(not is_array_leaf(leaf) or param in self.static_argnames
-                       for leaf, (_, param) in zip(leaves, leaf_names(self.fn, treedef)))
-        return leaves, treedef, static
+        return leaves, treedef, self._static(leaves, treedef)
+
+    def _static(self, leaves, treedef):
+        return tuple(not is_array_leaf(leaf) or param in self.static_argnames
+                     or name in self._value_scalars
+                     for leaf, (name, param) in zip(leaves, leaf_names(self.fn, treedef)))
 
     def _names(self, treedef):
         return [name for name, _ in leaf_names(self.fn, treedef)]
@@ -249,9 +264,11 @@ class TracedFunction:
                 _emit(f"tracejit: recompiling {self.__name__} because "
                       f"{stale.guard.why_stale()}")
             else:
-                self._log_miss(leaves, treedef)
+                self._log_miss(leaves, treedef, static)
             try:
                 entry = self._compile(leaves, treedef, static)
+            except ScalarValueNeeded:
+                raise  # traced again by value (_entry)
             except TraceError as e:
                 entry = self._fall_back(e)
             except TracejitError:
@@ -265,6 +282,17 @@ class TracedFunction:
                 while len(self._cache) > self.max_cache_entries:
                     self._cache.popitem(last=False)  # least recently used
             return entry
+
+    def _trace_by_value(self, treedef, needed):
+        """Python scalar arguments used as Python values become static: keyed by value."""
+        names = [name for i, (name, _) in enumerate(leaf_names(self.fn, treedef))
+                 if i in needed.leaves]
+        if not names or set(names) <= self._value_scalars:
+            raise TraceError(str(needed)) from None  # cannot happen twice; never loop
+        self._value_scalars.update(names)
+        if _log_enabled("recompiles"):
+            _emit(f"tracejit: {self.__name__} uses {', '.join(names)} as a Python value, so it "
+                  f"is static from now on (each new value traces again): {needed}")
 
     def _fall_back(self, error, result=_Fallback._NONE):
         if self.fallback == "raise":
@@ -309,10 +337,10 @@ class TracedFunction:
         except (TypeError, ValueError):
             return None
 
-    def _log_miss(self, leaves, treedef):
+    def _log_miss(self, leaves, treedef, static):
         if not _log_enabled("recompiles"):
             return
-        signature = (self._names(treedef), [_describe(leaf) for leaf in leaves])
+        signature = (self._names(treedef), [_describe(leaf, s) for leaf, s in zip(leaves, static)])
         if self._last_signature is None:
             _emit(f"tracejit: compiling {self.__name__} for "
                   f"{', '.join(f'{n}: {d}' for n, d in zip(*signature))}")

@@ -126,6 +126,11 @@ def find_slots(fn, static_values):
             inner = getattr(value, "fn", None)  # a traced function called from this one
             if isinstance(inner, types.FunctionType):
                 visit_function(inner, depth)
+            cls = type(value)
+            for n in sorted(names | {"__call__"}):  # methods it calls read attributes too
+                method = cls.__dict__.get(n) if n == "__call__" else getattr(cls, n, None)
+                if isinstance(method, types.FunctionType):
+                    visit_function(method, depth)
             d = getattr(value, "__dict__", None)
             if type(d) is dict:
                 for n in sorted(names & d.keys()):

@@ -23,6 +23,15 @@ class UnsupportedError(TraceError):
     """No rule for this NumPy function, argument or dtype."""
 
 
+class ScalarValueNeeded(TraceError):
+    """A Python scalar argument was used as a Python value (float(k), range(k), `if k`): the
+    function is traced again with those arguments static (`leaves`: their positions)."""
+
+    def __init__(self, message, leaves):
+        super().__init__(message)
+        self.leaves = leaves
+
+
 class InternalError(TraceError):
     """tracejit failed on code it should handle (a bug to report); the cause is chained."""
 

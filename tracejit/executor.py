@@ -204,16 +204,16 @@ def build(graph, steps, leaf_layouts, parallel=None):
             fname = fresh("f")
             ns[fname] = HOST_OUT[node.op] if writes_out(node) else OPS[node.op].ref
             args = [value(a) for a in node.args]
-            kwargs = ""
+            params = list(args)
             for key, val in node.attrs.items():
                 ns[f"{fname}_{key}"] = val
-                kwargs += f", {key}={fname}_{key}"
+                params.append(f"{key}={fname}_{key}")
             if writes_out(node):  # into its planned buffer
                 lines.append(f"{fname}({', '.join(args)}, out={stored[node]})")
                 names[node], layout[node] = stored[node], CONTIGUOUS
                 continue
             out = fresh("t")
-            call = f"{fname}({', '.join(args)}{kwargs})"
+            call = f"{fname}({', '.join(params)})"
             if node.shape == () and OPS[node.op].kind != VIEW:
                 call = f"np.asarray({call})"  # kernels take 0-d arrays, not NumPy scalars
             lines.append(f"{out} = {call}")

@@ -457,6 +457,18 @@ register(Op("cumsum", HOST, _scan_infer(np.cumsum), np.cumsum))
 register(Op("cumprod", HOST, _scan_infer(np.cumprod), np.cumprod))
 
 
+def _draw(*after, source, method, params, kwargs, **result_and_order):
+    """A random draw, made at every call from the generator the function used (np.random's
+    global one when source is None), with the same arguments: eager NumPy's stream. `after` is
+    the previous draw, which only orders the draws; the attribute `seq` keeps equal draws
+    apart (no CSE)."""
+    return getattr(np.random if source is None else source, method)(*params, **dict(kwargs))
+
+
+register(Op("random", HOST, lambda args, attrs: (attrs["shape"], attrs["dtype"]), _draw,
+            vjp=nondifferentiable))
+
+
 def _sum_vjp(ans, g, x, axis, keepdims, dtype=None):
     kept = reduced_shape(x.shape, axis, True)
     return (emit("broadcast_to", [emit("reshape", [g], shape=kept)], shape=x.shape),)
@@ -808,7 +820,7 @@ def returns_numpy_scalar(node):
     if node.op == "astype":
         return returns_numpy_scalar(node.args[0])
     return OPS[node.op].ufunc is not None or OPS[node.op].kind == REDUCTION \
-        or node.op in ("getitem", "take")
+        or node.op in ("getitem", "take") or node.op == "random" and node.attrs["scalar"]
 
 
 SUPPORTED_KINDS = "biuf"

@@ -12,9 +12,16 @@ import threading
 
 import numpy as np
 
-from . import pytree
+from . import pytree, randomness
 from .capture import Capture, find_slots
-from .errors import TraceError, TracejitError, UnsupportedError, user_location, with_location
+from .errors import (
+    ScalarValueNeeded,
+    TraceError,
+    TracejitError,
+    UnsupportedError,
+    user_location,
+    with_location,
+)
 from .graph import Graph, Node
 from .ops import OPS, UFUNC_OPS, check_dtype, returns_numpy_scalar, view_base
 
@@ -30,6 +37,7 @@ class Trace:
         self.active = True
         self.parent = parent
         self.capture = capture  # the outermost trace's Capture: state read live at each call
+        self.last_draw, self.draws = None, 0  # random steps, kept in program order
 
     def root(self):
         tr = self
@@ -140,15 +148,33 @@ def _refuse_conversion(self, what):
             "which does not exist while tracing. Traced arguments already act as arrays: "
             "drop the conversion, or use x.astype(dtype) or x.copy()")
     if weak:
-        raise with_location(
+        error = with_location(
             TraceError,
             f"{what} of a traced Python scalar: scalar arguments are traced by their type, "
             "not their value. List the argument in static_argnames to trace with its value")
+        leaves = _scalar_arguments(self.node)
+        if leaves and self._trace.parent is None:
+            raise ScalarValueNeeded(str(error), leaves) from None
+        raise error
     raise with_location(
         TraceError,
         f"{what} of a traced array: its value is unknown while tracing. Control flow and "
         "Python conversions can depend on shapes and dtypes, not on array values "
         "(use np.where for elementwise choices)")
+
+
+def _scalar_arguments(node):
+    """Positions of the Python scalar arguments a weak value is computed from."""
+    found, stack, seen = set(), [node], set()
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n.op == "input" and n.weak:
+            found.add(n.attrs["index"])
+        stack.extend(a for a in n.args if a.weak)
+    return tuple(sorted(found))
 
 
 class Proxy:
@@ -252,8 +278,8 @@ class Proxy:
 
     itemsize = property(lambda self: self.dtype.itemsize)
     nbytes = property(lambda self: self.dtype.itemsize * self.size)
-    real = property(lambda self: np.real(self))
-    imag = property(lambda self: np.imag(self))
+    real = property(lambda self: self)  # traced dtypes are real
+    imag = property(lambda self: np.zeros_like(self))
 
     def __round__(self, ndigits=None):
         if not self._is_eager_scalar():
@@ -272,7 +298,7 @@ class Proxy:
         return bool((self == value).any())  # needs the values: the bool() error names the line
 
     def conj(self):
-        return np.conjugate(self)
+        return self.copy()  # traced dtypes are real
 
     conjugate = conj
 
@@ -371,12 +397,12 @@ class Proxy:
 
 
 def call_ufunc(ufunc, *inputs, out=None, dtype=None, **kwargs):
+    if ufunc is np.divmod and out is None and dtype is None and not kwargs:
+        return call_ufunc(np.floor_divide, *inputs), call_ufunc(np.remainder, *inputs)
     op = UFUNC_OPS.get(ufunc)
     if op is None:
         raise with_location(UnsupportedError,
                             f"np.{ufunc.__name__} is not supported in traced code")
-    if ufunc is np.divmod and out is None and dtype is None and not kwargs:
-        return call_ufunc(np.floor_divide, *inputs), call_ufunc(np.remainder, *inputs)
     if out is not None:
         raise with_location(TraceError, f"np.{ufunc.__name__}(..., out=...) writes in place, which "
                             "tracing does not support yet")
@@ -491,7 +517,7 @@ def trace(fn, leaves, treedef, names, is_static, nested=False):
     inputs, call_leaves = [], []
     for i, (leaf, name, static) in enumerate(zip(leaves, names, is_static)):
         if static:
-            call_leaves.append(leaf)
+            call_leaves.append(randomness.wrap(leaf))  # a generator's draws are recorded
             continue
         try:
             node = input_node(leaf, name, i)
@@ -503,8 +529,12 @@ def trace(fn, leaves, treedef, names, is_static, nested=False):
     previous = current_trace()
     _state.trace = tr
     _state.conversion_error = None
+    generators = [] if nested else [
+        v for v in [*(s.value for s in capture.slots), *leaves]
+        if isinstance(v, randomness.GENERATORS)]
     try:
-        result = fn(*args, **kwargs)
+        with randomness.draws_recorded(generators):
+            result = randomness.with_wrapped_generators(fn)(*args, **kwargs)
     except Exception as e:
         refused = _state.conversion_error
         if refused is not None and not isinstance(e, TracejitError):
