@@ -68,12 +68,22 @@ def _is_library(module_name):
     return (module_name or "").split(".")[0] in _LIBRARIES
 
 
+def _is_library_value(value):
+    if isinstance(value, types.ModuleType):
+        return _is_library(value.__name__)
+    if isinstance(value, (np.ufunc, types.BuiltinFunctionType)):
+        return True
+    return isinstance(value, types.FunctionType) and _is_library(value.__module__)
+
+
 def find_slots(fn, static_values):
     """The Slots fn reads: from its globals, closure and defaults, and from static arguments
     (name, value) pairs."""
     slots, names, seen = [], set(), set()
 
     def add(read, name, value, depth):
+        if _is_library_value(value):
+            return  # `np`, `np.exp`, `math.pi`'s module: rebinding those is not worth a check
         if len(slots) < _MAX_SLOTS:
             slots.append(Slot(read, name, value))
             explore(value, name, depth + 1)
