@@ -126,3 +126,17 @@ def test_astype_of_a_zero_d_reduction_or_element_is_a_numpy_scalar():
                     a[1].astype(np.int8), a.max())
     check_against_numpy(fn, np.arange(3.0))
     check_against_numpy(lambda s: np.any(s).astype(np.bool_), 2)
+
+
+@pytest.mark.parametrize("index", [lambda a: a[[1, 0, 1]], lambda a: a[:, [0, -3]],
+                                   lambda a: a[np.array([2]), [0, 0]]],
+                         ids=["rows", "columns", "two-arrays"])
+def test_constant_index_array_out_of_range_raises_even_when_unused(index):
+    # fuzz seed 550: an unused x[[1, 0, 1]] of a length-1 axis raises IndexError in NumPy; the
+    # traced gather was dead code, so nothing checked the index
+    def f(a):
+        index(a)
+        return a * 2
+    check_against_numpy(f, np.ones((1, 2)))
+    check_against_numpy(lambda a: index(a) * 2, np.ones((1, 2)))
+    check_against_numpy(f, np.ones((3, 3)))

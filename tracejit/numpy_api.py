@@ -584,6 +584,12 @@ def _gather(a, key, positions):
                                    for i, k in enumerate(key)), shape)
     whole = len(basic) == len(shape) and all(e == (0, n, 1) for e, n in zip(basic, shape))
     view = a if whole else _view("getitem", a, index=basic)
+    for idx, axis in zip(idxs, axes):  # a constant index: NumPy's IndexError now, even if the
+        n = shape_of(view)[axis]       # gather turns out unused and is never run
+        bad = [] if isinstance(idx, Proxy) else idx[(idx < -n) | (idx >= n)]
+        if len(bad):
+            raise with_location(IndexError, f"index {bad.flat[0]} is out of bounds for axis "
+                                f"{axis} with size {n}")
     if len(idxs) == 1:
         idx, axis = idxs[0], axes[0]
     else:
