@@ -467,7 +467,13 @@ def sum_of_positives(x):
 
 
 def scale_by_count(x, n):
-    return x / float(n)  # MARK
+    return x / float(n)  # a Python value: n becomes static
+
+
+def test_scalar_argument_used_as_a_python_value_traces_by_value():
+    traced = check_against_numpy(scale_by_count, rand(4), 3)
+    assert_same(traced(rand(4), 4), scale_by_count(rand(4), 4))
+    assert traced.cache_info().fallbacks == 0
 
 
 def normalise_input(x):
@@ -489,7 +495,6 @@ def median_filter(x):
 
 @pytest.mark.parametrize("fn, args, error, words", [
     (sum_of_positives, (rand(10),), tj.UnsupportedError, "boolean-mask"),
-    (scale_by_count, (rand(4), 3), tj.TraceError, "static_argnames"),
     (normalise_input, (rand(4),), tj.TraceError, "np.asarray"),
     (running_max, (rand(5),), tj.TraceError, "item assignment"),
     (median_filter, (rand(6),), tj.UnsupportedError, "numpy.median"),
