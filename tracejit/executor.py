@@ -9,7 +9,9 @@ import threading
 import numpy as np
 
 from .backends import cpu
-from .backends.codegen import CONTIGUOUS, SCALAR, STRIDED
+from .backends.codegen import CONTIGUOUS, SCALAR, STRIDED, reports_errors
+from .backends.scalar_helpers import KERNEL_ERRORS
+from .errors import with_location
 from .ops import MATMUL, OPS, VIEW, compute_dtype, returns_numpy_scalar, view_base
 from .passes.fusion import Kernel
 from .passes.memory import HOST_OUT, plan_memory, writes_out
@@ -137,6 +139,18 @@ def _storage(plan, ns):
     return names, lines, arena
 
 
+def _kernel_failure(kernel):
+    """A function raising the error a kernel reported through its flag, naming the user's
+    line of the op that reports it."""
+    loc = next(n.loc for n in kernel.nodes if reports_errors([n]))
+
+    def fail(code):
+        exc_type, message = KERNEL_ERRORS[int(code)]
+        raise with_location(exc_type, message, loc)
+
+    return fail
+
+
 class Executable:
     """A compiled plan for one signature: `run(*leaves)` returns the function's result."""
 
@@ -198,7 +212,12 @@ def build(graph, steps, leaf_layouts, parallel=None):
             outs = [stored[n] for n in step.outputs]
             if step.kind != "elementwise":  # reduction kernels take their domain's sizes
                 outs += [str(n) for n in step.shape]
+            if ck.reports_errors:  # a fresh flag per call: threads may share this function
+                ns[f"{kname}_fail"] = _kernel_failure(step)
+                outs.append("_e")
             lines.append(f"{kname}({', '.join(args + outs)})")
+            if ck.reports_errors:
+                lines.append(f"if _e[0]: {kname}_fail(_e[0])")
         else:
             node = step.node
             fname = fresh("f")
@@ -247,6 +266,9 @@ def build(graph, steps, leaf_layouts, parallel=None):
         lines.append(f"{out} = {expr}")
         results.append(out)
     lines.append(f"return {_tree_expr(graph.out_tree, results, ns)}")
+    if any(k.reports_errors for k in kernels):
+        ns["_zeros"] = np.zeros
+        lines.insert(0, "_e = _zeros(1, np.int64)")
     params = ", ".join(f"x{i}" for i in range(graph.meta["num_leaves"]))
     source = f"def run({params}):\n" + "".join(f"    {line}\n" for line in lines)
     exec(compile(source, f"<tracejit-run {graph.name}>", "exec"), ns)

@@ -203,6 +203,10 @@ _ufunc_op(np.remainder, _by_kind("_fmod({0}, {1})", "_imod({0}, {1})"),
           lambda ans, g, x, y: (g, -g * np.floor_divide(x, y)))
 def _power_code(exprs, node, loop_dtypes):
     if np.dtype(loop_dtypes[0]).kind != "f":
+        e = node.args[1]
+        if e.dtype.kind == "i" and not (e.is_scalar_const() and e.attrs["value"] >= 0):
+            # a negative exponent raises ValueError: the kernel reports it through `_err`
+            return f"_ipow_checked({exprs[0]}, {exprs[1]}, _err)"
         return f"_ipow({exprs[0]}, {exprs[1]})"
     if node.args[1].size == 1:  # NumPy's loop takes sqrt for a broadcast exponent of 0.5
         return f"_fpow_scalar_exponent({exprs[0]}, {exprs[1]})"

@@ -12,9 +12,21 @@ import re
 
 import numpy as np
 
-from ..ops import OPS, cast, compute_dtype
+from ..ops import ELEMENTWISE, OPS, cast, compute_dtype
 
 SCALAR, CONTIGUOUS, STRIDED = "S", "C", "A"
+
+
+def reports_errors(nodes):
+    """True if the scalar code of a node reports errors (a negative integer power) through
+    `_err`: then the kernel takes that array as its last argument (scalar_helpers.KERNEL_ERRORS)."""
+    return any(OPS[n.op].kind == ELEMENTWISE and re.search(r"\b_err\b", OPS[n.op].code(
+        [f"a{i}" for i in range(len(n.args))], n, OPS[n.op].loop(n))) for n in nodes)
+
+
+def _def_line(kernel, names):
+    names = [*names, "_err"] if reports_errors(kernel.nodes) else names
+    return f"def kernel({', '.join(names)}):"
 
 
 def literal(value, dtype):
@@ -90,7 +102,7 @@ def elementwise_source(kernel, layouts, parallel, stream_from=None):
                 per_element.append(f"{name}_e = {name}[{idx}]")
     body, env = scalar_body(kernel, names)
     loop_range = "prange" if parallel else "range"
-    lines = [f"def kernel({', '.join(ins + outs)}):"]
+    lines = [_def_line(kernel, ins + outs)]
     if flat:
         lines.append(f"    n = {outs[0]}.size")
         lines += [f"    {h}" for h in head]
@@ -307,7 +319,7 @@ def row_source(kernel, layouts, parallel):
     def read_outside(a, cons):
         return _outside_value(a, cons, ins[a], lay[a], roles, dom)
 
-    head = [f"def kernel({', '.join(list(ins.values()) + list(outs.values()) + dims)}):"]
+    head = [_def_line(kernel, [*ins.values(), *outs.values(), *dims])]
     head += read_zero_d(ins.values(), kernel.inputs, layouts)
     body = []  # lines at row level (indented under the row loop)
     if flat:
@@ -591,7 +603,7 @@ def column_source(kernel, layouts, parallel):
     finish += [f"{outs[m]}[{', '.join(_row_names(m.shape, dom)) or '()'}] = {name[m]}"
                for m in kernel.outputs if roles[m] != "element"]
 
-    lines = [f"def kernel({', '.join(list(ins.values()) + list(outs.values()) + dims)}):"]
+    lines = [_def_line(kernel, [*ins.values(), *outs.values(), *dims])]
     lines += read_zero_d(ins.values(), kernel.inputs, layouts)
     if parallel:  # blocks per row: enough for a task per thread
         others = " * ".join(f"s{d}" for d in outer)

@@ -20,6 +20,7 @@ from .codegen import (  # noqa: E402
     SCALAR,
     elementwise_source,
     reduction_source,
+    reports_errors,
     source_name,
 )
 
@@ -114,6 +115,7 @@ class CompiledKernel:
         self.name = source_name(source)
         self.entry = entry
         self.compiled_now = compiled_now
+        self.reports_errors = reports_errors(kernel.nodes)  # takes an error flag last
 
     @property
     def ops(self):
@@ -139,6 +141,8 @@ def compile_kernel(kernel, layouts, parallel=None):
     else:  # reduction kernels also take the sizes of their domain
         source = reduction_source(kernel, layouts, par)
         sig += (types.int64,) * len(kernel.shape)
+    if reports_errors(kernel.nodes):
+        sig += (types.int64[::1],)
     with _lock:
         disp = _dispatchers.get((source, par))
         if disp is None:

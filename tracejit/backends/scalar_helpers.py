@@ -13,6 +13,8 @@ _jit = njit(error_model="numpy", cache=False)
 def _ifloordiv(a, b):
     if b == 0:
         return a - a
+    if b < 0 and b == -1:  # NumPy negates, wrapping: MIN // -1 is MIN (Numba's // gives 0)
+        return (a - a) - a  # not -a: negating an unsigned value would type as signed
     return a // b
 
 
@@ -56,10 +58,15 @@ def _fmod(a, b):
     return _divmod(a, b)[1]
 
 
+# Errors a kernel reports: a helper stores the code in the kernel's `_err` argument (an int64
+# array of one element) and the run function raises the exception after the kernel returns.
+NEGATIVE_POWER = 1
+KERNEL_ERRORS = {NEGATIVE_POWER: (ValueError, "Integers to negative integer powers are not "
+                                              "allowed.")}
+
+
 @_jit
-def _ipow(a, b):
-    if b < 0:
-        return (a - a) + (1 if a == 1 else (0 if a != -1 else (1 if b % 2 == 0 else -1)))
+def _ipow(a, b):  # b >= 0: _ipow_checked sees to negative exponents
     result = a - a + 1
     base = a
     while b:
@@ -68,6 +75,14 @@ def _ipow(a, b):
         base *= base
         b >>= 1
     return result
+
+
+@_jit
+def _ipow_checked(a, b, err):
+    if b < 0:  # NumPy raises ValueError
+        err[0] = NEGATIVE_POWER
+        return a - a
+    return _ipow(a, b)
 
 
 # NumPy's npy_logaddexp and npy_logaddexp2: equal arguments first, so that two equal
