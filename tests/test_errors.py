@@ -210,10 +210,11 @@ def test_data_dependent_while():
     raises_with(tj.TraceError, f, (np.ones(()),), "# MARK", r"bool\(\)")
 
 
-def test_iterating_over_a_traced_array():
+def test_iterating_over_a_long_traced_array():
     def f(a):
         return [x * 2 for x in a]  # MARK
-    raises_with(tj.TraceError, f, (np.ones(3),), "# MARK", "iterating")
+    raises_with(tj.TraceError, f, (np.ones(1000),), "# MARK", "iterating", "1000 rows")
+    assert_same(tj.trace(f, fallback="raise")(np.arange(3.0)), f(np.arange(3.0)))
 
 
 def test_item_assignment():

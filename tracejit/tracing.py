@@ -177,6 +177,10 @@ def _scalar_arguments(node):
     return tuple(sorted(found))
 
 
+# `for row in x` unrolls over the first axis up to this length
+_MAX_UNROLLED_ITEMS = 256
+
+
 class Proxy:
     """A placeholder for an array inside a traced function."""
 
@@ -226,8 +230,13 @@ class Proxy:
         raise with_location(UnsupportedError, f"ndarray.{name} is not supported in traced code")
 
     def __iter__(self):
-        raise with_location(TraceError, "iterating over a traced array is not supported; "
-                            "use vectorised NumPy operations instead")
+        if not self.shape:
+            raise with_location(TypeError, "iteration over a 0-d array")
+        if self.shape[0] > _MAX_UNROLLED_ITEMS:
+            raise with_location(TraceError, f"iterating over a traced array of {self.shape[0]} "
+                                "rows would unroll into a graph that large; use vectorised "
+                                "NumPy operations instead")
+        return (self[i] for i in range(self.shape[0]))  # the length is known: unrolled
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if method == "reduce":
