@@ -241,6 +241,23 @@ def test_captured_arrays_are_graph_inputs_not_constants():
     assert "W_GLOBAL: f64[3,3]" in text.splitlines()[0], text
 
 
+COUNTER = np.zeros(1)
+
+
+def _counts_calls(x):
+    COUNTER[0] += 1  # a write into captured state, made at every eager call
+    return x * 2
+
+
+def test_writing_into_captured_state_falls_back():
+    COUNTER[0] = 0
+    traced = tj.trace(_counts_calls)
+    with pytest.warns(tj.FallbackWarning, match="writes into the captured array 'COUNTER'"):
+        traced(np.ones(2))
+    traced(np.ones(2))
+    assert COUNTER[0] == 2  # one write per call, as eagerly: the trace's write was undone
+
+
 # -- np.random draws at every call --------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ import types
 
 import numpy as np
 
+from .errors import TraceError
 from .graph import Node
 from .ops import check_dtype
 
@@ -165,6 +166,20 @@ class Capture:
             if type(s.value) is np.ndarray:
                 self.slot_of.setdefault(id(s.value), i)
         self.inputs = {}  # slot index -> input node, in the order they were first read
+        # to tell a function that writes into captured arrays (which tracing would do once)
+        self.before = {i: s.value.copy() for i, s in enumerate(slots)
+                       if type(s.value) is np.ndarray and s.value.nbytes <= _SNAPSHOT_BYTES}
+
+    def check_unwritten(self):
+        """Raise TraceError if the function wrote into a captured array while tracing (eagerly
+        the write happens at every call, in a trace only once), after undoing the write."""
+        for i, copy in self.before.items():
+            v = self.slots[i].value
+            if not np.array_equal(v, copy, equal_nan=v.dtype.kind in "fc"):
+                v[...] = copy  # undo the trace's write: the eager run makes it
+                raise TraceError(f"the function writes into the captured array "
+                                 f"{self.slots[i].name!r}, which tracing does not support yet "
+                                 "(pass it as an argument and return the new value)")
 
     def input_for(self, value):
         """The graph input for a captured array, or None if value is not captured state."""

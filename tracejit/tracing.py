@@ -573,6 +573,7 @@ def trace(fn, leaves, treedef, names, is_static, nested=False):
     # returned arrays as distinct as eager NumPy's.
     meta = {"out_alias": tuple(alias), "out_memory": tuple(memory)}
     if capture is not None:
+        capture.check_unwritten()
         inputs += list(capture.inputs.values())
         meta["guard"] = capture.guard()
         meta["captured"] = capture.live_values()
