@@ -487,9 +487,9 @@ def normalise_input(x):
 
 def running_max(x):
     out = np.empty_like(x)
-    out[0] = x[0]  # MARK
+    out[0] = x[0]
     for i in range(1, x.shape[0]):
-        out[i] = max(out[i - 1], x[i])
+        out[i] = max(out[i - 1], x[i])  # MARK
     return out
 
 
@@ -500,7 +500,7 @@ def median_filter(x):
 @pytest.mark.parametrize("fn, args, error, words", [
     (sum_of_positives, (rand(10),), tj.UnsupportedError, "boolean-mask"),
     (normalise_input, (rand(4),), tj.TraceError, "np.asarray"),
-    (running_max, (rand(5),), tj.TraceError, "item assignment"),
+    (running_max, (rand(5),), tj.TraceError, r"bool\(\)"),
     (median_filter, (rand(6),), tj.UnsupportedError, "numpy.median"),
 ], ids=lambda v: getattr(v, "__name__", None))
 def test_untraceable_function_runs_eagerly_and_names_the_line(fn, args, error, words):

@@ -112,6 +112,20 @@ def _signature_change(old, new):
     return "; ".join(changes) or "same argument types (the entry was evicted or cleared)"
 
 
+def _overlapping(leaves, writes):
+    """True if an argument the function writes into shares memory with another argument
+    (eagerly each write would show through the other). A read-only one raises NumPy's error
+    before anything is written."""
+    for i in writes:
+        target = leaves[i]
+        if not target.flags.writeable:
+            raise with_location(ValueError, "assignment destination is read-only")
+        if any(j != i and type(leaf) is np.ndarray and np.may_share_memory(target, leaf)
+               for j, leaf in enumerate(leaves)):
+            return True
+    return False
+
+
 def _first_line(exc):
     text = str(exc).strip()
     return text.splitlines()[0] if text else "no message"
@@ -163,7 +177,7 @@ class TracedFunction:
             key = tuple([(a.shape, a.dtype, a.flags.c_contiguous) if type(a) is np.ndarray
                          else None for a in args])
             entry = self._cache.get(key)
-            if entry is not None and entry.__class__ is not _Fallback:
+            if entry is not None and entry.__class__ is not _Fallback and not entry.writes:
                 if entry.guard is None:
                     self._hit(key)
                     return entry.run(*args)
@@ -179,6 +193,12 @@ class TracedFunction:
         if isinstance(entry, _Fallback):
             self._count("fallbacks")
             return entry.take_result() if entry.has_result() else self.fn(*args, **kwargs)
+        if entry.writes and _overlapping(leaves, entry.writes):
+            warnings.warn(f"tracejit: {self.__name__} runs eagerly for this call: it writes into "
+                          "an argument that shares memory with another one",
+                          FallbackWarning, stacklevel=user_stacklevel())
+            self._count("fallbacks")
+            return self.fn(*args, **kwargs)
         return entry.run(*leaves, *live)
 
     def _entry(self, key, leaves, treedef, static, call=None):
@@ -366,6 +386,7 @@ class TracedFunction:
         layouts = [_layout(values[n.attrs["index"]]) for n in graph.inputs]
         exe = build(graph, steps, layouts, self.parallel)
         exe.guard = graph.meta["guard"]  # captured state, checked before each call
+        exe.writes = graph.meta["writes"]  # arguments written back into
         self._count("kernels_compiled", exe.kernels_compiled)
         return exe
 

@@ -29,6 +29,8 @@ def _tree_expr(treedef, names, ns):
             return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
         if td.kind == "list":
             return f"[{', '.join(items)}]"
+        if td.kind == "none":
+            return "None"
         if td.kind == "dict":
             return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(td.meta, items)) + "}"
         name = f"_tree{len(ns)}"  # NamedTuple, dataclass, SimpleNamespace
@@ -242,8 +244,14 @@ def build(graph, steps, leaf_layouts, parallel=None):
 
     results, seen, seen_memory = [], {}, {}
     memory = graph.meta.get("out_memory", graph.meta["out_alias"])
+    writes = graph.meta.get("writes", ())
+    shown = len(graph.outputs) - len(writes)  # the rest are written back into arguments
     for pos, (node, alias) in enumerate(zip(graph.outputs, graph.meta["out_alias"])):
         expr = value(node)
+        if pos >= shown:
+            source = f"{expr}.astype(np.float16)" if node.dtype == np.float16 else expr
+            lines.append(f"np.copyto(x{writes[pos - shown]}, {source})")
+            continue
         if node.op == "input":
             expr = f"x{node.attrs['index']}"
         elif node.op == "const" and not node.weak:
@@ -265,6 +273,8 @@ def build(graph, steps, leaf_layouts, parallel=None):
         out = f"r{pos}"
         lines.append(f"{out} = {expr}")
         results.append(out)
+    for pos, leaf in graph.meta.get("returns_input", {}).items():
+        results[pos] = f"x{leaf}"  # the caller's array itself, as NumPy returns it
     lines.append(f"return {_tree_expr(graph.out_tree, results, ns)}")
     if any(k.reports_errors for k in kernels):
         ns["_zeros"] = np.zeros

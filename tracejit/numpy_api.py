@@ -8,7 +8,8 @@ import operator
 
 import numpy as np
 
-from .errors import ShapeError, UnsupportedError, with_location
+from .errors import ShapeError, TraceError, UnsupportedError, with_location
+from .mutation import share, write
 from .ops import Index
 from .tracing import Proxy, apply, call_ufunc
 
@@ -126,11 +127,7 @@ def transpose(a, axes=None):
     axes = tuple(normalize_axis(int(ax), ndim) for ax in axes)
     if sorted(axes) != list(range(ndim)):
         raise with_location(ShapeError, f"axes {axes} are not a permutation of {ndim} dimensions")
-    result = apply("transpose", [a], axes=axes)
-    result.aliased = True
-    if isinstance(a, Proxy):
-        a.aliased = True  # a view of it now exists: in-place updates would have to reach the view
-    return result
+    return share(apply("transpose", [a], axes=axes), a, "transpose", {"axes": axes})
 
 
 @implements(np.shape)
@@ -463,13 +460,8 @@ def _scalar(x):
 
 
 def _view(op_name, a, **attrs):
-    """Record a view of `a`. Both become `aliased`: they share memory, so an in-place update
-    of one would have to reach the other, which tracing refuses."""
-    result = apply(op_name, [a], **attrs)
-    result.aliased = True
-    if isinstance(a, Proxy):
-        a.aliased = True
-    return result
+    """Record a view of `a`: it shares a's buffer, so writes through either reach both."""
+    return share(apply(op_name, [a], **attrs), a, op_name, attrs)
 
 
 def _static_int(value, what):
@@ -544,6 +536,45 @@ def getitem(a, key):
     if all(isinstance(e, int) for e in index):  # one element: a copy, as NumPy's scalar is
         return apply("getitem", [a], index=index)
     return _view("getitem", a, index=index)
+
+
+def assign(target, key, value):
+    """target[key] = value on a traced array: basic indexing, or a boolean mask of the
+    target's shape (a traced condition, `x[x < 0] = 0`)."""
+    key = key if isinstance(key, tuple) else (key,)
+    if len(key) == 1 and isinstance(key[0], (Proxy, np.ndarray)) and key[0].dtype == np.bool_:
+        mask = key[0]
+        if tuple(shape_of(mask)) != tuple(target.shape):
+            raise with_location(UnsupportedError, "assignment through a boolean mask of another "
+                                "shape than the array is not supported in traced code")
+        if len(shape_of(value)) != 0:
+            raise with_location(UnsupportedError, "assignment of an array through a boolean "
+                                "mask (its length depends on the mask) is not supported in "
+                                "traced code; assign a scalar, or use np.where")
+        write(target, None, where_(mask, value, target))
+        return
+    if any(_is_index_array(k) for k in key):
+        raise with_location(UnsupportedError, "assignment through an integer index array is not "
+                            "supported in traced code yet")
+    if not isinstance(value, Proxy):
+        value = np.asarray(value)
+        if value.dtype.kind not in "biuf":
+            raise with_location(UnsupportedError, f"assigning a value of dtype {value.dtype} "
+                                "in traced code")
+    write(target, _normalize_index(key, target.shape), value)
+
+
+@implements(np.copyto)
+def copyto(dst, src, casting="same_kind", where=True):
+    if not isinstance(dst, Proxy):
+        raise with_location(TraceError, "np.copyto into an array that is not traced is not "
+                            "supported yet")
+    if where is not True:
+        src = np.where(where, src, dst)
+    src_dtype = src.dtype if isinstance(src, (Proxy, np.ndarray)) else np.asarray(src).dtype
+    if not np.can_cast(src_dtype, dst.dtype, casting):
+        np.copyto(np.zeros((), dst.dtype), np.zeros((), src_dtype), casting=casting)  # NumPy's
+    write(dst, None, src)
 
 
 def _index_array(idx):
@@ -694,8 +725,9 @@ def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
         raise with_location(ShapeError, f"cannot reshape an array of shape {shape_of(a)} into "
                             f"shape {shape}")
     if shape == tuple(shape_of(a)) and isinstance(a, Proxy):
-        a.aliased = True  # a no-op view: the same value under a second name
-        return Proxy(a.node, a._trace, aliased=True)
+        view = Proxy(a.node, a._trace)  # a no-op view: the same memory under a second name
+        view._base, view._path, view._version = a._buffer(), a._path, a._buffer().version
+        return view
     return _view("reshape", a, shape=shape)
 
 

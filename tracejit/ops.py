@@ -678,6 +678,23 @@ register(Op("broadcast_to", VIEW, _broadcast_to_infer,
 COPY = "copy"
 
 
+def _setitem_ref(base, value, index):
+    out = base.copy()
+    out[index.key] = value
+    return out
+
+
+def _setitem_vjp(ans, g, base, value, index):
+    return (emit("setitem", [g, np.zeros_like(value)], index=index),
+            emit("getitem", [g], index=index))
+
+
+# base with the region `index` replaced by value (of the region's shape and base's dtype): one
+# version of a buffer written in place by traced code (mutation.py)
+register(Op("setitem", COPY, lambda args, attrs: (args[0].shape, args[0].dtype), _setitem_ref,
+            vjp=_setitem_vjp))
+
+
 def _scatter_ref(g, index, shape):
     out = np.zeros(shape, np.asarray(g).dtype)
     out[index.key] = g

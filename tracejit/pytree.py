@@ -24,6 +24,8 @@ def flatten(obj):
 
     def walk(x):
         kind = type(x)
+        if x is None:  # no leaves: a function that only writes into its arguments returns it
+            return TreeDef("none", None, ())
         if kind in (tuple, list):
             return TreeDef(kind.__name__, len(x), tuple(walk(v) for v in x))
         if kind is dict:
@@ -47,6 +49,8 @@ def flatten(obj):
 def build_node(treedef, items):
     """One container of kind treedef.kind holding `items` (its children, already built)."""
     kind, meta = treedef.kind, treedef.meta
+    if kind == "none":
+        return None
     if kind == "tuple":
         return tuple(items)
     if kind == "list":

@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from . import pytree, randomness
+from . import mutation, pytree, randomness
 from .capture import Capture, find_slots
 from .errors import (
     ScalarValueNeeded,
@@ -185,12 +185,33 @@ class Proxy:
     """A placeholder for an array inside a traced function."""
 
     __array_priority__ = 1000
-    __slots__ = ("node", "_trace", "aliased")
+    __slots__ = ("_node", "_trace", "_base", "_path", "_version")
 
-    def __init__(self, node, trace, aliased=False):
-        self.node = node
+    def __init__(self, node, trace, base=None):
+        self._node = node
         self._trace = trace
-        self.aliased = aliased  # shares memory with a caller's array or a view
+        self._base = base  # the Buffer it lives in (mutation.py); None until one is needed
+        self._path = ()  # view ops from the buffer's value to this one
+        self._version = 0  # the buffer version _node was derived from
+
+    @property
+    def node(self):
+        """This value's graph node, re-derived when its buffer was written since."""
+        base = self._base
+        if base is not None and self._version != base.version:
+            self._node, self._version = self._node_at(self._path), base.version
+        return self._node
+
+    def _node_at(self, path):
+        node = self._base.node
+        for op_name, attrs in path:
+            node = mutation.view_node(node, op_name, attrs)
+        return node
+
+    def _buffer(self):
+        if self._base is None:
+            self._base = mutation.Buffer(self._node)
+        return self._base
 
     def _check(self, trace):
         if not self._trace.active:
@@ -327,7 +348,7 @@ class Proxy:
     for _name in ("take", "diagonal", "trace", "searchsorted", "choose", "compress", "nonzero",
                   "argsort", "argpartition"):
         locals()[_name] = _numpy_method(_name)
-    for _name in ("fill", "sort", "partition", "put", "resize", "setfield", "itemset"):
+    for _name in ("sort", "partition", "put", "resize", "setfield", "itemset"):
         locals()[_name] = _writes_in_place(_name)
     del _name, _numpy_method, _writes_in_place
 
@@ -382,27 +403,17 @@ class Proxy:
     def dot(self, b):
         return np.dot(self, b)
 
+    def fill(self, value):
+        self[...] = value
+
     def __setitem__(self, key, value):
-        raise with_location(TraceError, "item assignment on a traced array is not supported yet")
+        from .numpy_api import assign
+        assign(self, key, value)
 
     def _inplace(self, ufunc, other):
         if self._is_eager_scalar():  # `s += x` on a scalar rebinds s to a new value
             return python_operator(ufunc, self, other)
-        if self.aliased:
-            raise with_location(TraceError, f"in-place np.{ufunc.__name__} on an argument or a "
-                                "view would change the caller's memory, which tracing does not "
-                                "support yet")
-        result = call_ufunc(ufunc, self, other)
-        if result.shape != self.shape:
-            raise with_location(TraceError, f"in-place np.{ufunc.__name__} would change the shape "
-                                f"from {self.shape} to {result.shape}")
-        if result.dtype != self.dtype:
-            if not np.can_cast(result.dtype, self.dtype, "same_kind"):
-                raise with_location(TraceError, f"in-place np.{ufunc.__name__} cannot cast "
-                                    f"{result.dtype} to {self.dtype}")
-            result = apply("astype", [result], dtype=self.dtype)
-        self.node = result.node  # mutate this object, so every alias of it sees the update
-        return self
+        return call_ufunc(ufunc, self, other, out=self)
 
 
 def call_ufunc(ufunc, *inputs, out=None, dtype=None, **kwargs):
@@ -413,8 +424,7 @@ def call_ufunc(ufunc, *inputs, out=None, dtype=None, **kwargs):
         raise with_location(UnsupportedError,
                             f"np.{ufunc.__name__} is not supported in traced code")
     if out is not None:
-        raise with_location(TraceError, f"np.{ufunc.__name__}(..., out=...) writes in place, which "
-                            "tracing does not support yet")
+        return _into(ufunc, call_ufunc(ufunc, *inputs, dtype=dtype, **kwargs), out)
     unknown = {k: v for k, v in kwargs.items()
                if not (k == "casting" and v == "same_kind") and not (k == "where" and v is True)}
     if unknown:
@@ -423,6 +433,27 @@ def call_ufunc(ufunc, *inputs, out=None, dtype=None, **kwargs):
     if dtype is not None:
         inputs = [apply("astype", [x], dtype=np.dtype(dtype)) for x in inputs]
     return apply(op.name, inputs)
+
+
+def _into(ufunc, result, out):
+    """Write a ufunc's result into `out` (NumPy's out=, and in-place operators): same shape,
+    cast by NumPy's same_kind rule (its own error otherwise)."""
+    out = out[0] if isinstance(out, tuple) and len(out) == 1 else out
+    if not isinstance(out, Proxy):
+        raise with_location(TraceError, f"np.{ufunc.__name__}(..., out=...) into an array that "
+                            "is not traced (made with NumPy inside the function, or captured) is "
+                            "not supported yet")
+    if out._is_eager_scalar():
+        raise with_location(TypeError, "return arrays must be of ArrayType")
+    if len(result.shape) > len(out.shape) or any(
+            r not in (1, o) for r, o in zip(result.shape[::-1], out.shape[::-1])):
+        raise with_location(ValueError, f"non-broadcastable output operand with shape "
+                            f"{out.shape} doesn't match the broadcast shape {result.shape}")
+    if result.dtype != out.dtype and not np.can_cast(result.dtype, out.dtype, "same_kind"):
+        # NumPy's own exception (a TypeError subclass), raised by NumPy on dummy operands
+        ufunc(*[np.zeros((), result.dtype)] * ufunc.nin, out=np.zeros((), out.dtype))
+    mutation.write(out, None, result)
+    return out
 
 
 _BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "truediv": np.true_divide,
@@ -533,7 +564,8 @@ def trace(fn, leaves, treedef, names, is_static, nested=False):
         except TracejitError as e:  # name the line that called the traced function
             raise with_location(type(e), str(e)) from None
         inputs.append(node)
-        call_leaves.append(Proxy(node, tr, aliased=True))
+        contiguous = type(leaf) is not np.ndarray or leaf.flags.c_contiguous
+        call_leaves.append(Proxy(node, tr, mutation.Buffer(node, i, contiguous)))
     args, kwargs = pytree.unflatten(treedef, call_leaves)
     previous = current_trace()
     _state.trace = tr
@@ -554,10 +586,18 @@ def trace(fn, leaves, treedef, names, is_static, nested=False):
         tr.active = False
     out_leaves, out_tree = pytree.flatten(result)
     outputs, first_seen, alias, first_base, memory = [], {}, [], {}, []
+    returns_input = {}  # result position -> argument leaf it returns, after writing into it
     for leaf in out_leaves:
         if isinstance(leaf, Proxy):
             if not tr.sees(leaf._trace):
                 raise with_location(TraceError, "the function returned a value traced elsewhere")
+            base = leaf._base
+            if base is not None and base.input is not None and base.version and not nested:
+                if leaf._path:
+                    raise with_location(TraceError, "the function returns a view of an argument "
+                                        "it writes into, which tracing does not support yet",
+                                        fn_location(fn) or user_location(1))
+                returns_input[len(outputs)] = base.input
             outputs.append(leaf.node)
         elif is_array_leaf(leaf):
             outputs.append(const_node(leaf))
@@ -571,7 +611,16 @@ def trace(fn, leaves, treedef, names, is_static, nested=False):
     # out_alias: which results are the same object; out_memory: which share memory (one is a
     # view of the other's base). Simplification may merge equal values; these keep the
     # returned arrays as distinct as eager NumPy's.
-    meta = {"out_alias": tuple(alias), "out_memory": tuple(memory)}
+    # arguments the function wrote into: their last versions are extra outputs, copied into
+    # the caller's arrays at the end of the call
+    writes = [] if nested else mutation.written_inputs(
+        p for p in call_leaves if isinstance(p, Proxy))
+    for _, node in writes:
+        outputs.append(node)
+        alias.append(len(alias))
+        memory.append(len(memory))
+    meta = {"out_alias": tuple(alias), "out_memory": tuple(memory),
+            "writes": tuple(i for i, _ in writes), "returns_input": returns_input}
     if capture is not None:
         capture.check_unwritten()
         inputs += list(capture.inputs.values())
