@@ -73,6 +73,8 @@ def fuzzable_ops():
             table[name] = ("reduction", 1)
         elif name in CALLERS:
             table[name] = ("call", 0)
+        elif name == "setitem":
+            table[name] = ("setitem", 1)
     return table
 
 
@@ -192,6 +194,8 @@ NOT_DRAWN = {
     "const": "a graph leaf (a captured value), not an op a program calls",
     "scatter": "emitted only by autodiff, as the gradient of a gather",
     "scatter_add": "emitted only by autodiff, as the gradient of take",
+    "random": "draws NumPy's global random stream: an eager run and a compiled run of the same "
+              "program draw different numbers, so NumPy is no oracle for it",
 }
 
 
@@ -368,6 +372,15 @@ def _random_step(rng, ops, names, values, env, fresh, viewed):
     how, arity = ops[name]
     used = (name,)
     nothing = None, None, None, None
+    if how == "setitem":  # `x[key] = value` on an intermediate nothing else views
+        dest = rng.choice(sorted(fresh - viewed) or [None])
+        if dest is None:
+            return nothing
+        keys = ["0", "-1", "1:", "::2", "::-1", "..."]
+        if np.ndim(env[dest]) >= 2:
+            keys += [":, 0", "1:, ::2", "..., -1", "0, 1"]
+        src = _operand(rng, values, env)
+        return f"{dest}[{rng.choice(keys)}] = {src}", dest, "inplace", used
     if how == "call":
         arrays = [v for v in values if isinstance(env[v], np.ndarray)]
         expr = CALLERS[name](rng, arrays, env) if arrays else None

@@ -105,8 +105,9 @@ def test_every_elementwise_op_is_fuzzed():
 
 @functools.cache
 def _drawn_with_only(name):
-    """What programs drawing from a table of only `name` use, over a few seeds."""
-    ops = {name: fuzzable_ops()[name]}
+    """What programs drawing from a table of only `name` (and `negative`, which makes the fresh
+    intermediates that in-place writes need) use, over a few seeds."""
+    ops = {n: fuzzable_ops()[n] for n in (name, "negative")}
     return set().union(*(make_program(seed, ops=ops, max_steps=8).ops for seed in range(12)))
 
 
