@@ -5,6 +5,7 @@ A function missing here raises UnsupportedError when traced.
 """
 
 import operator
+import warnings
 
 import numpy as np
 
@@ -107,6 +108,71 @@ def polyval(p, x):
     for i in range(len(p)):
         y = y * x + p[i]
     return y
+
+
+@implements(np.sinc)
+def sinc(x):
+    # NumPy's: sin(pi x) / (pi x), with the machine epsilon in place of a zero
+    x = call_ufunc(np.multiply, np.pi, x if isinstance(x, Proxy) else np.asarray(x))
+    eps = np.finfo(x.dtype).eps if x.dtype.kind == "f" else 1e-20
+    y = where_(x, x, eps)
+    return call_ufunc(np.true_divide, call_ufunc(np.sin, y), y)
+
+
+@implements(np.nan_to_num)
+def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
+    if not copy:
+        raise with_location(UnsupportedError, "np.nan_to_num(..., copy=False) writes in place, "
+                            "which traced code does not support")
+    x = x if isinstance(x, Proxy) else np.asarray(x)
+    if x.dtype.kind != "f":
+        return _scalar(x.copy())
+    info = np.finfo(x.dtype)
+
+    def fill(value, default):  # NumPy copies the value in, cast to x's dtype
+        value = default if value is None else value
+        return value.astype(x.dtype) if isinstance(value, Proxy) else x.dtype.type(value)
+
+    x = where_(call_ufunc(np.isnan, x), fill(nan, 0.0), where_(
+        call_ufunc(np.equal, x, np.inf), fill(posinf, info.max), where_(
+            call_ufunc(np.equal, x, -np.inf), fill(neginf, info.min), x)))
+    return _scalar(x)
+
+
+def _weak_or_dtype(x):
+    """What np.result_type sees for x: Python scalars (traced ones too) stay weakly typed."""
+    if isinstance(x, Proxy):
+        return {"b": False, "i": 0, "u": 0, "f": 0.0}[x.dtype.kind] if x.node.weak else x.dtype
+    return x if type(x) in (int, float, complex) else np.asarray(x).dtype
+
+
+@implements(np.select)
+def select(condlist, choicelist, default=0):
+    # NumPy's: the default broadcast to the result, then each choice written where its
+    # condition holds, the first condition winning
+    if len(condlist) != len(choicelist):
+        raise with_location(ValueError, "list of cases must be same length as list of "
+                            "conditions")
+    if len(condlist) == 0:
+        raise with_location(ValueError, "select with an empty condition list is not possible")
+    choices = [*choicelist, default]
+    dtype = np.result_type(*(_weak_or_dtype(c) for c in choices))
+    for i, cond in enumerate(condlist):
+        cond_dtype = cond.dtype if isinstance(cond, Proxy) else np.asarray(cond).dtype
+        if cond_dtype != np.bool_:
+            raise with_location(TypeError, f"invalid entry {i} in condlist: should be boolean "
+                                "ndarray")
+    result = choices[-1]
+    for cond, choice in zip(reversed(condlist), reversed(choicelist)):
+        result = where_(cond, choice, result)
+    shape = np.broadcast_shapes(*(shape_of(x) for x in (*condlist, *choices)))
+    if not isinstance(result, Proxy):
+        result = apply("astype", [np.asarray(result)], dtype=dtype)
+    if result.dtype != dtype:
+        result = result.astype(dtype)
+    if tuple(shape_of(result)) != shape:
+        result = broadcast_to(result, shape).copy()
+    return result
 
 
 @implements(np.astype)
@@ -336,10 +402,95 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Tru
 
 @implements(np.average)
 def average(a, axis=None, weights=None, returned=False, *, keepdims=_NOVALUE):
-    if weights is not None or returned:
-        raise with_location(UnsupportedError, "np.average with weights= or returned=True is not "
+    # NumPy's steps; its check that the weights do not sum to zero reads values, and is skipped
+    # (the result is then inf or nan)
+    a = a if isinstance(a, Proxy) else np.asarray(a)
+    ndim = len(shape_of(a))
+    if axis is not None:
+        axis = tuple(normalize_axis(ax, ndim) for ax in _static_ints(axis, "axis"))
+    keepdims = keepdims is not _NOVALUE and bool(keepdims)
+    if weights is None:
+        avg = mean(a, axis, keepdims=keepdims)
+        scl = avg.dtype.type(_count(a, reduction_axes(axis, ndim)))
+    else:
+        w = weights if isinstance(weights, Proxy) else np.asarray(weights)
+        if tuple(shape_of(a)) != tuple(shape_of(w)):
+            if axis is None:
+                raise with_location(TypeError, "Axis must be specified when shapes of a and "
+                                    "weights differ.")
+            if tuple(shape_of(w)) != tuple(shape_of(a)[ax] for ax in axis):
+                raise with_location(ShapeError, "Shape of weights must be consistent with shape "
+                                    "of a along specified axis.")
+            w = transpose(w, tuple(np.argsort(axis)))
+            w = reshape(w, tuple(s if ax in axis else 1 for ax, s in enumerate(shape_of(a))))
+        if a.dtype.kind in "biu":
+            dtype = np.result_type(a.dtype, w.dtype, "f8")
+        else:
+            dtype = np.result_type(a.dtype, w.dtype)
+        scl = sum_(w, axis, dtype, keepdims=keepdims)
+        avg = call_ufunc(np.true_divide, sum_(call_ufunc(np.multiply, a, w, dtype=dtype), axis,
+                                              keepdims=keepdims), scl)
+    if not returned:
+        return avg
+    if tuple(shape_of(scl)) != tuple(shape_of(avg)):
+        scl = broadcast_to(scl, shape_of(avg)).copy()
+    return avg, scl
+
+
+def _at_least_2d_rows(x, dtype):
+    """array(x, ndmin=2, dtype=dtype), as np.cov makes its variables."""
+    x = x.astype(dtype) if isinstance(x, Proxy) else np.array(x, dtype=dtype)
+    return reshape(x, (1,) * (2 - len(shape_of(x))) + tuple(shape_of(x)))
+
+
+@implements(np.cov)
+def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None, *,
+        dtype=None):
+    # NumPy's steps, without frequency or analytic weights
+    if fweights is not None or aweights is not None:
+        raise with_location(UnsupportedError, "np.cov with fweights= or aweights= is not "
                             "supported in traced code")
-    return mean(a, axis, keepdims=keepdims is not _NOVALUE and keepdims)
+    m = m if isinstance(m, Proxy) else np.asarray(m)
+    if len(shape_of(m)) > 2:
+        raise with_location(ValueError, "m has more than 2 dimensions")
+    if y is not None:
+        y = y if isinstance(y, Proxy) else np.asarray(y)
+        if len(shape_of(y)) > 2:
+            raise with_location(ValueError, "y has more than 2 dimensions")
+    if dtype is None:
+        dtype = np.result_type(m.dtype, *(() if y is None else (y.dtype,)), np.float64)
+    X = _at_least_2d_rows(m, dtype)
+    if not rowvar and len(shape_of(m)) != 1:
+        X = transpose(X)
+    if shape_of(X)[0] == 0:
+        return np.array([]).reshape(0, 0)
+    if y is not None:
+        y = _at_least_2d_rows(y, dtype)
+        if not rowvar and shape_of(y)[0] != 1:
+            y = transpose(y)
+        X = concatenate((X, y), axis=0)
+    ddof = (0 if bias else 1) if ddof is None else _static_int(ddof, "np.cov's ddof")
+    fact = shape_of(X)[1] - ddof
+    if fact <= 0:
+        warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
+        fact = 0.0
+    X = call_ufunc(np.subtract, X, getitem(mean(X, axis=1), (slice(None), None)))
+    c = call_ufunc(np.matmul, X, transpose(X))
+    with np.errstate(divide="ignore"):
+        scale = np.true_divide(1, fact)  # NumPy: c *= 1 / fact, in c's dtype
+    c = call_ufunc(np.multiply, c, scale)
+    return squeeze(c if c.dtype == dtype else c.astype(dtype))
+
+
+@implements(np.corrcoef)
+def corrcoef(x, y=None, rowvar=True, *, dtype=None):
+    c = cov(x, y, rowvar, dtype=dtype)
+    if not len(shape_of(c)):  # one variable: nan for a zero, nan or inf variance, else 1
+        return call_ufunc(np.true_divide, c, c)
+    stddev = call_ufunc(np.sqrt, diagonal(c))
+    c = call_ufunc(np.true_divide, c, getitem(stddev, (slice(None), None)))
+    c = call_ufunc(np.true_divide, c, getitem(stddev, (None, slice(None))))
+    return clip(c, -1, 1)
 
 
 @implements(np.linalg.norm)
@@ -408,6 +559,68 @@ def diff(a, n=1, axis=-1, prepend=_NOVALUE, append=_NOVALUE):
                        getitem(a, before + (slice(None, -1),)))
     return a
 
+# np.convolve sums shifted slices, one per weight: a kernel longer than this is not unrolled
+MAX_CONVOLVE_TAPS = 64
+
+
+@implements(np.convolve)
+def convolve(a, v, mode="full"):
+    # NumPy's: np.correlate(a, v[::-1], mode) with the shorter operand as the weights
+    a, v = (x if isinstance(x, Proxy) else np.asarray(x) for x in (a, v))
+    a, v = (reshape(x, (1,)) if not len(shape_of(x)) else x for x in (a, v))
+    if len(shape_of(a)) != 1 or len(shape_of(v)) != 1:
+        raise with_location(ValueError, "object too deep for desired array")
+    if not shape_of(a)[0] or not shape_of(v)[0]:
+        raise with_location(ValueError, f"{'a' if not shape_of(a)[0] else 'v'} cannot be empty")
+    if shape_of(v)[0] > shape_of(a)[0]:
+        a, v = v, a
+    n, m = shape_of(a)[0], shape_of(v)[0]
+    if m > MAX_CONVOLVE_TAPS:
+        raise with_location(UnsupportedError, f"np.convolve with {m} weights: traced code "
+                            f"unrolls at most {MAX_CONVOLVE_TAPS}")
+    pads = {"valid": (0, 0), "same": (m // 2, m - m // 2 - 1), "full": (m - 1, m - 1)}
+    if mode not in pads:
+        raise with_location(ValueError, f"mode must be one of 'valid', 'same', or 'full' (got "
+                            f"{mode!r})")
+    dtype = np.result_type(a.dtype, v.dtype)
+    a, v = a.astype(dtype), v.astype(dtype)
+    w = [getitem(v, m - 1 - i) for i in range(m)]
+    left, right = pads[mode]
+    # output k sums a[k - left + i] * w[i] over the i that fall inside a, in order of i; the
+    # middle outputs read no padding, the edges mask the terms that would (NumPy skips them)
+    parts = [_correlate_edge(a, w, left, True)] if left else []
+    parts.append(_sum_terms([call_ufunc(np.multiply, getitem(a, slice(i, i + n - m + 1)), w[i])
+                             for i in range(m)]))
+    if right:
+        parts.append(_correlate_edge(a, w, right, False))
+    return parts[0] if len(parts) == 1 else concatenate(parts)
+
+
+def _sum_terms(terms):
+    total = terms[0]
+    for t in terms[1:]:
+        total = call_ufunc(np.add, total, t)
+    return total
+
+
+def _correlate_edge(a, w, count, at_start):
+    """The `count` outputs of a correlation that read before the start (or past the end) of a:
+    a few elements of a next to zeros; the terms that read a zero are masked out."""
+    m = len(w)
+    zeros = np.zeros(count, a.dtype)
+    if at_start:  # output k reads a[k - count + i]
+        padded = concatenate([zeros, getitem(a, slice(0, m - 1))])
+    else:  # output k reads a[n - m + 1 + k + i]
+        padded = concatenate([getitem(a, slice(shape_of(a)[0] - m + 1, None)), zeros])
+    terms = []
+    for i, wi in enumerate(w):
+        product = call_ufunc(np.multiply, getitem(padded, slice(i, i + count)), wi)
+        pos = np.arange(count) + i  # where the terms read in `padded`
+        inside = pos >= count if at_start else pos < m - 1
+        terms.append(product if inside.all() else where_(inside, product, a.dtype.type(0)))
+    return _sum_terms(terms)
+
+
 @implements(np.trapezoid)
 def trapezoid(y, x=None, dx=1.0, axis=-1):
     # NumPy's own steps, so dtypes and rounding agree
@@ -424,6 +637,54 @@ def trapezoid(y, x=None, dx=1.0, axis=-1):
     before = (slice(None),) * axis
     total = y[before + (slice(1, None),)] + y[before + (slice(None, -1),)]
     return sum_(d * total / 2.0, axis)
+
+
+@implements(np.gradient)
+def gradient(f, *varargs, axis=None, edge_order=1):
+    # NumPy's steps for uniform spacing: central differences inside, one-sided at the edges
+    f = f if isinstance(f, Proxy) else np.asarray(f)
+    ndim = len(shape_of(f))
+    axes = tuple(range(ndim)) if axis is None else tuple(
+        normalize_axis(ax, ndim) for ax in _static_ints(axis, "axis"))
+    if len(set(axes)) != len(axes):
+        raise with_location(ShapeError, f"repeated axis in np.gradient's axis={axis!r}")
+    if not varargs:
+        spacing = [1.0] * len(axes)
+    elif len(varargs) == 1 and not len(shape_of(varargs[0])):
+        spacing = list(varargs) * len(axes)
+    elif len(varargs) == len(axes):
+        spacing = list(varargs)
+    else:
+        raise with_location(TypeError, "invalid number of arguments")
+    if any(len(shape_of(dx)) for dx in spacing):
+        raise with_location(UnsupportedError, "np.gradient with coordinate arrays is not "
+                            "supported in traced code; pass scalar spacings")
+    edge_order = _static_int(edge_order, "np.gradient's edge_order")
+    if edge_order not in (1, 2):
+        raise with_location(ValueError, "'edge_order' greater than 2 not supported")
+    otype = f.dtype
+    if otype.kind != "f":
+        f = f.astype(np.float64) if otype.kind in "iu" else f
+        otype = np.dtype(np.float64)
+    out = []
+    for ax, dx in zip(axes, spacing):
+        if shape_of(f)[ax] < edge_order + 1:
+            raise with_location(ValueError, "Shape of array too small to calculate a numerical "
+                                "gradient, at least (edge_order + 1) elements are required.")
+
+        def part(start, stop, ax=ax):
+            return getitem(f, (slice(None),) * ax + (slice(start, stop),))
+
+        inner = (part(2, None) - part(None, -2)) / (2. * dx)
+        if edge_order == 1:
+            first = (part(1, 2) - part(0, 1)) / dx
+            last = (part(-1, None) - part(-2, -1)) / dx
+        else:
+            first = (-1.5 / dx * part(0, 1) + 2. / dx * part(1, 2)) + -0.5 / dx * part(2, 3)
+            last = (0.5 / dx * part(-3, -2) + -2. / dx * part(-2, -1)) + 1.5 / dx * part(-1, None)
+        parts = [p if p.dtype == otype else p.astype(otype) for p in (first, inner, last)]
+        out.append(concatenate(parts, axis=ax))
+    return out[0] if len(out) == 1 else tuple(out)
 
 
 # ndarray methods share the handlers: their parameters follow the functions' after `a`
@@ -959,6 +1220,194 @@ def ones_like(a, dtype=None, order="K", subok=True, shape=None, *, device=None):
 @implements(np.full_like)
 def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, *, device=None):
     return _like(a, dtype, shape, fill_value)
+
+
+@implements(np.rot90)
+def rot90(m, k=1, axes=(0, 1)):
+    axes = tuple(_static_ints(axes, "axes"))
+    ndim = len(shape_of(m))
+    if len(axes) != 2:
+        raise with_location(ValueError, "len(axes) must be 2.")
+    if axes[0] == axes[1] or abs(axes[0] - axes[1]) == ndim:
+        raise with_location(ValueError, "Axes must be different.")
+    if not all(-ndim <= ax < ndim for ax in axes):
+        raise with_location(ValueError, f"Axes={axes} out of range for array of ndim={ndim}.")
+    k = _static_int(k, "np.rot90's k") % 4
+    if k == 0:
+        return getitem(m, (slice(None),))
+    if k == 2:
+        return flip(flip(m, axes[0]), axes[1])
+    order = list(range(ndim))
+    order[axes[0]], order[axes[1]] = order[axes[1]], order[axes[0]]
+    if k == 1:
+        return transpose(flip(m, axes[1]), order)
+    return flip(transpose(m, order), axes[1])
+
+
+def _as_pairs(value, ndim, what, static=True):
+    """np.pad's per-axis (before, after) pairs from a scalar, a pair or one pair per axis."""
+    if isinstance(value, Proxy):
+        if static or value.shape:
+            raise with_location(UnsupportedError, f"np.pad's {what} must be known while "
+                                "tracing")
+        return [(value, value)] * ndim
+    pairs = np.broadcast_to(np.asarray(value, dtype=object), (ndim, 2)).tolist()
+    if static:
+        pairs = [tuple(_static_int(v, f"np.pad's {what}") for v in p) for p in pairs]
+        if any(v < 0 for p in pairs for v in p):
+            raise with_location(ValueError, "index can't contain negative values")
+    return pairs
+
+
+def _pad_side(x, ax, width, at_start, mode, value):
+    """The block np.pad puts before (at_start) or after x along axis ax, or None."""
+    if not width:
+        return None
+    shape = tuple(shape_of(x))
+    n = shape[ax]
+    edge = shape[:ax] + (width,) + shape[ax + 1:]
+    if mode == "constant":
+        return _like(x, None, edge, value)
+    if n == 0:
+        raise with_location(ValueError, f"can't extend empty axis {ax} using modes other than "
+                            "'constant' or 'empty'")
+
+    def part(start, stop, step=None):
+        return getitem(x, (slice(None),) * ax + (slice(start, stop, step),))
+
+    if mode == "edge":
+        return broadcast_to(part(0, 1) if at_start else part(n - 1, n), edge)
+    if width > (n - 1 if mode == "reflect" else n):
+        raise with_location(UnsupportedError, f"np.pad mode={mode!r} wider than the axis it "
+                            "repeats is not supported in traced code")
+    if mode == "wrap":
+        return part(n - width, n) if at_start else part(0, width)
+    skip = 1 if mode == "reflect" else 0  # reflect leaves out the edge value, symmetric not
+    if at_start:
+        return part(width - 1 + skip, skip - 1 if skip else None, -1)
+    stop = n - 1 - skip - width
+    return part(n - 1 - skip, stop if stop >= 0 else None, -1)
+
+
+@implements(np.pad)
+def pad(array, pad_width, mode="constant", **kwargs):
+    # each axis in turn, as NumPy pads: the corners come from the axes padded last
+    shape = tuple(shape_of(array))
+    ndim = len(shape)
+    widths = _as_pairs(pad_width, ndim, "pad_width")
+    known = {"constant": {"constant_values"}, "edge": set(), "wrap": set(),
+             "reflect": {"reflect_type"}, "symmetric": {"reflect_type"}}
+    if mode not in known or set(kwargs) - known[mode] or kwargs.get("reflect_type",
+                                                                     "even") != "even":
+        raise with_location(UnsupportedError, f"np.pad with mode={mode!r} and {sorted(kwargs)} "
+                            "is not supported in traced code (constant, edge, wrap, reflect and "
+                            "symmetric are)")
+    values = _as_pairs(kwargs.get("constant_values", 0), ndim, "constant_values", static=False)
+    x = array if isinstance(array, Proxy) else np.asarray(array)
+    for ax, (before, after) in enumerate(widths):
+        parts = [_pad_side(x, ax, before, True, mode, values[ax][0]), x,
+                 _pad_side(x, ax, after, False, mode, values[ax][1])]
+        parts = [p for p in parts if p is not None]
+        if len(parts) > 1:
+            x = concatenate(parts, axis=ax)
+    return x if x is not array else x.copy()
+
+
+@implements(np.insert)
+def insert(arr, obj, values, axis=None):
+    # one position (a static int): the values, cast to arr's dtype and broadcast, between
+    # arr[:obj] and arr[obj:] along the axis
+    if isinstance(obj, (slice, tuple, list, np.ndarray, Proxy)):
+        raise with_location(UnsupportedError, "np.insert at several positions is not supported "
+                            "in traced code; insert at one int position")
+    arr = arr if isinstance(arr, Proxy) else np.asarray(arr)
+    if axis is None:
+        arr, axis = ravel(arr), 0
+    shape = tuple(shape_of(arr))
+    axis = normalize_axis(_static_int(axis, "axis"), len(shape))
+    n = shape[axis]
+    index = _static_int(obj, "np.insert's index")
+    if not -n <= index <= n:
+        raise with_location(IndexError, f"index {obj} is out of bounds for axis {axis} with "
+                            f"size {n}")
+    index = index + n if index < 0 else index
+    if isinstance(values, Proxy):
+        values = values.astype(arr.dtype)
+    else:
+        values = np.array(values, dtype=arr.dtype)
+    values = reshape(values, (1,) * (len(shape) - len(shape_of(values))) + tuple(shape_of(values)))
+    values = moveaxis(values, 0, axis)
+    new = shape_of(values)[axis]
+    values = broadcast_to(values, shape[:axis] + (new,) + shape[axis + 1:])
+    lead = (slice(None),) * axis
+    return concatenate([getitem(arr, lead + (slice(None, index),)), values,
+                        getitem(arr, lead + (slice(index, None),))], axis=axis)
+
+
+@implements(np.cross)
+def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    # NumPy's components, in the promoted dtype
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a, b = (v if isinstance(v, Proxy) else np.asarray(v) for v in (a, b))
+    if not len(shape_of(a)) or not len(shape_of(b)):
+        raise with_location(ValueError, "At least one array has zero dimension")
+    a = moveaxis(a, normalize_axis(_static_int(axisa, "axisa"), len(shape_of(a))), -1)
+    b = moveaxis(b, normalize_axis(_static_int(axisb, "axisb"), len(shape_of(b))), -1)
+    na, nb = shape_of(a)[-1], shape_of(b)[-1]
+    if na not in (2, 3) or nb not in (2, 3):
+        raise with_location(ValueError, "incompatible dimensions for cross product\n"
+                            "(dimension must be 2 or 3)")
+    dtype = np.promote_types(a.dtype, b.dtype)
+    a, b = a.astype(dtype), b.astype(dtype)
+    ai = [getitem(a, (Ellipsis, i)) for i in range(na)]
+    bi = [getitem(b, (Ellipsis, i)) for i in range(nb)]
+    if na == 2 and nb == 2:
+        return ai[0] * bi[1] - ai[1] * bi[0]
+    if na == 2:
+        cp = [ai[1] * bi[2], -(ai[0] * bi[2]), ai[0] * bi[1] - ai[1] * bi[0]]
+    elif nb == 2:
+        cp = [-(ai[2] * bi[1]), ai[2] * bi[0], ai[0] * bi[1] - ai[1] * bi[0]]
+    else:
+        cp = [ai[1] * bi[2] - ai[2] * bi[1], ai[2] * bi[0] - ai[0] * bi[2],
+              ai[0] * bi[1] - ai[1] * bi[0]]
+    shape = np.broadcast_shapes(*(shape_of(c) for c in cp))
+    cp = [c if tuple(shape_of(c)) == shape else broadcast_to(c, shape) for c in cp]
+    axisc = normalize_axis(_static_int(axisc, "axisc"), len(shape) + 1)
+    return stack(cp, axis=axisc)
+
+
+@implements(np.diagonal)
+def diagonal(a, offset=0, axis1=0, axis2=1):
+    # gathered (a copy; NumPy returns a read-only view)
+    ndim = len(shape_of(a))
+    if ndim < 2:
+        raise with_location(ValueError, "diag requires an array of at least two dimensions")
+    ax1, ax2 = normalize_axis(axis1, ndim), normalize_axis(axis2, ndim)
+    if ax1 == ax2:
+        raise with_location(ValueError, "axis1 and axis2 cannot be the same")
+    a = moveaxis(a, (ax1, ax2), (-2, -1))
+    rows, cols = shape_of(a)[-2:]
+    offset = _static_int(offset, "the diagonal's offset")
+    n = max(0, min(rows + min(offset, 0), cols - max(offset, 0)))
+    i = np.arange(n)
+    return getitem(a, (Ellipsis, i - min(offset, 0), i + max(offset, 0)))
+
+
+@implements(np.diag)
+def diag(v, k=0):
+    shape = tuple(shape_of(v))
+    k = _static_int(k, "np.diag's k")
+    if len(shape) == 2:
+        return diagonal(v, k)
+    if len(shape) != 1:
+        raise with_location(ValueError, "Input must be 1- or 2-d.")
+    # a matrix with v on the k-th diagonal: v along the columns where np.eye(.., k) holds
+    n = shape[0] + abs(k)
+    zeros = np.zeros(abs(k), dtype=v.dtype)
+    row = concatenate([zeros, v] if k > 0 else [v, zeros]) if k else v
+    return where_(np.eye(n, k=k, dtype=bool), getitem(row, (None, slice(None))),
+                  np.zeros(1, v.dtype))
 
 
 # ---------------------------------------------------------------------------------------------
