@@ -20,7 +20,7 @@ HERE = "test_real_code.py"
 
 
 def _writes_traced_value_into_numpy_array(x):
-    y = np.empty(3)
+    y = np.array([0.0, 0.0, 0.0])  # a NumPy array made from a list stays NumPy's
     y[0] = x[0] * 2  # MARK-SETITEM
     y[1:] = 0
     return y
@@ -69,6 +69,25 @@ def test_an_error_eager_numpy_raises_too_reaches_the_user_as_numpys():
 
     with pytest.raises(ValueError, match="reshape"):
         tj.trace(g)(np.ones(4))
+
+
+def _allocates_and_fills(x):
+    y = np.empty(3)
+    y[0] = x[0] * 2
+    y[1:] = 0
+    return y
+
+
+def test_array_made_with_np_empty_is_traced_and_filled():
+    check_against_numpy(_allocates_and_fills, np.array([1.5, 2.0, 3.0]))
+
+
+def test_constructors_called_by_compiled_code_are_numpys():
+    # Generator.random allocates with np.empty from Cython: it must get a real array
+    def f(x, rng):
+        return x + rng.random(x.shape)
+    a, b = np.random.default_rng(0), np.random.default_rng(0)
+    assert_same(tj.trace(f, fallback="raise")(np.zeros(3), a), f(np.zeros(3), b))
 
 
 # -- Python protocols on traced values -------------------------------------------------------

@@ -44,7 +44,7 @@ class FallbackWarning(UserWarning):
     """A traced function ran eagerly because tracing failed; the message says why and where."""
 
 
-def _is_internal(filename):
+def is_internal(filename):
     path = os.path.abspath(filename)
     return (
         path.startswith(_PACKAGE_DIR)
@@ -59,7 +59,7 @@ def user_location(skip=1):
     frame = sys._getframe(skip)
     while frame is not None:
         name = frame.f_code.co_filename
-        if not _is_internal(name):
+        if not is_internal(name):
             return (name, frame.f_lineno)
         frame = frame.f_back
     return None
@@ -68,7 +68,7 @@ def user_location(skip=1):
 def user_stacklevel():
     """The `stacklevel` for warnings.warn, called from here, that names the user's frame."""
     level, frame = 1, sys._getframe(1)
-    while frame is not None and _is_internal(frame.f_code.co_filename):
+    while frame is not None and is_internal(frame.f_code.co_filename):
         level, frame = level + 1, frame.f_back
     return level
 
@@ -77,7 +77,7 @@ def traceback_location(tb):
     """(filename, lineno) of the innermost user frame of a traceback, or None."""
     loc = None
     while tb is not None:
-        if not _is_internal(tb.tb_frame.f_code.co_filename):
+        if not is_internal(tb.tb_frame.f_code.co_filename):
             loc = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
         tb = tb.tb_next
     return loc

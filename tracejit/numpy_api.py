@@ -9,9 +9,10 @@ import warnings
 
 import numpy as np
 
+from . import patches
 from .errors import ShapeError, TraceError, UnsupportedError, with_location
 from .mutation import share, write
-from .ops import Index
+from .ops import SUPPORTED_KINDS, Index
 from .tracing import Proxy, apply, call_ufunc
 
 FUNCTIONS = {}
@@ -1198,6 +1199,42 @@ def _like(prototype, dtype, shape, value):
         return apply("astype", [apply("broadcast_to", [value], shape=shape)], dtype=dtype)
     value = np.array(value).astype(dtype).item()  # NumPy casts the fill value unsafely
     return apply("full", [], shape=shape, dtype=dtype, value=value)
+
+
+def _constructor(name, fill):
+    """np.zeros/ones/empty/full called from traced code: a traced array (fusing with its users
+    like zeros_like), so the function can write into it. Dtypes kernels do not hold stay
+    NumPy's own arrays."""
+    original = getattr(np, name)
+
+    def make(shape, *args, **kwargs):
+        bound = _CONSTRUCTOR_PARAMS[name](shape, *args, **kwargs)
+        value = bound.get("fill_value", fill)
+        dtype = bound.get("dtype")
+        if dtype is None and name != "full":
+            dtype = np.float64
+        elif dtype is None:
+            dtype = value.dtype if isinstance(value, Proxy) else np.array(value).dtype
+        if isinstance(value, Proxy) and not value._is_eager_scalar() or \
+                np.dtype(dtype).kind not in SUPPORTED_KINDS or isinstance(shape, Proxy):
+            return original(shape, *args, **kwargs)
+        return _like(None, np.dtype(dtype), shape, value)
+
+    patches.wrap(np, name, make)
+
+
+def _params(*names):
+    def bind(shape, *args, **kwargs):
+        return {**dict(zip(names, args)), **kwargs}
+    return bind
+
+
+_CONSTRUCTOR_PARAMS = {"zeros": _params("dtype"), "ones": _params("dtype"),
+                       "empty": _params("dtype"), "full": _params("fill_value", "dtype")}
+# np.empty gives zeros here: its contents are unspecified, and zeros keep runs deterministic
+for _name, _fill in (("zeros", 0), ("ones", 1), ("empty", 0), ("full", None)):
+    _constructor(_name, _fill)
+del _name, _fill
 
 
 @implements(np.zeros_like)

@@ -11,12 +11,12 @@ function runs eagerly instead.
 """
 
 import functools
-import threading
 import types
 from contextlib import contextmanager
 
 import numpy as np
 
+from . import patches
 from .errors import TraceError, UnsupportedError, user_location, with_location
 from .graph import Node
 from .ops import check_dtype
@@ -115,23 +115,10 @@ def _contents(cell):
         return None
 
 
-# -- np.random's functions, wrapped while any thread traces ---------------------------------------
-
-def _wrapped(name, original):
-    @functools.wraps(original)
-    def draw(*args, **kwargs):
-        from .tracing import current_trace
-        if current_trace() is None:
-            return original(*args, **kwargs)
-        return record(None, name, *args, **kwargs)
-    return draw
-
-
-_ORIGINALS = {name: getattr(np.random, name) for name in np.random.__all__
-              if name not in _NOT_DRAWS and callable(getattr(np.random, name))}
-_WRAPPED = {name: _wrapped(name, f) for name, f in _ORIGINALS.items()}
-_lock = threading.Lock()
-_tracing = [0]
+# np.random's functions: recorded when called from traced code
+for _name in np.random.__all__:
+    if _name not in _NOT_DRAWS and callable(getattr(np.random, _name)):
+        patches.wrap(np.random, _name, functools.partial(record, None, _name))
 
 
 def _fingerprint(generator):
@@ -142,23 +129,11 @@ def _fingerprint(generator):
 
 @contextmanager
 def draws_recorded(generators):
-    """Wrap np.random's functions for the block; afterwards, raise TraceError if one of
-    `generators` (or np.random's global one) drew numbers that tracing did not record."""
+    """Afterwards, raise TraceError if one of `generators` (or np.random's global one) drew
+    numbers that tracing did not record."""
     watched = [np.random.mtrand._rand, *generators]
     before = [_fingerprint(g) for g in watched]
-    with _lock:
-        _tracing[0] += 1
-        if _tracing[0] == 1:
-            for name, f in _WRAPPED.items():
-                setattr(np.random, name, f)
-    try:
-        yield
-    finally:
-        with _lock:
-            _tracing[0] -= 1
-            if _tracing[0] == 0:
-                for name, f in _ORIGINALS.items():
-                    setattr(np.random, name, f)
+    yield
     for g, fingerprint in zip(watched, before):
         if _fingerprint(g) != fingerprint:
             raise TraceError(

@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from . import mutation, pytree, randomness
+from . import mutation, patches, pytree, randomness
 from .capture import Capture, find_slots
 from .errors import (
     ScalarValueNeeded,
@@ -574,7 +574,7 @@ def trace(fn, leaves, treedef, names, is_static, nested=False):
         v for v in [*(s.value for s in capture.slots), *leaves]
         if isinstance(v, randomness.GENERATORS)]
     try:
-        with randomness.draws_recorded(generators):
+        with randomness.draws_recorded(generators), patches.installed():
             result = randomness.with_wrapped_generators(fn)(*args, **kwargs)
     except Exception as e:
         refused = _state.conversion_error
