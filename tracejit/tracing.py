@@ -613,8 +613,10 @@ def trace(fn, leaves, treedef, names, is_static, nested=False):
     # returned arrays as distinct as eager NumPy's.
     # arguments the function wrote into: their last versions are extra outputs, copied into
     # the caller's arrays at the end of the call
-    writes = [] if nested else mutation.written_inputs(
-        p for p in call_leaves if isinstance(p, Proxy))
+    writes = mutation.written_inputs(p for p in call_leaves if isinstance(p, Proxy))
+    if writes and nested:
+        raise with_location(TraceError, "tj.grad of a function that writes into its arguments "
+                            "is not supported; write into a copy", fn_location(fn))
     for _, node in writes:
         outputs.append(node)
         alias.append(len(alias))
