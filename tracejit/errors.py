@@ -44,6 +44,11 @@ class FallbackWarning(UserWarning):
     """A traced function ran eagerly because tracing failed; the message says why and where."""
 
 
+class CompileTimeWarning(UserWarning):
+    """A first call spent long compiling a large graph (often a Python loop unrolled by
+    tracing); the message says how large, which line made it, and what to do."""
+
+
 def is_internal(filename):
     path = os.path.abspath(filename)
     return (

@@ -5,15 +5,18 @@ thread) or inside the arrays the call returns."""
 
 import sys
 import threading
+import time
+import warnings
+from collections import Counter
 
 import numpy as np
 
 from .backends import cpu
 from .backends.codegen import CONTIGUOUS, SCALAR, STRIDED, reports_errors
 from .backends.scalar_helpers import KERNEL_ERRORS
-from .errors import with_location
+from .errors import CompileTimeWarning, format_location, user_stacklevel, with_location
 from .ops import MATMUL, OPS, VIEW, compute_dtype, returns_numpy_scalar, view_base
-from .passes.fusion import Kernel
+from .passes.fusion import MAX_KERNEL_OPS, Kernel
 from .passes.memory import HOST_OUT, plan_memory, writes_out
 from .pytree import build_node
 
@@ -141,6 +144,40 @@ def _storage(plan, ns):
     return names, lines, arena
 
 
+# A first call that spends more CPU seconds than this compiling a large graph warns
+# (CompileTimeWarning): such graphs mostly come from Python loops unrolled by tracing, and the
+# user can usually trace one step instead.
+COMPILE_WARN_SECONDS = 2.0
+# One line of code that made this many ops is taken for the body of an unrolled loop.
+LOOP_OPS = 50
+
+
+def _warn_if_slow(graph, seconds, kernels):
+    ops = [n for n in graph.nodes if n.op not in ("input", "const")]
+    (loc, made), = Counter(n.loc for n in ops).most_common(1) or [(None, 0)]
+    looped = loc is not None and made >= LOOP_OPS
+    if seconds <= COMPILE_WARN_SECONDS or not (looped or len(ops) > MAX_KERNEL_OPS):
+        return
+    why = f"its graph has {len(ops):,} ops"
+    if looped:
+        why += f", {made:,} of them made by {format_location(loc)} (a Python loop unrolled by " \
+            "tracing?)"
+    compiled = sum(k.compiled_now for k in kernels)
+    warnings.warn(f"tracejit: the first call of {graph.name} for these argument types spent "
+                  f"{seconds:.1f} s of CPU time compiling {compiled} kernels: {why}, run as "
+                  f"{len(kernels)} kernels. Move the loop out of the traced function (trace one "
+                  "step and call it in a Python loop), or take fewer steps per call.",
+                  CompileTimeWarning, stacklevel=user_stacklevel())
+
+
+def _over(kernel, plan):
+    """Output index -> index of the input the kernel writes it over, where their dtypes match
+    (the kernel then stores through the input's array)."""
+    over = dict(plan.in_place)
+    return {j: kernel.inputs.index(over[o]) for j, o in enumerate(kernel.outputs)
+            if o in over and compute_dtype(o.dtype) == compute_dtype(over[o].dtype)}
+
+
 def _kernel_failure(kernel):
     """A function raising the error a kernel reported through its flag, naming the user's
     line of the op that reports it."""
@@ -201,11 +238,14 @@ def build(graph, steps, leaf_layouts, parallel=None):
             layout[node] = SCALAR if node.weak else CONTIGUOUS
         return names[node]
 
+    compile_seconds = 0.0
     for step in steps:
         if isinstance(step, Kernel):
             args = [value(n) for n in step.inputs]
             lays = [layout[n] for n in step.inputs]
-            ck = cpu.compile_kernel(step, lays, parallel)
+            started = time.thread_time()  # the work, not the wait for a busy machine's cores
+            ck = cpu.compile_kernel(step, lays, parallel, _over(step, plan))
+            compile_seconds += time.thread_time() - started
             kname = fresh("k")
             ns[kname] = ck.entry
             kernels.append(ck)
@@ -282,6 +322,7 @@ def build(graph, steps, leaf_layouts, parallel=None):
     params = ", ".join(f"x{i}" for i in range(graph.meta["num_leaves"]))
     source = f"def run({params}):\n" + "".join(f"    {line}\n" for line in lines)
     exec(compile(source, f"<tracejit-run {graph.name}>", "exec"), ns)
+    _warn_if_slow(graph, compile_seconds, kernels)
     return Executable(graph, steps, kernels, ns["run"], source, plan, arena)
 
 

@@ -9,7 +9,8 @@ Connected nodes join one kernel when each keeps a role in the merged domain:
 So np.sum((a - b) ** 2) is one "reduction" kernel (the reduction absorbs its producers), and a
 reduction whose result is broadcast back over S (softmax, layernorm) is one "rowwise" kernel that
 makes several passes over each row. A merge is allowed only if the merged group stays convex: no
-path leaves the group and comes back into it. Other ops (views, scans, matmul) are host steps.
+path leaves the group and comes back into it, and small enough to compile quickly
+(MAX_KERNEL_OPS, MAX_KERNEL_PASSES). Other ops (views, scans, matmul) are host steps.
 
 Values used by several kernels: a node belongs to one kernel and is written to memory once if any
 other kernel (or the caller) reads it; other kernels read that array instead of recomputing it.
@@ -24,6 +25,19 @@ from dataclasses import dataclass, field
 from ..ops import ELEMENTWISE, OPS, REDUCTION
 
 ROWWISE = "rowwise"
+
+# The most ops (nodes) one kernel holds: a Python loop unrolled by tracing would otherwise make
+# one kernel of thousands. Numba compiles an elementwise kernel in about 0.3 s plus 4.5 ms per
+# op (13.5 ms in parallel), linear in its size; so capped, a loop's kernels are alike and
+# compile once (1000 Euler steps, 3000 ops: 2.4 s instead of 14 s of CPU time; 300 Heun steps,
+# 2400 ops: 6 s instead of 166 s). Past about 100 ops the fixed cost is paid off (5.4 ms per
+# op at 96, 4.5 at 768), and LLVM runs bigger loops slower per op: 300 chained ops on 1M
+# float64 took 28 ms as 3 kernels of 120 ops and 67 ms as one. 120 divides evenly into loop
+# bodies of 1-6, 8, 10, 12, 15 ... ops, so each kernel starts at the same point of the body.
+MAX_KERNEL_OPS = 120
+# The most passes a rowwise kernel makes over each row. Its compile time grows faster than its
+# passes (measured, 5 ops per pass: 2 passes 0.6 s, 5 1.0 s, 9 2.0 s, 13 3.8 s of CPU time).
+MAX_KERNEL_PASSES = 8
 
 
 @dataclass(eq=False)
@@ -167,13 +181,15 @@ def group_nodes(graph, fuse=True):
     """node -> group id for every elementwise or reduction node (one group per node when fuse
     is False), and each group's Domain."""
     groups, group_of, ancestors, domain, notes = _Groups(), {}, {}, {}, {}
+    index = {n: i for i, n in enumerate(graph.nodes)}
     for node in graph.nodes:
         anc = set()
         for a in node.args:
             anc |= ancestors.get(a, set())
             if a in group_of:
                 anc.add(group_of[a])
-        ancestors[node] = anc
+        # as groups, not nodes: the sets stay small along a long chain (an unrolled loop)
+        ancestors[node] = {groups.find(g) for g in anc}
         if not is_fusible(node):
             continue
         g = group_of[node] = groups.new(node)
@@ -190,7 +206,7 @@ def group_nodes(graph, fuse=True):
             if dom is None:
                 reason = "different iteration shapes or reduced axes"
             else:
-                reason = check_group(groups.members[other] + groups.members[g], dom)
+                reason = _merge_reason(groups.members[other] + groups.members[g], dom, index)
             if reason is None and not _convex_union(groups, group_of, ancestors, other, g):
                 reason = "the merged kernel would not be convex"
             if reason is None:
@@ -199,11 +215,11 @@ def group_nodes(graph, fuse=True):
             elif dom is not None and dom.axes is not None:  # worth explaining
                 notes.setdefault(node, []).append(f"{node.op} not fused with {a.op}: {reason}")
     if fuse:
-        _merge_siblings(graph, groups, group_of, ancestors, domain)
+        _merge_siblings(graph, groups, group_of, ancestors, domain, index)
     return {n: groups.find(g) for n, g in group_of.items()}, groups, domain, notes
 
 
-def _merge_siblings(graph, groups, group_of, ancestors, domain):
+def _merge_siblings(graph, groups, group_of, ancestors, domain, index):
     """Groups that read a common array from outside become one kernel with several outputs
     when they could have fused anyway (same rules: domain, roles, convexity), so the array is
     read once: (a - c, a * b), or x.min() and x.max() in one pass."""
@@ -219,10 +235,24 @@ def _merge_siblings(graph, groups, group_of, ancestors, domain):
             if other == g or (a in group_of and groups.find(group_of[a]) in (other, g)):
                 continue
             dom = merged_domain(domain[other], domain[g])
-            if dom is None or check_group(groups.members[other] + groups.members[g], dom) \
+            if dom is None \
+                    or _merge_reason(groups.members[other] + groups.members[g], dom, index) \
                     or not _convex_union(groups, group_of, ancestors, other, g):
                 continue
             domain[groups.union(other, g)] = dom
+
+
+def _merge_reason(members, dom, index):
+    """None if `members` can run as one kernel over `dom`, else why not: check_group's rules,
+    and the bounds that keep a kernel's compile time in check."""
+    if len(members) > MAX_KERNEL_OPS:
+        return f"the kernel would have more than {MAX_KERNEL_OPS} ops (compile time)"
+    reason = check_group(members, dom)
+    if reason is None and dom.axes is not None and \
+            plan_passes(sorted(members, key=index.get), dom)["count"] > MAX_KERNEL_PASSES:
+        reason = f"the kernel would make more than {MAX_KERNEL_PASSES} passes over each row " \
+            "(compile time)"
+    return reason
 
 
 def _convex_union(groups, group_of, ancestors, a, b):
@@ -254,6 +284,7 @@ def schedule(graph, fuse=True):
 
     steps, step_of = [], {}
     host = {n for n in graph.nodes if n.op not in ("input", "const") and n not in group_of}
+    where = _plans_of(plans)
     for i, (members, dom) in enumerate(plans):
         member_set = set(members)
         inputs = []
@@ -262,7 +293,7 @@ def schedule(graph, fuse=True):
                 if a not in member_set and not a.is_scalar_const() and a not in inputs:
                     inputs.append(a)
         outputs = [m for m in members if home[m] == i and (m in returned or any(
-            u in host or not all(m in ms for ms, _ in plans if u in ms) for u in users[m]))]
+            u in host or not where[u] <= where[m] for u in users[m]))]
         if not outputs:
             continue  # every value it computes is recomputed by its consumers
         kernel = make_kernel(members, inputs, outputs, dom)
@@ -286,17 +317,13 @@ def recompute_cheap_values(plans, users, returned, index):
     inputs: about the cost of the store and the reload it saves), each reader recomputes it and
     nothing is written. Values the caller gets back or a host step reads are always stored."""
     plans = [(list(ms), dom) for ms, dom in plans]
-    producer = {}
-    for i, (ms, _) in enumerate(plans):
-        for m in ms:
-            producer.setdefault(m, i)
+    where = _plans_of(plans)
+    producer = {m: min(js) for m, js in where.items()}
     for v in sorted(producer, key=index.get):
         i = producer[v]
         members, dom = plans[i]
-        readers = {j for u in users[v] for j, (ms, _) in enumerate(plans)
-                   if u in ms and v not in ms}
-        if not readers or v in returned or any(
-                not any(u in ms for ms, _ in plans) for u in users[v]):
+        readers = {j for u in users[v] for j in where.get(u, ()) if j not in where[v]}
+        if not readers or v in returned or any(u not in where for u in users[v]):
             continue
         closure, stack = [], [v]
         while stack:
@@ -317,7 +344,18 @@ def recompute_cheap_values(plans, users, returned, index):
             continue
         for j, ms in merged.items():
             plans[j] = (ms, plans[j][1])
+            for m in closure:
+                where[m].add(j)
     return plans
+
+
+def _plans_of(plans):
+    """node -> indices of the plans (kernels) that compute it."""
+    where = {}
+    for i, (ms, _) in enumerate(plans):
+        for m in ms:
+            where.setdefault(m, set()).add(i)
+    return where
 
 
 def make_kernel(members, inputs, outputs, dom):
