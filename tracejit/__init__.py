@@ -5,6 +5,7 @@ from .api import CacheInfo, TracedFunction, disable, grad, value_and_grad
 from .api import trace_decorator as trace
 from .autodiff import no_grad, stop_gradient
 from .errors import (
+    CompileTimeWarning,
     FallbackWarning,
     GraphFormatError,
     InternalError,
@@ -22,5 +23,6 @@ __all__ = [
     "TracejitError", "TraceError", "ShapeError", "UnsupportedError", "GraphFormatError",
     "InternalError",
     "FallbackWarning",
+    "CompileTimeWarning",
 ]
 __version__ = "0.1.0"

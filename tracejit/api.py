@@ -291,8 +291,8 @@ class TracedFunction:
                 raise  # traced again by value (_entry)
             except TraceError as e:
                 entry = self._fall_back(e)
-            except TracejitError:
-                raise  # the user's bug (operands that do not broadcast): NumPy raises it too
+            except (TracejitError, Warning):
+                raise  # the user's bug (operands that do not broadcast), or a warning as error
             except Exception as e:
                 if getattr(e, "location", None):
                     raise  # an error NumPy raises too, already naming the user's line
