@@ -207,11 +207,43 @@ class Executable:
         return sum(k.compiled_now for k in self.kernels)
 
 
+def _written_in_place(graph, steps, plan, leaf_layouts):
+    """Written-back values an elementwise kernel can store straight into the caller's array
+    (value -> that argument's input node), instead of into a new array copied back at the end:
+    the argument is contiguous, read by no step after that kernel and through no view, the
+    value is alone in its buffer, and it is not also returned."""
+    writes = graph.meta.get("writes", ())
+    if not writes:
+        return {}
+    shown = set(graph.outputs[:len(graph.outputs) - len(writes)])
+    inputs = {n.attrs["index"]: (n, lay) for n, lay in zip(graph.inputs, leaf_layouts)}
+    found = {}
+    for leaf, value in zip(writes, graph.outputs[len(graph.outputs) - len(writes):]):
+        x, lay = inputs[leaf]
+        producer = next((k for k, s in enumerate(steps)
+                         if isinstance(s, Kernel) and value in s.outputs), None)
+        if producer is None or lay != CONTIGUOUS or value in shown or value in found \
+                or steps[producer].kind != "elementwise" or value.shape != x.shape \
+                or value.dtype != x.dtype or x.dtype == np.float16 \
+                or plan.storage[plan.assignment[value]].values != [value]:
+            continue
+        readers = [k for k, s in enumerate(steps)
+                   if x in (s.inputs if isinstance(s, Kernel) else s.node.args)]
+        if all(k <= producer and isinstance(steps[k], Kernel) for k in readers):
+            found[value] = x
+    return found
+
+
 def build(graph, steps, leaf_layouts, parallel=None):
     """leaf_layouts: for each graph input, SCALAR, CONTIGUOUS or STRIDED."""
     ns = {"_empty": np.empty, "_ndarray": np.ndarray, "np": np, "_build_node": build_node}
     plan = plan_memory(graph, steps)
     stored, lines, arena = _storage(plan, ns)
+    in_place = _written_in_place(graph, steps, plan, leaf_layouts)
+    for value, x in in_place.items():  # the kernel stores into the caller's array
+        buffer = f"o{plan.assignment[value]} = "
+        lines = [line for line in lines if not line.startswith(buffer)]
+        stored[value] = f"x{x.attrs['index']}"
     names, layout, kernels = {}, {}, []
     for node, lay in zip(graph.inputs, leaf_layouts):
         name = f"x{node.attrs['index']}"
@@ -244,7 +276,10 @@ def build(graph, steps, leaf_layouts, parallel=None):
             args = [value(n) for n in step.inputs]
             lays = [layout[n] for n in step.inputs]
             started = time.thread_time()  # the work, not the wait for a busy machine's cores
-            ck = cpu.compile_kernel(step, lays, parallel, _over(step, plan))
+            over = _over(step, plan)
+            over.update({step.outputs.index(v): step.inputs.index(x) for v, x in in_place.items()
+                         if v in step.outputs and x in step.inputs})
+            ck = cpu.compile_kernel(step, lays, parallel, over)
             compile_seconds += time.thread_time() - started
             kname = fresh("k")
             ns[kname] = ck.entry
@@ -290,7 +325,8 @@ def build(graph, steps, leaf_layouts, parallel=None):
         expr = value(node)
         if pos >= shown:
             source = f"{expr}.astype(np.float16)" if node.dtype == np.float16 else expr
-            lines.append(f"np.copyto(x{writes[pos - shown]}, {source})")
+            if node not in in_place:
+                lines.append(f"np.copyto(x{writes[pos - shown]}, {source})")
             continue
         if node.op == "input":
             expr = f"x{node.attrs['index']}"
