@@ -124,7 +124,14 @@ for _name in np.random.__all__:
 def _fingerprint(generator):
     state = generator.get_state(legacy=False) if isinstance(generator, np.random.RandomState) \
         else generator.bit_generator.state
-    return repr(state)  # nested dicts of ints and arrays: repr shows every value
+    return _frozen(state)
+
+
+def _frozen(state):
+    """A comparable copy of a generator state: nested dicts of ints and arrays."""
+    if isinstance(state, dict):
+        return tuple((k, _frozen(v)) for k, v in state.items())
+    return state.tobytes() if isinstance(state, np.ndarray) else state
 
 
 @contextmanager
