@@ -154,7 +154,27 @@ CASES = {
     "max": (lambda x: np.max(x, axis=0, keepdims=True), [(SAME, -2, 2)]),
     "min": (lambda x: np.min(x, axis=(0, 1)), [((2, 3, 4), -2, 2)]),
     "cumsum": (lambda x: np.cumsum(x, axis=1), [(SAME, -2, 2)]),
+    "accumulate": (lambda x: np.add.accumulate(x, axis=1), [(SAME, -2, 2)]),
+    "heaviside": (lambda x, h: np.heaviside(x, h) * x + np.heaviside(np.array([0.0, -1, 0, 2]), h),
+                  [(SAME, -2, 2), (ROW, -2, 2)]),
+    "setitem": (lambda x, v: _assigned(x, (slice(1, None), slice(None, None, 2)), v),
+                [(SAME, -2, 2), ((2, 2), -2, 2)]),
+    # a repeated index keeps the last write; np.add.at adds every occurrence
+    "index_put": (lambda x, v: _added_at(_assigned(x, ([2, 0, 2], slice(1, None)), v),
+                                         ([0, 0], [1, 1]), v[0, :2]),
+                  [(SAME, -2, 2), ((3, 3), -2, 2)]),
 }
+
+
+def _assigned(x, key, v):
+    y = x * 1.0
+    y[key] = v * v
+    return y
+
+
+def _added_at(x, key, v):
+    np.add.at(x, key, v * v)
+    return x
 # ops whose gradient is zero on purpose, tested by test_zero_gradient_ops
 ZERO_GRADIENT = {"stop_gradient"}
 # ops whose rule raises UnsupportedError, tested by test_unsupported_gradient

@@ -7,8 +7,9 @@ loops), not adapted to tracejit. Each runs at a small size, and at about 2M elem
 takes seconds per function, so most large sizes are marked `slow` and run only with
 TRACEJIT_SLOW=1 (see LARGE_IN_EVERY_RUN).
 
-An entry either traces and equals NumPy (`check_against_numpy`, fallback="raise"), or is an
-expected fallback: its `# FALLBACK` line is one tracing does not follow (a documented limit),
+An entry either traces and equals NumPy (`check_against_numpy`, fallback="raise"; for an entry
+that writes into its arguments, `check_mutating_against_numpy`, which also compares the
+arguments after the call with eager NumPy's), or is an expected fallback: its `# FALLBACK` line is one tracing does not follow (a documented limit),
 so with fallback="warn" it warns, naming that line and the reason, and still returns NumPy's
 result. Entries marked xfail(strict=True) fail today for a reason that is not a limit of the
 design; they turn into failures once fixed, and then the mark goes.
@@ -26,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-from conftest import assert_same, check_against_numpy
+from conftest import array_leaves, assert_same, check_against_numpy
 
 import tracejit as tj
 
@@ -51,19 +52,22 @@ class Entry:
     fallback: str | None = None       # the reason's words, when the entry falls back
     options: dict = field(default_factory=dict)
     marks: tuple = ()
+    mutates: bool = False             # writes into its arguments
 
 
 ENTRIES: list[Entry] = []
 
 
-def corpus(make, *, tol=None, large_tol=None, fallback=None, xfail=None, **options):
+def corpus(make, *, tol=None, large_tol=None, fallback=None, xfail=None, mutates=False,
+           **options):
     """Register a corpus function. `make(rng, size)` builds its arguments; `tol` are the
     comparison tolerances (`large_tol` at the large size only); `fallback` the words of the
-    expected fallback's reason; `xfail` the reason it fails today."""
+    expected fallback's reason; `xfail` the reason it fails today; `mutates` that it writes into
+    its arguments (compared with eager NumPy's after the call)."""
     def register(fn):
         marks = (pytest.mark.xfail(strict=True, reason=xfail),) if xfail else ()
         ENTRIES.append(Entry(fn, make, tol or {}, large_tol or tol or {}, fallback, options,
-                             marks))
+                             marks, mutates))
         return fn
     return register
 
@@ -310,10 +314,7 @@ def multiclass_hinge(scores, y):
     return margins.sum() / n
 
 
-@corpus(lambda r, z: (normal(r, z.rows, 8), r.integers(0, 8, z.rows)), tol=F64,
-        xfail="assignment through integer index arrays into a local array "
-              "(margins[np.arange(n), y] = 0) raises UnsupportedError 'assignment through an "
-              "integer index array is not supported in traced code yet'")
+@corpus(lambda r, z: (normal(r, z.rows, 8), r.integers(0, 8, z.rows)), tol=F64)
 def multiclass_hinge_setitem(scores, y):
     n = scores.shape[0]
     margins = np.maximum(0, scores - scores[np.arange(n), y][:, None] + 1.0)
@@ -332,12 +333,10 @@ def binary_cross_entropy(p, y, eps=1e-7):
     return -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
 
 
-# A NumPy array indexed by a traced array: ndarray.__getitem__ converts the index with
-# np.asarray, which NumPy does not let a proxy intercept.
-@corpus(lambda r, z: (normal(r, z.rows, 8), r.integers(0, 8, z.rows)), tol=F64,
-        fallback="np.asarray")
+# np.eye in traced code is a traced constant, so a traced index gathers from it
+@corpus(lambda r, z: (normal(r, z.rows, 8), r.integers(0, 8, z.rows)), tol=F64)
 def nll_onehot_eye(logits, labels):
-    onehot = np.eye(logits.shape[1])[labels]  # FALLBACK
+    onehot = np.eye(logits.shape[1])[labels]
     logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     return -(onehot * logp).sum(-1).mean()
 
@@ -617,9 +616,7 @@ def np_piecewise_abs(x):
     return np.piecewise(x, [x < 0, x >= 0], [lambda v: -v, lambda v: v])  # FALLBACK
 
 
-@corpus(lambda r, z: (uniform(r, z.n, lo=-2, hi=2),),
-        xfail="np.heaviside (a ufunc) has no op in the op table: UnsupportedError "
-              "'np.heaviside is not supported in traced code'")
+@corpus(lambda r, z: (uniform(r, z.n, lo=-2, hi=2),))
 def heaviside_ramp(x):
     return np.heaviside(x, 0.5) * x
 
@@ -632,11 +629,11 @@ def pairwise_distances(a, b):
     return np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
 
 
-# np.array of traced values: np.array is not a function NumPy dispatches to proxies
-@corpus(lambda r, z: (normal(r, z.rows, 2), 0.3), fallback="np.asarray")
+# np.array of a nested list of traced scalars: their stack
+@corpus(lambda r, z: (normal(r, z.rows, 2), 0.3), tol=F64)
 def rotate_points(points, theta):
     c, s = np.cos(theta), np.sin(theta)
-    R = np.array([[c, -s], [s, c]])  # FALLBACK
+    R = np.array([[c, -s], [s, c]])
     return points @ R.T
 
 
@@ -775,9 +772,7 @@ def sharpe_ratio(p, periods=252):
     return np.sqrt(periods) * r.mean() / r.std(ddof=1)
 
 
-@corpus(lambda r, z: (prices(r, z.n),),
-        xfail="ufunc.accumulate is not traced: UnsupportedError 'np.maximum.accumulate is "
-              "not supported in traced code'")
+@corpus(lambda r, z: (prices(r, z.n),), tol=F64)
 def max_drawdown(p):
     peak = np.maximum.accumulate(p)
     return ((p - peak) / peak).min()
@@ -910,6 +905,101 @@ def solve_least_squares(A, b):
 
 
 # ---------------------------------------------------------------------------------------------
+# mutation, as people write it: preallocated arrays filled in a loop, in-place updates of
+# arguments, slice, mask and index-array assignment
+
+def decay(y):
+    return -0.5 * y + np.sin(y)
+
+
+@corpus(lambda r, z: (normal(r, z.n // 8), 0.05))
+def euler_trajectory(y0, dt, steps=8):
+    traj = np.zeros((steps, y0.size))
+    traj[0] = y0
+    for k in range(steps - 1):
+        traj[k + 1] = traj[k] + dt * decay(traj[k])
+    return traj
+
+
+@corpus(lambda r, z: (uniform(r, z.n, dtype=np.float32),), tol=F32, mutates=True)
+def normalise_in_place(p):
+    p /= p.sum()
+
+
+@corpus(lambda r, z: (uniform(r, z.rows, 8),), tol=F64, mutates=True)
+def normalise_rows_in_place(p):
+    p /= p.sum(axis=1, keepdims=True)
+    return p
+
+
+@corpus(lambda r, z: (normal(r, z.n), normal(r, z.n), 0.01), mutates=True)
+def sgd_step_in_place(w, g, lr):
+    w -= lr * g
+
+
+@corpus(lambda r, z: ({"w": normal(r, z.rows, 8), "b": normal(r, 8)},
+                      {"w": normal(r, z.rows, 8), "b": normal(r, 8)},
+                      {"w": np.zeros((z.rows, 8)), "b": np.zeros(8)}), mutates=True)
+def momentum_in_place(params, grads, velocity, lr=0.01, beta=0.9):
+    for name in params:
+        velocity[name] *= beta
+        velocity[name] += grads[name]
+        params[name] -= lr * velocity[name]
+    return sum(np.sum(v ** 2) for v in velocity.values())
+
+
+@corpus(lambda r, z: (uniform(r, *z.hw),), mutates=True)
+def heat_2d_in_place(u, alpha=0.2, steps=3):
+    for _ in range(steps):
+        u[1:-1, 1:-1] = u[1:-1, 1:-1] + alpha * (u[:-2, 1:-1] + u[2:, 1:-1] + u[1:-1, :-2]
+                                                 + u[1:-1, 2:] - 4 * u[1:-1, 1:-1])
+    return u
+
+
+@corpus(lambda r, z: (normal(r, z.n),))
+def fill_empty_like(x):
+    out = np.empty_like(x)
+    out[...] = np.tanh(x)
+    out[0] = out[-1] = 0.0
+    return out
+
+
+@corpus(lambda r, z: (uniform(r, z.n // 2, lo=-1, hi=1),))
+def design_matrix(x, degree=3):
+    out = np.empty((x.shape[0], degree + 1))
+    out[:, 0] = 1.0
+    for k in range(1, degree + 1):
+        out[:, k] = out[:, k - 1] * x
+    return out
+
+
+@corpus(lambda r, z: (normal(r, z.n),), mutates=True)
+def relu_in_place(x):
+    x[x < 0] = 0
+
+
+@corpus(lambda r, z: (normal(r, z.rows, 8), r.integers(0, 8, z.rows)))
+def one_hot_setitem(logits, labels):
+    onehot = np.zeros(logits.shape)
+    onehot[np.arange(labels.size), labels] = 1.0
+    return (onehot * logits).sum(axis=1)
+
+
+@corpus(lambda r, z: (r.integers(0, 8, z.n), uniform(r, z.n)), tol=F64)
+def weighted_counts_add_at(labels, w):
+    totals = np.zeros(8)
+    np.add.at(totals, labels, w)
+    return totals / w.sum()
+
+
+@corpus(lambda r, z: (normal(r, *z.hw), np.arange(0, z.hw[1], 3)), mutates=True)
+def zero_columns(img, cols, gain=2.0):
+    img[:, cols] = 0.0
+    img[:, -1] = img[:, 0]
+    img *= gain
+
+
+# ---------------------------------------------------------------------------------------------
 # the test
 
 def _fallback_line(fn):
@@ -921,14 +1011,15 @@ def _fallback_line(fn):
 # parallel compiles take seconds). Every run takes these, which cover the kinds of kernel the
 # corpus makes: a reduction feeding elementwise work (0-d values), reductions along rows and
 # along columns, gathers, 2-d stencils, roll, concatenate in a loop, several outputs, pytree
-# arguments and results, integer and uint8 arrays. The other large sizes are marked `slow` and
+# arguments and results, integer and uint8 arrays, index-array assignment and a stencil written
+# into its argument. The other large sizes are marked `slow` and
 # run with TRACEJIT_SLOW=1 (about three more minutes). Expected fallbacks and xfails run
 # eagerly, which is cheap, so they always run.
 LARGE_IN_EVERY_RUN = {
     "zscore", "covariance", "laplacian_2d_periodic", "heat_1d_steps",
     "kmeans_assign", "kmeans_update", "cross_entropy", "box_blur", "rgb_to_gray", "to_uint8",
     "adam_step", "income_tax", "pairwise_distances", "hours_minutes_seconds",
-    "dataclass_argument",
+    "dataclass_argument", "multiclass_hinge_setitem", "heat_2d_in_place",
 }
 SLOW = (pytest.mark.slow,
         pytest.mark.skipif(not os.environ.get("TRACEJIT_SLOW"),
@@ -947,7 +1038,44 @@ def _params():
 # at the large size BLAS or NumPy's copies (np.repeat) do the work, and the loops left are too
 # small to be worth running in parallel
 NO_PARALLEL_LOOP = {"rgb_to_gray_dot", "linear_predict", "rigid_transform", "shoelace_area",
+                    "rotate_points", "weighted_counts_add_at",
                     "upsample_nearest", "linear_regression_gd"}
+
+
+def _copied(args):
+    """The arguments with every array inside (containers too) copied."""
+    if isinstance(args, np.ndarray):
+        return args.copy()
+    if isinstance(args, (list, tuple)):
+        return type(args)(_copied(a) for a in args)
+    if isinstance(args, dict):
+        return {k: _copied(v) for k, v in args.items()}
+    return args
+
+
+def check_mutating_against_numpy(fn, *args, rtol=None, atol=None, calls=2, **options):
+    """check_against_numpy for a function that writes into its arguments: each call gets fresh
+    copies of the arguments, and after it the results and every argument equal what eager NumPy
+    leaves (an argument returned is the caller's own array, as eagerly)."""
+    options.setdefault("fallback", "raise")
+    traced = tj.trace(**options)(fn)
+    for call in range(calls):
+        eager_args, traced_args = _copied(args), _copied(args)
+        with np.errstate(all="ignore"):
+            expected = fn(*eager_args)
+            result = traced(*traced_args)
+        assert_same(result, expected, rtol, atol, f"result of call {call}")
+        assert_same(traced_args, eager_args, rtol, atol, f"arguments after call {call}")
+        changed = [not np.array_equal(a, b) for a, b in zip(array_leaves(eager_args),
+                                                            array_leaves(_copied(args)))]
+        assert any(changed), "the function wrote into none of its arguments"
+        for r, e in zip(array_leaves(result), array_leaves(expected)):
+            for t, a in zip(array_leaves(traced_args), array_leaves(eager_args)):
+                if e is a:
+                    assert r is t, "an argument returned is not the caller's array"
+    info = traced.cache_info()
+    assert info.fallbacks == 0 and info.traces == 1 and info.hits >= calls - 1, info
+    return traced
 
 
 @pytest.mark.parametrize("entry, size", list(_params()))
@@ -956,7 +1084,8 @@ def test_corpus(entry, size):
     args = entry.make(rng, size)
     tol = entry.large_tol if size is LARGE else entry.tol
     if entry.fallback is None:
-        traced = check_against_numpy(entry.fn, *args, **tol, **entry.options)
+        check = check_mutating_against_numpy if entry.mutates else check_against_numpy
+        traced = check(entry.fn, *args, **tol, **entry.options)
         if size is LARGE and entry.fn.__name__ not in NO_PARALLEL_LOOP:
             assert "prange" in str(traced.explain(*args)), "the large size ran no parallel loop"
         return

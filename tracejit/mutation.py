@@ -4,6 +4,8 @@ Every traced array belongs to a Buffer: the memory it lives in. A view (a slice,
 reshape) is its buffer seen through a path of view ops. A write (`x[key] = v`, `x += y`,
 `np.add(a, b, out=x)`, `np.copyto(x, v)`) makes a new version of the buffer: a `setitem` node
 rebuilds the whole base with the region replaced, the right-hand side evaluated before the write.
+A write through integer index arrays (`x[idx] = v`, `np.add.at(x, idx, v)`) is an `index_put`
+node that rebuilds the written view, placed back into the base the same way.
 A proxy re-derives its value from the current version of its buffer whenever the buffer changed,
 so every alias sees every write, as in NumPy. Arguments written by the function are written back
 into the caller's arrays at the end of the call.
@@ -71,13 +73,7 @@ def write(target, index, value):
     """target[index] = value, with `index` a static basic Index (None for the whole array):
     the value is broadcast to the region and cast to target's dtype, as NumPy's assignment."""
     from .tracing import Proxy, apply
-    buffer = target._buffer()
-    if buffer.ambiguous:
-        raise with_location(UnsupportedError, "writing into an array that was reshaped while "
-                            "tracing (NumPy makes the reshape a view or a copy depending on "
-                            "strides); copy() it first")
-    if target._trace is not None and not target._trace.active:
-        raise with_location(TraceError, "a traced value was used after its function returned")
+    buffer = _writable(target)
     path = target._path if index is None else target._path + (("getitem", {"index": index}),)
     region = target._node_at(path)
     value = apply("astype", [value], dtype=target.dtype) if not (
@@ -88,6 +84,28 @@ def write(target, index, value):
     # `x[1:] = x[:-1]` shifts as in NumPy
     buffer.node = _rebuild(buffer.node, path, value.node)
     buffer.version += 1
+
+
+def write_indexed(target, key, idxs, value, ufunc=None):
+    """target[key] = value, with integer index arrays `idxs` at the "#k" entries of the ArrayKey
+    `key`, or `np.<ufunc>.at(target, key, value)`: one `index_put` node rebuilds the target's
+    region. `value` is already of the shape of target[key] and of the dtype to write."""
+    from .tracing import apply
+    buffer = _writable(target)
+    new = apply("index_put", [target, value, *idxs], key=key, ufunc=ufunc)
+    buffer.node = _rebuild(buffer.node, target._path, new.node)
+    buffer.version += 1
+
+
+def _writable(target):
+    buffer = target._buffer()
+    if buffer.ambiguous:
+        raise with_location(UnsupportedError, "writing into an array that was reshaped while "
+                            "tracing (NumPy makes the reshape a view or a copy depending on "
+                            "strides); copy() it first")
+    if target._trace is not None and not target._trace.active:
+        raise with_location(TraceError, "a traced value was used after its function returned")
+    return buffer
 
 
 def written_inputs(proxies):

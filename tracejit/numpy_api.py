@@ -11,9 +11,9 @@ import numpy as np
 
 from . import patches
 from .errors import ShapeError, TraceError, UnsupportedError, with_location
-from .mutation import share, write
-from .ops import SUPPORTED_KINDS, Index
-from .tracing import Proxy, apply, call_ufunc
+from .mutation import share, write, write_indexed
+from .ops import SUPPORTED_KINDS, UFUNC_OPS, ArrayKey, Index, resolve
+from .tracing import Proxy, apply, as_node, call_ufunc, const_node, current_trace
 
 FUNCTIONS = {}
 
@@ -801,29 +801,124 @@ def getitem(a, key):
 
 
 def assign(target, key, value):
-    """target[key] = value on a traced array: basic indexing, or a boolean mask of the
-    target's shape (a traced condition, `x[x < 0] = 0`)."""
+    """target[key] = value on a traced array: basic indexing, integer index arrays (an
+    `index_put`), or a boolean mask of the target's shape or of its leading axes with a scalar
+    value (a traced condition, `x[x < 0] = 0`)."""
     key = key if isinstance(key, tuple) else (key,)
-    if len(key) == 1 and isinstance(key[0], (Proxy, np.ndarray)) and key[0].dtype == np.bool_:
-        mask = key[0]
-        if tuple(shape_of(mask)) != tuple(target.shape):
-            raise with_location(UnsupportedError, "assignment through a boolean mask of another "
-                                "shape than the array is not supported in traced code")
+    if len(key) == 1 and _is_bool_mask(key[0]):
+        mask, mshape = key[0], tuple(shape_of(key[0]))
+        if mshape != tuple(target.shape[:len(mshape)]):
+            raise with_location(UnsupportedError, "assignment through a boolean mask that is "
+                                "not of the array's shape (or of its leading axes) is not "
+                                "supported in traced code")
         if len(shape_of(value)) != 0:
             raise with_location(UnsupportedError, "assignment of an array through a boolean "
                                 "mask (its length depends on the mask) is not supported in "
                                 "traced code; assign a scalar, or use np.where")
+        if len(mshape) < target.ndim:  # a mask of rows: x[rows_mask] = 0
+            mask = reshape(mask, mshape + (1,) * (target.ndim - len(mshape)))
         write(target, None, where_(mask, value, target))
         return
-    if any(_is_index_array(k) for k in key):
-        raise with_location(UnsupportedError, "assignment through an integer index array is not "
-                            "supported in traced code yet")
     if not isinstance(value, Proxy):
-        value = np.asarray(value)
+        value = _from_nested(value) if _contains_proxy(value) else np.asarray(value)
         if value.dtype.kind not in "biuf":
             raise with_location(UnsupportedError, f"assigning a value of dtype {value.dtype} "
                                 "in traced code")
+    if any(_is_index_array(k) for k in key):
+        array_key, idxs, region = _array_key(key, target.shape)
+        value = value if isinstance(value, Proxy) and value.dtype == target.dtype else \
+            apply("astype", [value], dtype=target.dtype)
+        write_indexed(target, array_key, idxs, _to_region(value, region))
+        return
     write(target, _normalize_index(key, target.shape), value)
+
+
+def _is_bool_mask(k):
+    return isinstance(k, (Proxy, np.ndarray)) and k.dtype == np.bool_
+
+
+def _array_key(key, shape):
+    """(ArrayKey, index arrays, the shape of x[key]) for a key with integer index arrays, with
+    NumPy's IndexError for a constant index out of range."""
+    entries, idxs = [], []
+    for k in key:
+        if _is_index_array(k):
+            entries.append(f"#{len(idxs)}")
+            idxs.append(_index_array(k))
+        elif isinstance(k, slice):
+            entries.append(tuple(None if v is None else _static_int(v, "a slice bound")
+                                 for v in (k.start, k.stop, k.step)))
+        elif k is None or k is Ellipsis:
+            entries.append(k)
+        else:
+            entries.append(_static_int(k, "an index"))
+    key = ArrayKey(entries)
+    dummies = [np.zeros(i.shape, np.intp) if isinstance(i, Proxy) else i for i in idxs]
+    try:  # NumPy's own shape rules and errors, on a broadcast dummy
+        region = np.broadcast_to(np.zeros((), np.bool_), shape)[key.resolve(dummies)].shape
+    except IndexError as e:
+        raise with_location(IndexError, str(e)) from None
+    return key, idxs, region
+
+
+def _to_region(value, region):
+    """value broadcast to the region it is written into (NumPy drops leading unit axes)."""
+    vshape = tuple(shape_of(value))
+    if len(vshape) > len(region) and all(n == 1 for n in vshape[:len(vshape) - len(region)]):
+        value = reshape(value, vshape[len(vshape) - len(region):])
+        vshape = tuple(shape_of(value))
+    if vshape != tuple(region):
+        try:
+            np.broadcast_shapes(vshape, region)
+        except ValueError:
+            raise with_location(ValueError, f"shape mismatch: value array of shape {vshape} "
+                                "could not be broadcast to indexing result of shape "
+                                f"{tuple(region)}") from None
+        value = broadcast_to(value, region)
+    return value if isinstance(value, Proxy) else apply("astype", [value], dtype=value.dtype)
+
+
+_UFUNC_AT = {np.add: "add", np.subtract: "subtract", np.multiply: "multiply",
+             np.maximum: "maximum", np.minimum: "minimum", np.fmax: "fmax", np.fmin: "fmin",
+             np.bitwise_and: "bitwise_and", np.bitwise_or: "bitwise_or",
+             np.bitwise_xor: "bitwise_xor"}
+
+
+def ufunc_at(ufunc, a, indices, b=None):
+    """np.add.at(a, indices, b) and friends (reached through Proxy.__array_ufunc__): b combined
+    into a at the indices, a repeated index combining once per occurrence."""
+    name = _UFUNC_AT.get(ufunc)
+    if name is None or b is None:
+        raise with_location(UnsupportedError, f"np.{ufunc.__name__}.at is not supported in "
+                            "traced code")
+    if not isinstance(a, Proxy) or a._is_eager_scalar():
+        raise with_location(TraceError, f"np.{ufunc.__name__}.at into an array that is not "
+                            "traced (made with NumPy inside the function, or captured) is not "
+                            "supported yet")
+    key = indices if isinstance(indices, tuple) else (indices,)
+    array_key, idxs, region = _array_key(key, a.shape)
+    if not isinstance(b, Proxy):
+        b = _from_nested(b) if _contains_proxy(b) else b
+        b = b if isinstance(b, Proxy) or type(b) in (bool, int, float) else np.asarray(b)
+    # the value in the dtype NumPy's loop reads it in (a Python scalar is weakly typed)
+    loop = resolve(ufunc, [a.node, as_node(b, a._trace)])
+    if not isinstance(b, Proxy) or b.node.weak or b.dtype != loop[1]:
+        b = apply("astype", [b], dtype=loop[1])
+    write_indexed(a, array_key, idxs, _to_region(b, region), ufunc=name)
+
+
+def ufunc_accumulate(ufunc, array, axis=0, dtype=None, out=None):
+    """np.add.accumulate, np.maximum.accumulate and friends: a scan on the host."""
+    if ufunc.nin != 2 or ufunc not in UFUNC_OPS:
+        raise with_location(UnsupportedError, f"np.{ufunc.__name__}.accumulate is not "
+                            "supported in traced code")
+    _only_defaults(f"{ufunc.__name__}.accumulate", out)
+    a = array if isinstance(array, Proxy) else np.asarray(array)
+    if not len(shape_of(a)):
+        raise with_location(TypeError, "cannot accumulate on a scalar")
+    axis = normalize_axis(_static_int(axis, "axis"), len(shape_of(a)))
+    return apply("accumulate", [a], ufunc=ufunc.__name__, axis=axis,
+                 dtype=None if dtype is None else np.dtype(dtype))
 
 
 @implements(np.copyto)
@@ -840,9 +935,13 @@ def copyto(dst, src, casting="same_kind", where=True):
 
 
 def _index_array(idx):
+    if isinstance(idx, (list, tuple)) and _contains_proxy(idx):  # traced ints: x[[i, j]]
+        idx = _from_nested(idx)
     if not isinstance(idx, Proxy):
         try:
-            idx = np.asarray(idx)
+            # NumPy reads an empty list as an empty integer index
+            idx = np.asarray(idx) if not (isinstance(idx, list) and not idx) else \
+                np.zeros(0, np.intp)
         except ValueError:
             raise with_location(UnsupportedError, f"index {idx!r} is not an array of "
                                 "integers") from None
@@ -1085,7 +1184,8 @@ for _n, _f in enumerate((np.atleast_1d, np.atleast_2d, np.atleast_3d), start=1):
 
 
 def _arrays(arrays, what):
-    arrays = [a if isinstance(a, Proxy) else np.asarray(a) for a in arrays]
+    arrays = [a if isinstance(a, Proxy) else _from_nested(a) if _contains_proxy(a)
+              else np.asarray(a) for a in arrays]
     if not arrays:
         raise with_location(ValueError, f"{what} needs at least one array")
     return arrays
@@ -1235,6 +1335,127 @@ _CONSTRUCTOR_PARAMS = {"zeros": _params("dtype"), "ones": _params("dtype"),
 for _name, _fill in (("zeros", 0), ("ones", 1), ("empty", 0), ("full", None)):
     _constructor(_name, _fill)
 del _name, _fill
+
+
+# np.array and np.asarray of a list or tuple with traced values inside (`np.array([[c, -s],
+# [s, c]])`): the elements stacked, with NumPy's dtype and shape. Anything else (no traced value
+# inside, or a traced array on its own, whose refusal names the conversion) is NumPy's own call.
+
+_np_array, _np_asarray = np.array, np.asarray
+
+
+def _contains_proxy(obj):
+    if isinstance(obj, Proxy):
+        return True
+    return isinstance(obj, (list, tuple)) and any(_contains_proxy(o) for o in obj)
+
+
+def _dummy_leaf(x):
+    """What NumPy's array coercion sees for a traced leaf: a Python scalar for a weak value, a
+    NumPy scalar for a 0-d one, else an array of its shape and dtype (a broadcast zero)."""
+    if x.node.weak:
+        return {"b": False, "f": 0.0}.get(x.dtype.kind, 0)
+    if not x.shape:
+        return x.dtype.type(0)
+    return np.broadcast_to(np.zeros((), x.dtype), x.shape)
+
+
+def _dummy_nested(obj):
+    if isinstance(obj, Proxy):
+        return _dummy_leaf(obj)
+    if isinstance(obj, (list, tuple)):
+        return [_dummy_nested(o) for o in obj]
+    return obj
+
+
+def _from_nested(obj, dtype=None, **kwargs):
+    """np.array(obj, dtype, **kwargs) for nested lists and tuples holding traced values: each
+    level stacked. NumPy decides the dtype and shape (and raises its own errors) on a copy of
+    the nesting with dummies in place of the traced values."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            like = _np_array(_dummy_nested(obj), dtype=dtype, **kwargs)
+    except (ValueError, TypeError) as e:
+        raise with_location(type(e), str(e)) from None
+    if like.dtype.kind not in SUPPORTED_KINDS:
+        raise with_location(UnsupportedError, f"np.array of traced values with dtype "
+                            f"{like.dtype}; tracejit supports bool, integer and float arrays")
+
+    natural = like if not kwargs.get("ndmin") else _np_array(_dummy_nested(obj), like.dtype)
+    leaves = []  # (depth, leaf): traced values and the parts with none inside, in order
+
+    def walk(x, depth):
+        if isinstance(x, (list, tuple)) and _contains_proxy(x):
+            for e in x:
+                walk(e, depth + 1)
+        else:
+            leaves.append((depth, x))
+
+    walk(obj, 0)
+    inner = natural.shape[max(d for d, _ in leaves):]
+    parts = []
+    for _, x in leaves:  # each as rows of the innermost shape, then one concatenate
+        if isinstance(x, Proxy):
+            x = x if x.dtype == like.dtype and not x.node.weak else x.astype(like.dtype)
+        else:
+            x = _np_array(x, dtype=like.dtype)
+        parts.append(reshape(x, (-1,) + inner))
+    return reshape(concatenate(parts), like.shape)
+
+
+def _array_record(original):
+    def record(obj, *args, **kwargs):
+        if not isinstance(obj, (list, tuple)) or not _contains_proxy(obj):
+            return original(obj, *args, **kwargs)
+        kwargs.update(zip(("dtype",) if original is _np_array else ("dtype", "order"), args))
+        if kwargs.pop("subok", False) or kwargs.get("order", "K") not in ("K", "A", "C", None):
+            return original(obj, **kwargs)  # NumPy's refusal to convert a traced value
+        kwargs.pop("order", None)
+        return _from_nested(obj, **kwargs)
+    return record
+
+
+patches.wrap(np, "array", _array_record(_np_array))
+patches.wrap(np, "asarray", _array_record(_np_asarray))
+
+
+def _sequence_record(name):
+    """np.stack([[c, -s], [s, c]]) and friends: NumPy dispatches on the arrays in the sequence,
+    so traced values inside nested lists reach the handler only through this wrapper."""
+    original, handler = getattr(np, name), FUNCTIONS[getattr(np, name)]
+
+    def record(arrays, *args, **kwargs):
+        if isinstance(arrays, (list, tuple)) and any(
+                not isinstance(a, Proxy) and _contains_proxy(a) for a in arrays):
+            return handler(arrays, *args, **kwargs)
+        return original(arrays, *args, **kwargs)
+
+    patches.wrap(np, name, record)
+
+
+def _eye_record(name):
+    """np.eye and np.identity called from traced code: a traced constant, so a traced index can
+    gather from it (`np.eye(k)[labels]`) and the function can write into it."""
+    original = getattr(np, name)
+
+    def make(*args, **kwargs):
+        if any(isinstance(v, Proxy) for v in (*args, *kwargs.values())):
+            return original(*args, **kwargs)  # a traced size: NumPy's refusal names it
+        value = original(*args, **kwargs)
+        trace = current_trace()
+        if value.dtype.kind not in SUPPORTED_KINDS or trace is None:
+            return value
+        return Proxy(const_node(value), trace)
+
+    patches.wrap(np, name, make)
+
+
+_eye_record("eye")
+_eye_record("identity")
+for _name in ("stack", "hstack", "vstack", "concatenate"):
+    _sequence_record(_name)
+del _name
 
 
 @implements(np.zeros_like)

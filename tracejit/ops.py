@@ -273,6 +273,19 @@ _ufunc_op(np.maximum, _by_kind(_MAX, "max({0}, {1})", "({0} or {1})"), _chooser_
 _ufunc_op(np.minimum, _by_kind(_MIN, "min({0}, {1})", "({0} and {1})"), _chooser_vjp)
 _ufunc_op(np.fmax, _by_kind(_FMAX, "max({0}, {1})", "({0} or {1})"), _chooser_vjp)
 _ufunc_op(np.fmin, _by_kind(_FMIN, "min({0}, {1})", "({0} and {1})"), _chooser_vjp)
+
+
+def _heaviside_code(exprs, dt):
+    """NumPy's heaviside: 0 below zero, x2 at zero, 1 above, and x1 itself when it is NaN."""
+    x, h = exprs
+    t = compute_dtype(dt).name
+    return f"(np.{t}(0.0) if {x} < 0 else ({h} if {x} == 0 else (np.{t}(1.0) if {x} > 0 " \
+           f"else {x})))"
+
+
+# piecewise constant in x1; x2 is the value taken where x1 == 0, so it gets g there
+_ufunc_op(np.heaviside, _heaviside_code,
+          lambda ans, g, x1, x2: (None, np.where(x1 == 0, g, 0.0)))
 _ufunc_op(np._core.umath.clip, _by_kind(_MIN.format(_MAX, "{2}"),
                                         "min(max({0}, {1}), {2})",
                                         "(({0} or {1}) and {2})"), _clip_vjp)
@@ -461,6 +474,20 @@ register(Op("cumsum", HOST, _scan_infer(np.cumsum), np.cumsum))
 register(Op("cumprod", HOST, _scan_infer(np.cumprod), np.cumprod))
 
 
+def _accumulate_ref(x, ufunc, axis, dtype):
+    return getattr(np, ufunc).accumulate(x, axis=axis, dtype=dtype)
+
+
+def _accumulate_infer(args, attrs):
+    (x,) = args
+    return x.shape, _accumulate_ref(_dummy(x.shape, x.dtype), **attrs).dtype
+
+
+# np.add.accumulate, np.maximum.accumulate and friends (`ufunc` is the ufunc's name): a scan on
+# the host, like cumsum, with the ufunc's own result dtype (np.add.accumulate keeps int32)
+register(Op("accumulate", HOST, _accumulate_infer, _accumulate_ref))
+
+
 def _draw(*after, source, method, params, kwargs, **result_and_order):
     """A random draw, made at every call from the generator the function used (np.random's
     global one when source is None), with the same arguments: eager NumPy's stream. `after` is
@@ -507,11 +534,18 @@ def _no_cumprod_gradient(ans, g, x, axis, dtype):
     raise UnsupportedError("np.cumprod has no gradient rule yet")
 
 
+def _accumulate_vjp(ans, g, x, ufunc, axis, dtype):
+    if ufunc == "add":  # a running sum: each input reaches every later output
+        return (np.flip(np.cumsum(np.flip(g, axis), axis=axis), axis),)
+    raise UnsupportedError(f"np.{ufunc}.accumulate has no gradient rule yet")
+
+
 # gradient rules of the reductions (autodiff's unbroadcast also emits sums)
 for _name, _vjp in (("sum", _sum_vjp), ("max", _extreme_vjp), ("min", _extreme_vjp),
                     ("prod", _prod_vjp), ("any", nondifferentiable), ("all", nondifferentiable),
                     ("argmax", nondifferentiable), ("argmin", nondifferentiable),
-                    ("cumsum", _cumsum_vjp), ("cumprod", _no_cumprod_gradient)):
+                    ("cumsum", _cumsum_vjp), ("cumprod", _no_cumprod_gradient),
+                    ("accumulate", _accumulate_vjp)):
     register(replace(OPS[_name], vjp=_vjp))
 
 
@@ -716,6 +750,89 @@ def _scatter_add_ref(g, idx, axis, shape):
 register(Op("scatter_add", COPY, lambda args, attrs: (attrs["shape"], args[0].dtype),
             _scatter_add_ref, vjp=lambda ans, g, x, idx, axis, shape: (
                 emit("take", [g, idx], axis=axis), None)))
+
+
+class ArrayKey(tuple):
+    """A static NumPy key with integer index arrays in it, one entry per key item: an int, None,
+    Ellipsis, (start, stop, step) for a slice (as written, not resolved), or "#k" for the k-th
+    index array (an argument of the op). Plain data, so it hashes and prints as NumPy syntax."""
+
+    def resolve(self, idxs):
+        """The NumPy key, with the index arrays (values or proxies) in their places."""
+        return tuple(idxs[int(e[1:])] if isinstance(e, str) else slice(*e)
+                     if isinstance(e, tuple) else e for e in self)
+
+    def __repr__(self):
+        def text(e):
+            if e is Ellipsis:
+                return "..."
+            if isinstance(e, tuple):
+                start, stop, step = ("" if v is None else v for v in e)
+                return f"{start}:{stop}" + ("" if step == "" else f":{step}")
+            return str(e)
+        return "[" + ", ".join(map(text, self)) + "]"
+
+    __str__ = __repr__
+
+
+@functools.lru_cache(maxsize=1024)
+def indexed_shape(shape, key, idx_shapes):
+    """The shape of `x[key]` for an x of `shape` and index arrays of `idx_shapes` (NumPy's own
+    rules, on a broadcast dummy; NumPy's IndexError for a key that does not fit)."""
+    dummy = np.broadcast_to(np.zeros((), np.bool_), shape)
+    return dummy[key.resolve([np.zeros(s, np.intp) for s in idx_shapes])].shape
+
+
+def _index_put_infer(args, attrs):
+    base, value, *idxs = args
+    for idx in idxs:
+        if idx.dtype.kind not in "iu":
+            raise UnsupportedError(f"an index array of dtype {idx.dtype}: only integer index "
+                                   "arrays assign")
+    region = indexed_shape(base.shape, attrs["key"], tuple(i.shape for i in idxs))
+    if value.shape != region:
+        raise ShapeError(f"index_put: a value of shape {value.shape} for a region of shape "
+                         f"{region}")
+    return base.shape, base.dtype
+
+
+def _index_put_ref(base, value, *idxs, key, ufunc):
+    out = np.array(base, copy=True)
+    if ufunc is None:
+        out[key.resolve(idxs)] = value  # a repeated index keeps the last write, as NumPy does
+    else:
+        getattr(np, ufunc).at(out, key.resolve(idxs), value)
+    return out
+
+
+def _index_put_vjp(ans, g, base, value, *idxs, key, ufunc):
+    k = key.resolve(idxs)
+    if ufunc == "add":
+        return (g, g[k]) + (None,) * len(idxs)
+    if ufunc == "subtract":
+        return (g, -g[k]) + (None,) * len(idxs)
+    if ufunc is not None:
+        raise UnsupportedError(f"np.{ufunc}.at has no gradient rule yet")
+    g_base = emit("index_put", [g, np.zeros_like(value), *idxs], key=key, ufunc=None)
+    # an element written twice keeps only the last value: the others get no gradient
+    positions = np.arange(value.size, dtype=np.intp).reshape(value.shape)
+    if all(i.node.op == "const" for i in idxs):
+        winner = np.full(base.shape, -1, np.intp)
+        winner[key.resolve([i.node.attrs["value"] for i in idxs])] = positions
+        last = winner[key.resolve([i.node.attrs["value"] for i in idxs])] == positions
+        g_value = g[k] if last.all() else np.where(last, g[k], 0)
+    else:
+        unwritten = emit("full", [], shape=base.shape, dtype=np.dtype(np.intp), value=-1)
+        winner = emit("index_put", [unwritten, positions, *idxs], key=key, ufunc=None)
+        g_value = np.where(winner[k] == positions, g[k], 0)
+    return (g_base, g_value) + (None,) * len(idxs)
+
+
+# base with value written at a key with integer index arrays (`x[idx] = v`, `x[:, idx] = v`,
+# `x[rows, cols] = v`), or combined with `ufunc.at` (`np.add.at(x, idx, v)`: repeats
+# accumulate); value has the shape of base[key]. One version of a buffer (mutation.py), written
+# on the host by NumPy, so negative indices, repeats and IndexError are NumPy's own.
+register(Op("index_put", COPY, _index_put_infer, _index_put_ref, vjp=_index_put_vjp))
 
 
 def _concatenate_infer(args, attrs):

@@ -263,6 +263,9 @@ class Proxy:
         if method == "reduce":
             from .numpy_api import ufunc_reduce
             return ufunc_reduce(ufunc, *inputs, **kwargs)
+        if method in ("at", "accumulate"):
+            from .numpy_api import ufunc_accumulate, ufunc_at
+            return (ufunc_at if method == "at" else ufunc_accumulate)(ufunc, *inputs, **kwargs)
         if method != "__call__":
             raise with_location(UnsupportedError, f"np.{ufunc.__name__}.{method} is not supported "
                                 "in traced code")

@@ -73,7 +73,7 @@ def fuzzable_ops():
             table[name] = ("reduction", 1)
         elif name in CALLERS:
             table[name] = ("call", 0)
-        elif name == "setitem":
+        elif name in ("setitem", "index_put"):
             table[name] = ("setitem", 1)
     return table
 
@@ -181,6 +181,9 @@ CALLERS = {
         *_two(rng, arrays)),
     "concatenate": _concatenate,
     "take": _take,
+    "accumulate": _one_array(lambda rng, a, v: None if not np.ndim(v) else
+                             f"np.{rng.choice(['add', 'multiply', 'maximum', 'minimum'])}"
+                             f".accumulate({a}, axis={rng.randrange(-np.ndim(v), np.ndim(v))})"),
     "roll": _one_array(lambda rng, a, v: f"np.roll({a}, {rng.choice([1, -2, 3])}"
                                          f"{_axis_kw(rng, v)})"),
     "tile": _one_array(lambda rng, a, v: f"np.tile({a}, "
@@ -379,8 +382,16 @@ def _random_step(rng, ops, names, values, env, fresh, viewed):
         keys = ["0", "-1", "1:", "::2", "::-1", "..."]
         if np.ndim(env[dest]) >= 2:
             keys += [":, 0", "1:, ::2", "..., -1", "0, 1"]
+        if name == "index_put":  # integer index arrays, repeated and negative indices
+            keys = ["[1, 0, 1]", "[-1, 0]", "np.array([0, -1, 0])"]
+            if np.ndim(env[dest]) >= 2:
+                keys += [":, [1, 0, 1]", "[0, 1], [1, -1]", "1:, [-1, 0]"]
         src = _operand(rng, values, env)
-        return f"{dest}[{rng.choice(keys)}] = {src}", dest, "inplace", used
+        key = rng.choice(keys)
+        if name == "index_put" and rng.random() < 0.3:  # ufunc.at: repeats accumulate
+            ufunc = rng.choice(["add", "subtract", "maximum"])
+            return f"np.{ufunc}.at({dest}, np.s_[{key}], {src})", dest, "inplace", used
+        return f"{dest}[{key}] = {src}", dest, "inplace", used
     if how == "call":
         arrays = [v for v in values if isinstance(env[v], np.ndarray)]
         expr = CALLERS[name](rng, arrays, env) if arrays else None
