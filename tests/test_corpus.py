@@ -9,10 +9,11 @@ TRACEJIT_SLOW=1 (see LARGE_IN_EVERY_RUN).
 
 An entry either traces and equals NumPy (`check_against_numpy`, fallback="raise"; for an entry
 that writes into its arguments, `check_mutating_against_numpy`, which also compares the
-arguments after the call with eager NumPy's), or is an expected fallback: its `# FALLBACK` line is one tracing does not follow (a documented limit),
-so with fallback="warn" it warns, naming that line and the reason, and still returns NumPy's
-result. Entries marked xfail(strict=True) fail today for a reason that is not a limit of the
-design; they turn into failures once fixed, and then the mark goes.
+arguments after the call with eager NumPy's), or is an expected fallback: its `# FALLBACK` line
+is one tracing does not follow (a documented limit), so with fallback="warn" it warns, naming
+that line and the reason, and still returns NumPy's result. Entries marked xfail(strict=True)
+fail today for a reason that is not a limit of the design; they turn into failures once fixed,
+and then the mark goes.
 """
 
 from __future__ import annotations
