@@ -4,6 +4,7 @@ import os
 import sys
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_EXAMPLES = os.path.join(_PACKAGE_DIR, "examples.py")
 _NUMPY_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__import__("numpy").__file__)))
 
 
@@ -51,6 +52,8 @@ class CompileTimeWarning(UserWarning):
 
 def is_internal(filename):
     path = os.path.abspath(filename)
+    if path == _EXAMPLES:  # sample user code shipped with the package: its lines are named
+        return False
     return (
         path.startswith(_PACKAGE_DIR)
         or path.startswith(_NUMPY_DIR)
