@@ -17,7 +17,7 @@ from .backends.scalar_helpers import KERNEL_ERRORS
 from .errors import CompileTimeWarning, format_location, user_stacklevel, with_location
 from .ops import MATMUL, OPS, VIEW, compute_dtype, returns_numpy_scalar, view_base
 from .passes.fusion import MAX_KERNEL_OPS, Kernel
-from .passes.memory import HOST_OUT, plan_memory, writes_out
+from .passes.memory import plan_memory, writes_out
 from .pytree import build_node
 
 
@@ -193,7 +193,8 @@ def _kernel_failure(kernel):
 class Executable:
     """A compiled plan for one signature: `run(*leaves)` returns the function's result."""
 
-    def __init__(self, graph, steps, kernels, run, source, memory=None, arena=None):
+    def __init__(self, graph, steps, kernels, run, source, memory=None, arena=None,
+                 in_caller=None):
         self.graph = graph
         self.steps = steps
         self.kernels = kernels  # CompiledKernel per Kernel step, in launch order
@@ -201,6 +202,7 @@ class Executable:
         self.source = source
         self.memory = memory  # the MemoryPlan
         self.arena = arena
+        self.in_caller = in_caller or {}  # written-back value -> the argument it is stored in
 
     @property
     def kernels_compiled(self):
@@ -208,28 +210,41 @@ class Executable:
 
 
 def _written_in_place(graph, steps, plan, leaf_layouts):
-    """Written-back values an elementwise kernel can store straight into the caller's array
-    (value -> that argument's input node), instead of into a new array copied back at the end:
-    the argument is contiguous, read by no step after that kernel and through no view, the
-    value is alone in its buffer, and it is not also returned."""
+    """Written-back values whose buffer can be the caller's array itself (value -> that
+    argument's input node), instead of a new array copied back at the end. The argument is
+    contiguous, not returned, and every value in the buffer has its shape and dtype. The
+    buffer's first value is stored by an elementwise kernel that reads the argument only
+    directly (element by element, then in place), or by a host write (`x[...] = v`) updating
+    the argument; nothing reads the argument's old contents after that step."""
     writes = graph.meta.get("writes", ())
     if not writes:
         return {}
-    shown = set(graph.outputs[:len(graph.outputs) - len(writes)])
+    shown = graph.outputs[:len(graph.outputs) - len(writes)]
     inputs = {n.attrs["index"]: (n, lay) for n, lay in zip(graph.inputs, leaf_layouts)}
     found = {}
     for leaf, value in zip(writes, graph.outputs[len(graph.outputs) - len(writes):]):
         x, lay = inputs[leaf]
-        producer = next((k for k, s in enumerate(steps)
-                         if isinstance(s, Kernel) and value in s.outputs), None)
-        if producer is None or lay != CONTIGUOUS or value in shown or value in found \
-                or steps[producer].kind != "elementwise" or value.shape != x.shape \
-                or value.dtype != x.dtype or x.dtype == np.float16 \
-                or plan.storage[plan.assignment[value]].values != [value]:
+        if value not in plan.assignment or lay != CONTIGUOUS or x.dtype == np.float16 \
+                or value in shown or value in found or any(view_base(o) is x for o in shown):
             continue
+        values = plan.storage[plan.assignment[value]].values
+        if any(v.shape != x.shape or v.dtype != x.dtype for v in values):
+            continue
+        producer = next(k for k, s in enumerate(steps) if values[0] in s.outputs)
+        step = steps[producer]
         readers = [k for k, s in enumerate(steps)
-                   if x in (s.inputs if isinstance(s, Kernel) else s.node.args)]
-        if all(k <= producer and isinstance(steps[k], Kernel) for k in readers):
+                   if any(view_base(a) is x for a in s.inputs)]
+        if isinstance(step, Kernel):
+            direct = all(x in s.inputs and not any(view_base(a) is x and a is not x
+                                                   for a in s.inputs)
+                         for s in (steps[k] for k in readers))
+            if step.kind != "elementwise" or len(values) != 1 or not direct:
+                continue
+        elif OPS[step.node.op].updates is None or \
+                step.node.args[OPS[step.node.op].updates] is not x or \
+                sum(view_base(a) is x for a in step.node.args) != 1:
+            continue
+        if all(k <= producer for k in readers):
             found[value] = x
     return found
 
@@ -240,10 +255,11 @@ def build(graph, steps, leaf_layouts, parallel=None):
     plan = plan_memory(graph, steps)
     stored, lines, arena = _storage(plan, ns)
     in_place = _written_in_place(graph, steps, plan, leaf_layouts)
-    for value, x in in_place.items():  # the kernel stores into the caller's array
+    for value, x in in_place.items():  # the buffer is the caller's array
         buffer = f"o{plan.assignment[value]} = "
         lines = [line for line in lines if not line.startswith(buffer)]
-        stored[value] = f"x{x.attrs['index']}"
+        for v in plan.storage[plan.assignment[value]].values:
+            stored[v] = f"x{x.attrs['index']}"
     names, layout, kernels = {}, {}, []
     for node, lay in zip(graph.inputs, leaf_layouts):
         name = f"x{node.attrs['index']}"
@@ -298,14 +314,14 @@ def build(graph, steps, leaf_layouts, parallel=None):
         else:
             node = step.node
             fname = fresh("f")
-            ns[fname] = HOST_OUT[node.op] if writes_out(node) else OPS[node.op].ref
+            ns[fname] = OPS[node.op].into if writes_out(node) else OPS[node.op].ref
             args = [value(a) for a in node.args]
             params = list(args)
             for key, val in node.attrs.items():
                 ns[f"{fname}_{key}"] = val
                 params.append(f"{key}={fname}_{key}")
-            if writes_out(node):  # into its planned buffer
-                lines.append(f"{fname}({', '.join(args)}, out={stored[node]})")
+            if writes_out(node):  # into its planned buffer, which may be its base's (in place)
+                lines.append(f"{fname}({', '.join(params)}, out={stored[node]})")
                 names[node], layout[node] = stored[node], CONTIGUOUS
                 continue
             out = fresh("t")
@@ -359,7 +375,7 @@ def build(graph, steps, leaf_layouts, parallel=None):
     source = f"def run({params}):\n" + "".join(f"    {line}\n" for line in lines)
     exec(compile(source, f"<tracejit-run {graph.name}>", "exec"), ns)
     _warn_if_slow(graph, compile_seconds, kernels)
-    return Executable(graph, steps, kernels, ns["run"], source, plan, arena)
+    return Executable(graph, steps, kernels, ns["run"], source, plan, arena, in_place)
 
 
 __all__ = ["Executable", "build", "SCALAR", "CONTIGUOUS", "STRIDED"]

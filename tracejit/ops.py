@@ -27,6 +27,10 @@ class Op:
     loop: Callable | None = None  # elementwise: node -> dtypes the arguments are cast to
     ufunc: np.ufunc | None = None
     vjp: Callable | None = None  # vjp(ans, g, *args, **attrs) -> one cotangent (or None) per arg
+    # host ops: into(*arg_values, out=array, **attrs) stores the result in a planned array
+    into: Callable | None = None
+    # the argument whose memory `into` may write its result over, where that argument dies
+    updates: int | None = None
 
 
 OPS = {}
@@ -592,7 +596,8 @@ def _matmul_vjp(ans, g, a, b):
     return ga, gb
 
 
-register(Op("matmul", MATMUL, _matmul_infer, np.matmul, ufunc=np.matmul, vjp=_matmul_vjp))
+register(Op("matmul", MATMUL, _matmul_infer, np.matmul, ufunc=np.matmul, vjp=_matmul_vjp,
+            into=lambda a, b, out: np.matmul(a, b, out=out)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -712,9 +717,15 @@ register(Op("broadcast_to", VIEW, _broadcast_to_infer,
 COPY = "copy"
 
 
+def _setitem_into(base, value, out, index):
+    if out is not base:  # else the base dies here and is written in place
+        np.copyto(out, base)
+    out[index.key] = value  # NumPy copies first where value overlaps out
+
+
 def _setitem_ref(base, value, index):
     out = base.copy()
-    out[index.key] = value
+    _setitem_into(base, value, out, index)
     return out
 
 
@@ -726,7 +737,7 @@ def _setitem_vjp(ans, g, base, value, index):
 # base with the region `index` replaced by value (of the region's shape and base's dtype): one
 # version of a buffer written in place by traced code (mutation.py)
 register(Op("setitem", COPY, lambda args, attrs: (args[0].shape, args[0].dtype), _setitem_ref,
-            vjp=_setitem_vjp))
+            vjp=_setitem_vjp, into=_setitem_into, updates=0))
 
 
 def _scatter_ref(g, index, shape):
@@ -796,12 +807,18 @@ def _index_put_infer(args, attrs):
     return base.shape, base.dtype
 
 
-def _index_put_ref(base, value, *idxs, key, ufunc):
-    out = np.array(base, copy=True)
+def _index_put_into(base, value, *idxs, out, key, ufunc):
+    if out is not base:  # else the base dies here and is written in place
+        np.copyto(out, base)
     if ufunc is None:
         out[key.resolve(idxs)] = value  # a repeated index keeps the last write, as NumPy does
     else:
         getattr(np, ufunc).at(out, key.resolve(idxs), value)
+
+
+def _index_put_ref(base, value, *idxs, key, ufunc):
+    out = np.array(base, copy=True)
+    _index_put_into(base, value, *idxs, out=out, key=key, ufunc=ufunc)
     return out
 
 
@@ -832,7 +849,8 @@ def _index_put_vjp(ans, g, base, value, *idxs, key, ufunc):
 # `x[rows, cols] = v`), or combined with `ufunc.at` (`np.add.at(x, idx, v)`: repeats
 # accumulate); value has the shape of base[key]. One version of a buffer (mutation.py), written
 # on the host by NumPy, so negative indices, repeats and IndexError are NumPy's own.
-register(Op("index_put", COPY, _index_put_infer, _index_put_ref, vjp=_index_put_vjp))
+register(Op("index_put", COPY, _index_put_infer, _index_put_ref, vjp=_index_put_vjp,
+            into=_index_put_into, updates=0))
 
 
 def _concatenate_infer(args, attrs):

@@ -2,8 +2,8 @@
 ranges do not overlap, and kernels that write their output over an input that dies there.
 
 A *stored* value is one the plan gives memory to: a kernel output, or the result of a host op
-that can write into a given array (`HOST_OUT`, e.g. matmul). A view shares the memory of the
-value it views, so reading a view keeps its base alive; other host ops allocate their own
+that can write into a given array (its op's `into`: matmul, and the writes of mutation.py). A
+view shares the memory of the value it views, so reading a view keeps its base alive; other host ops allocate their own
 results. Graph outputs live to the end of the call, and a buffer that ends up holding one is
 *returned*: allocated fresh on every call (exactly the output's size) and handed to the caller,
 with earlier intermediates placed inside it before the output is written. Every other buffer
@@ -15,10 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..graph import type_str, value_names
-from ..ops import ELEMENTWISE, OPS, VIEW, compute_dtype
-
-# Host ops whose NumPy function writes into a given array: `HOST_OUT[op](*args, out=buffer)`.
-HOST_OUT = {"matmul": np.matmul}
+from ..ops import ELEMENTWISE, MATMUL, OPS, VIEW, compute_dtype
 
 _END = float("inf")  # the last use of a value the caller receives
 
@@ -32,8 +29,10 @@ def stored_nbytes(node):
 
 
 def writes_out(node):
-    """True if this host node runs as `HOST_OUT[op](*args, out=buffer)` into a planned buffer."""
-    return node.op in HOST_OUT and not node.attrs and node.shape != ()
+    """True if this host node runs as `OPS[op].into(*args, out=buffer, **attrs)` into a planned
+    buffer (a matmul given options allocates its own result)."""
+    op = OPS[node.op]
+    return op.into is not None and node.shape != () and not (op.kind == MATMUL and node.attrs)
 
 
 def hands_back(node):
@@ -157,9 +156,10 @@ def plan_memory(graph, steps):
     """Plan the memory of one call of `steps` (the schedule of `graph`, in order).
 
     Guarantees: two stored values share a buffer only if their live ranges do not overlap, or
-    if an elementwise kernel writes one over the other where the input dies (same shape, same
-    stored itemsize, the input is a stored value read by no other value at that kernel or
-    later); graph inputs and constants are never written. A buffer holds at most one value the
+    if an elementwise kernel, or a host write (`setitem`, `index_put`: the op's `updates`),
+    writes one over the other where the input dies (same shape, same stored itemsize, the input
+    is a stored value read by no other value at that step or later); graph inputs and constants
+    are never written. A buffer holds at most one value the
     caller receives, and only values written before it; returned buffers are exactly that
     value's size. The plan changes where values live, never what is computed.
     """
@@ -214,11 +214,17 @@ def plan_memory(graph, steps):
 
 
 def _dying_input(step, k, node, live, returned, reused, storage, assignment):
-    """An input the kernel may overwrite with `node`: read element by element at the index it
-    is written, and dead after this kernel."""
-    if getattr(step, "kind", None) != ELEMENTWISE or node.shape != step.shape:
+    """An input the step may overwrite with `node`, dead after it: for an elementwise kernel
+    one read element by element at the index it is written; for a host write, the base it
+    updates."""
+    if hasattr(step, "node"):
+        updates = OPS[node.op].updates
+        candidates = [node.args[updates]] if updates is not None else []
+    elif step.kind == ELEMENTWISE and node.shape == step.shape:
+        candidates = step.inputs
+    else:
         return None
-    for x in step.inputs:
+    for x in candidates:
         if (x in live and x not in reused and live[x][1] == k and x.shape == node.shape
                 and stored_itemsize(x) == stored_itemsize(node)
                 and not any(a is not x and x in _roots(a, live) for a in step.inputs)
