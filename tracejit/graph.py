@@ -85,6 +85,13 @@ class Graph:
 
     __repr__ = __str__
 
+    def _repr_png_(self):
+        """Jupyter draws the graph: its kernels as boxes, host steps and buffers marked (None
+        without matplotlib: the IR text is shown)."""
+        from .render import graph_png  # matplotlib only when a notebook asks for a picture
+
+        return graph_png(self)
+
 
 def toposort(inputs, outputs):
     """Inputs first (in order), then every node the outputs depend on, producers before users."""

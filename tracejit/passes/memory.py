@@ -3,11 +3,11 @@ ranges do not overlap, and kernels that write their output over an input that di
 
 A *stored* value is one the plan gives memory to: a kernel output, or the result of a host op
 that can write into a given array (its op's `into`: matmul, and the writes of mutation.py). A
-view shares the memory of the value it views, so reading a view keeps its base alive; other host ops allocate their own
-results. Graph outputs live to the end of the call, and a buffer that ends up holding one is
-*returned*: allocated fresh on every call (exactly the output's size) and handed to the caller,
-with earlier intermediates placed inside it before the output is written. Every other buffer
-belongs to the arena the executor keeps between calls.
+view shares the memory of the value it views, so reading a view keeps its base alive; other host
+ops allocate their own results. Graph outputs live to the end of the call, and a buffer that
+ends up holding one is *returned*: allocated fresh on every call (exactly the output's size) and
+handed to the caller, with earlier intermediates placed inside it before the output is written.
+Every other buffer belongs to the arena the executor keeps between calls.
 """
 
 from dataclasses import dataclass, field
