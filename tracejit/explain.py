@@ -60,10 +60,3 @@ class Explain:
         from .render import explain_html  # matplotlib only when a notebook asks for a picture
 
         return explain_html(self)
-
-    def _repr_html_(self):
-        """Jupyter shows the graph with its kernels and buffers, the memory timeline, then the
-        text."""
-        from .render import explain_html  # matplotlib only when a notebook asks for a picture
-
-        return explain_html(self)
