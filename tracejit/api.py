@@ -13,6 +13,7 @@ import numpy as np
 
 from . import pytree
 from .autodiff import check_argnums, strip_stop_gradients, value_and_grad_call
+from .dask import call_on_dask, has_dask_array
 from .errors import (
     FallbackWarning,
     InternalError,
@@ -188,6 +189,8 @@ class TracedFunction:
         leaves, treedef, static = self._flatten(args, kwargs)
         if any(isinstance(leaf, Proxy) for leaf in leaves):
             return self.fn(*args, **kwargs)  # called from inside another trace: inline it
+        if has_dask_array(leaves):  # lazy Dask results whose chunks run the fused kernels
+            return call_on_dask(self, leaves, treedef)
         key = self._key(leaves, treedef, static)
         entry, live = self._entry(key, leaves, treedef, static, (args, kwargs))
         if isinstance(entry, _Fallback):

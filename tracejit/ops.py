@@ -384,6 +384,9 @@ class ReduceCode:
     update: Callable
     acc: Callable  # (input dtype, result dtype) -> accumulator dtype
     arg: bool = False
+    # how partial results over pieces of the axis (Dask chunks) merge: with this reduction
+    # (None: the op itself); arg ops merge their values so and keep the chosen value's index
+    combine: str | None = None
 
 
 def reduced_shape(shape, axes, keepdims):
@@ -442,9 +445,11 @@ _REDUCE_CODE = {
                       lambda dt, res: np.dtype(bool)),
     # NumPy's argmax/argmin: the first extreme, or the first NaN
     "argmax": ReduceCode(_extreme(+1), lambda a, x, dt: _by_kind(
-        "({1} > {0} or ({1} != {1} and {0} == {0}))", "{1} > {0}")((a, x), dt), _same, True),
+        "({1} > {0} or ({1} != {1} and {0} == {0}))", "{1} > {0}")((a, x), dt), _same, True,
+        "max"),
     "argmin": ReduceCode(_extreme(-1), lambda a, x, dt: _by_kind(
-        "({1} < {0} or ({1} != {1} and {0} == {0}))", "{1} < {0}")((a, x), dt), _same, True),
+        "({1} < {0} or ({1} != {1} and {0} == {0}))", "{1} < {0}")((a, x), dt), _same, True,
+        "min"),
 }
 
 

@@ -1,0 +1,416 @@
+"""Dask arrays in, per-chunk fused kernels out.
+
+A traced function called with `dask.array` arguments is traced once, on placeholders of the
+arrays' global shapes (so counts such as `mean`'s divisor are the whole array's), and its graph
+is lowered onto Dask node by node (`lower`):
+
+- elementwise work, and reductions over axes no chunk boundary splits (row-wise work), is
+  deferred: each value Dask needs becomes one `blockwise` task per chunk that runs the fused
+  kernel of the deferred nodes it depends on;
+- a reduction over a split axis is a `da.reduction` whose per-chunk step is a fused kernel
+  ending in the reduction with `keepdims` (one partial result per chunk), merged by the op
+  table's `combine` reduction; argmax and argmin carry each partial's index with its value;
+- views and matmul are Dask's own (it slices, transposes and multiplies blocks itself); any
+  other op runs on Dask arrays through its NumPy reference, with a `FallbackWarning`.
+
+A per-chunk step (`ChunkStep`) holds plain data only: the graph of its nodes. Whoever runs it
+(a thread, or a worker process under dask.distributed) specialises that graph to each chunk's
+shapes and builds it there; kernels are cached by their source, so chunks of another shape and
+the same rank compile nothing new.
+"""
+
+import hashlib
+import sys
+import threading
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+
+from . import pytree
+from .autodiff import strip_stop_gradients
+from .errors import FallbackWarning, TraceError, TracejitError, user_stacklevel
+from .executor import CONTIGUOUS, SCALAR, STRIDED, build
+from .graph import Graph, Node
+from .ops import ELEMENTWISE, MATMUL, OPS, REDUCTION, VIEW
+from .passes.fusion import schedule
+from .passes.simplify import simplify
+from .passes.views import fuse_unit_views
+
+
+def is_dask_array(x):
+    da = sys.modules.get("dask.array")  # never import Dask for a call that has no Dask array
+    return da is not None and isinstance(x, da.Array)
+
+
+def has_dask_array(leaves):
+    return "dask.array" in sys.modules and any(is_dask_array(leaf) for leaf in leaves)
+
+
+def call_on_dask(traced, leaves, treedef):
+    """traced(*args) for arguments holding Dask arrays: lazy Dask results whose chunks run
+    fused kernels, or, when the function cannot be traced, the function itself run on the Dask
+    arrays (Dask's own NumPy path) with a FallbackWarning."""
+    placeholders = [np.broadcast_to(np.zeros((), leaf.dtype), leaf.shape)
+                    if is_dask_array(leaf) else leaf for leaf in leaves]
+    try:
+        graph = traced._trace(placeholders, treedef, traced._static(placeholders, treedef))
+        graph = simplify(strip_stop_gradients(graph))
+        if traced.fuse:  # the passes TracedFunction._compile runs
+            graph = simplify(fuse_unit_views(graph))
+        if graph.meta["writes"]:
+            raise TraceError("it writes into its arguments, and Dask arrays are immutable")
+        values = list(leaves) + list(graph.meta["captured"])
+        outputs, unmapped = lower(graph, values, traced.fuse, traced.parallel, traced.backend)
+    except TraceError as e:
+        return _whole_fallback(traced, leaves, treedef, str(e))
+    except TracejitError:
+        raise  # the user's error (operands that do not broadcast), as for NumPy arrays
+    except Exception as e:  # noqa: BLE001 (nothing internal reaches the caller raw)
+        return _whole_fallback(traced, leaves, treedef,
+                               f"tracejit failed internally ({type(e).__name__}: {e})")
+    if unmapped:
+        _warn(traced, "these steps run as Dask's own NumPy path: " + "; ".join(unmapped))
+    return pytree.unflatten(graph.out_tree, outputs)
+
+
+def _warn(traced, reason):
+    if traced.fallback == "raise":
+        raise TraceError(f"{traced.__name__} on Dask arrays: {reason}")
+    traced._count("fallbacks")
+    if traced.fallback == "warn":
+        warnings.warn(f"tracejit: {traced.__name__} on Dask arrays: {reason}", FallbackWarning,
+                      stacklevel=user_stacklevel())
+
+
+def _whole_fallback(traced, leaves, treedef, reason):
+    _warn(traced, f"runs as Dask's own NumPy path: {reason}")
+    args, kwargs = pytree.unflatten(treedef, leaves)
+    return traced.fn(*args, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# the graph onto Dask
+
+def _split_axes(value):
+    """Axes of a materialised value that chunk boundaries split."""
+    chunks = getattr(value, "chunks", ())
+    return frozenset(d for d, c in enumerate(chunks) if len(c) > 1)
+
+
+def _where(node):
+    loc = node.loc
+    return f" ({loc[0].rsplit('/', 1)[-1]}:{loc[1]})" if loc else ""
+
+
+def lower(graph, values, fuse=True, parallel=None, backend="cpu"):
+    """The graph's outputs as Dask arrays (or Python scalars), and a description of each step
+    that runs as Dask's own NumPy path. `values[i]` is the value of the input with index i."""
+    import dask.array as da
+
+    # Dask runs the chunks in parallel: kernels run on one core unless parallel=True
+    lowering = _Lowering(fuse, False if parallel is None else parallel, backend)
+    env, split, unmapped = lowering.env, lowering.split, []
+    for n in graph.nodes:
+        kind = OPS[n.op].kind
+        if n.op == "input":
+            value = values[n.attrs["index"]]
+            env[n] = value if is_dask_array(value) or n.shape == () else da.asarray(value)
+        elif n.op == "const":
+            if n.shape != ():
+                env[n] = da.asarray(n.attrs["value"])
+        elif kind == ELEMENTWISE and n.shape != () and not n.args:  # np.zeros_like and friends
+            env[n] = da.full(n.shape, n.attrs["value"], dtype=n.dtype)
+        elif kind == ELEMENTWISE:
+            split[n] = frozenset().union(*(
+                {d + n.ndim - a.ndim for d in lowering.split_of(a)} for a in n.args))
+        elif kind == REDUCTION and not set(n.attrs["axis"]) & lowering.split_of(n.args[0]):
+            axes, keepdims = n.attrs["axis"], n.attrs["keepdims"]
+            split[n] = frozenset(d if keepdims else d - sum(a < d for a in axes)
+                                 for d in lowering.split_of(n.args[0]))
+        elif kind == REDUCTION and lowering.splittable(n):
+            env[n] = lowering.reduce_split(n)
+        else:
+            if kind not in (VIEW, MATMUL):
+                unmapped.append(f"{n.op}{_where(n)}")
+            args = [lowering.dask(a) for a in n.args]
+            env[n] = OPS[n.op].ref(*args, **n.attrs)
+    outputs = [o.attrs["value"] if o.is_scalar_const() else lowering.dask(o)
+               for o in graph.outputs]
+    return outputs, unmapped
+
+
+class _Lowering:
+    """env: node -> its materialised value (a Dask array, or a scalar argument); nodes not in
+    env are deferred into the kernel of the next value Dask needs. split: node -> its axes that
+    chunk boundaries split."""
+
+    def __init__(self, fuse, parallel, backend):
+        self.options = (fuse, parallel, backend)
+        self.env, self.split = {}, {}
+
+    def split_of(self, node):
+        if node in self.env:
+            return _split_axes(self.env[node])
+        return self.split.get(node, frozenset())  # scalar constants
+
+    def dask(self, node):
+        """The node as a Dask array: a blockwise fused kernel if it was deferred."""
+        if node not in self.env:
+            self.env[node] = self.blockwise([node])
+        return self.env[node]
+
+    def splittable(self, n):
+        """A reduction over split axes that merges per-chunk partials: all of them but arg
+        reductions over several axes (an index into a flattened array)."""
+        return not OPS[n.op].code.arg or len(n.attrs["axis"]) == 1 or n.args[0].ndim == 1
+
+    def reduce_split(self, n):
+        import dask.array as da
+
+        (x,), axes, keepdims = n.args, n.attrs["axis"], n.attrs["keepdims"]
+        code = OPS[n.op].code
+        combine = code.combine or n.op
+        if not code.arg:
+            partial = _node(n.op, [x], {**n.attrs, "keepdims": True}, n)
+            partials = self.blockwise([partial], x, axes)
+            merge = getattr(np, combine)
+            return da.reduction(partials, chunk=_partial, combine=merge, aggregate=merge,
+                                axis=axes, keepdims=keepdims, dtype=n.dtype, concatenate=True,
+                                meta=np.empty((0,) * n.ndim, n.dtype))
+        (axis,) = axes
+        best = _node(combine, [x], {"axis": axes, "keepdims": True}, n)
+        where = _node(n.op, [x], {"axis": axes, "keepdims": True}, n)
+        pairs = self.blockwise([best, where], x, axes)
+        pick = getattr(np, n.op)
+        return da.reduction(pairs, chunk=_partial, combine=_ArgMerge(pick),
+                            aggregate=_ArgMerge(pick, final=True), axis=axes,
+                            keepdims=keepdims, dtype=n.dtype, concatenate=True,
+                            meta=np.empty((0,) * n.ndim, n.dtype))
+
+    def blockwise(self, roots, reduced=None, axes=()):
+        """One blockwise task per chunk computing roots (deferred nodes) with a fused kernel.
+        With `reduced` (the input of roots that reduce it over `axes` with keepdims), those axes
+        keep their chunks' positions with one partial result per chunk; two roots are an arg
+        reduction's (value, index), packed into one record array with global indices."""
+        import dask.array as da
+        from dask.array.core import unify_chunks
+
+        members, inputs = self._segment(roots)
+        symbols = _Symbols()
+        index = {}
+        for node in inputs:
+            index[node] = symbols.fresh(node.ndim)
+        for m in members:
+            index[m] = symbols.infer(m, index)
+        find = symbols.find
+        values = [self.env[node] for node in inputs]
+        indices = [tuple(map(find, index[node])) if is_dask_array(v) else None
+                   for node, v in zip(inputs, values)]
+        chunkss, arrays = unify_chunks(*[x for pair in zip(values, indices) for x in pair])
+        out = tuple(map(find, index[roots[0] if reduced is None else reduced]))
+        new_axes = {s: n for s, n in zip(out, roots[0].shape) if s not in chunkss}
+        reduced_symbols = {out[a]: 1 for a in axes}
+        scalars = [not is_dask_array(v) and not isinstance(v, np.ndarray) for v in values]
+        step = ChunkStep(_template(members, inputs, roots, scalars), *self.options)
+        dtype = roots[0].dtype
+        if len(roots) == 2:
+            step, dtype = _PackArgs(step), _arg_record(dtype)
+        result = da.blockwise(step, out, *[x for pair in zip(arrays, indices) for x in pair],
+                              dtype=dtype, concatenate=True, new_axes=new_axes or None,
+                              adjust_chunks=reduced_symbols or None,
+                              meta=np.empty((0,) * len(out), dtype))
+        if len(roots) == 2:  # local indices -> global: add where each chunk starts
+            (axis,) = axes
+            starts = np.cumsum((0,) + chunkss[out[axis]][:-1])
+            result = result.map_blocks(_ShiftArgs(axis, tuple(int(s) for s in starts)),
+                                       dtype=dtype, meta=np.empty((0,) * len(out), dtype))
+        return result
+
+    def _segment(self, roots):
+        """The deferred nodes roots depend on (producers first) and the materialised values
+        they read (in first-use order)."""
+        members, inputs, seen = [], [], set()
+
+        def visit(node):
+            if node in seen:
+                return
+            seen.add(node)
+            if node in self.env:
+                inputs.append(node)
+                return
+            for a in node.args:
+                visit(a)
+            members.append(node)
+
+        for r in roots:
+            visit(r)
+        return members, inputs
+
+
+def _node(op, args, attrs, like):
+    """A node like `like` (its weak typing and line), its shape and dtype inferred again."""
+    shape, dtype = OPS[op].infer(args, attrs)
+    return Node(op, args, attrs, shape, dtype, like.weak and op == like.op, like.loc)
+
+
+class _Symbols:
+    """Blockwise index symbols of each node's axes: axes that line up (same length, aligned
+    from the right) share a symbol. A length-1 axis against a longer one gets its own."""
+
+    def __init__(self):
+        self.parent, self.count = {}, 0
+
+    def fresh(self, ndim):
+        start, self.count = self.count, self.count + ndim
+        return tuple(range(start, start + ndim))
+
+    def find(self, s):
+        while self.parent.get(s, s) != s:
+            s = self.parent[s]
+        return s
+
+    def union(self, a, b):
+        a, b = self.find(a), self.find(b)
+        if a != b:
+            self.parent[a] = b
+
+    def infer(self, m, index):
+        if OPS[m.op].kind == REDUCTION:
+            (x,), axes = m.args, m.attrs["axis"]
+            if not m.attrs["keepdims"]:
+                return tuple(s for d, s in enumerate(index[x]) if d not in axes)
+            fresh = iter(self.fresh(len(axes)))
+            return tuple(next(fresh) if d in axes else s for d, s in enumerate(index[x]))
+        out = self.fresh(m.ndim)
+        for a in m.args:
+            for d, s in enumerate(index[a]):
+                od = d + m.ndim - a.ndim
+                if a.shape[d] == m.shape[od]:
+                    self.union(s, out[od])
+        return out
+
+
+def _template(members, inputs, roots, scalars):
+    """A graph of the segment: materialised values become its inputs, in order (`scalars`:
+    which are Python or NumPy scalars, passed to kernels by value)."""
+    new = {}
+    for i, (node, scalar) in enumerate(zip(inputs, scalars)):
+        new[node] = Node("input", (), {"name": f"x{i}", "index": i, "scalar": scalar},
+                         node.shape, node.dtype, node.weak)
+    for m in members:
+        new[m] = m if m.op == "const" else Node(m.op, [new[a] for a in m.args], m.attrs,
+                                                m.shape, m.dtype, m.weak, m.loc)
+    outputs = [new[r] for r in roots]
+    out_tree = pytree.LEAF if len(roots) == 1 else pytree.flatten(tuple(roots))[1]
+    k = tuple(range(len(outputs)))
+    return Graph("chunk", [new[i] for i in inputs], outputs, out_tree,
+                 meta={"out_alias": k, "out_memory": k, "writes": (), "returns_input": {},
+                       "num_leaves": len(inputs)})
+
+
+# ---------------------------------------------------------------------------------------------
+# the per-chunk steps: plain data, built where they run
+
+_BUILT = OrderedDict()  # (step token, chunk signature) -> Executable, in this process
+_BUILT_MAX = 256
+_BUILT_LOCK = threading.Lock()
+
+
+def _layout(block):
+    if isinstance(block, (np.generic, bool, int, float)):
+        return SCALAR
+    return CONTIGUOUS if block.flags.c_contiguous else STRIDED
+
+
+def at_shapes(graph, blocks):
+    """The graph for inputs of the blocks' shapes: every shape inferred again by the op table."""
+    new = {}
+    for node, block in zip(graph.inputs, blocks):
+        new[node] = Node("input", (), node.attrs, np.shape(block), node.dtype, node.weak)
+    for n in graph.nodes:
+        if n not in new:
+            new[n] = n if n.op == "const" else _node(n.op, [new[a] for a in n.args], n.attrs, n)
+    return Graph(graph.name, [new[i] for i in graph.inputs], [new[o] for o in graph.outputs],
+                 graph.out_tree, meta=graph.meta)
+
+
+class ChunkStep:
+    """Runs a segment graph on one chunk of each input. Pickles as the graph (plain data);
+    the Executable for each chunk signature is built in the process that runs it."""
+
+    def __init__(self, graph, fuse=True, parallel=False, backend="cpu"):
+        self.graph, self.options = graph, (fuse, parallel, backend)
+        self.token = hashlib.sha1(f"{graph}|{graph.out_tree}|{self.options}".encode()
+                                  ).hexdigest()
+
+    def executable(self, blocks):
+        sig = tuple((np.shape(b), getattr(b, "dtype", type(b)), _layout(b)) for b in blocks)
+        key = (self.token, sig)
+        with _BUILT_LOCK:
+            exe = _BUILT.get(key)
+            if exe is None:
+                graph = at_shapes(self.graph, blocks)
+                fuse, parallel, backend = self.options
+                exe = build(graph, schedule(graph, fuse), [s[2] for s in sig], parallel,
+                            backend)
+                _BUILT[key] = exe
+                while len(_BUILT) > _BUILT_MAX:
+                    _BUILT.popitem(last=False)
+            return exe
+
+    def __call__(self, *blocks):
+        out = self.executable(blocks).run(*blocks)
+        if isinstance(out, tuple):
+            return tuple(np.asarray(o) for o in out)
+        return np.asarray(out)
+
+
+def _arg_record(dtype):
+    return np.dtype([("vals", dtype), ("arg", np.int64)])
+
+
+class _PackArgs:
+    """An arg reduction's per-chunk (value, index in the chunk) as one record array."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def __call__(self, *blocks):
+        vals, where = self.step(*blocks)
+        out = np.empty(vals.shape, _arg_record(vals.dtype))
+        out["vals"], out["arg"] = vals, where
+        return out
+
+
+class _ShiftArgs:
+    """Indices in a chunk -> indices in the array: `starts` are where chunks start on `axis`."""
+
+    def __init__(self, axis, starts):
+        self.axis, self.starts = axis, starts
+
+    def __call__(self, pairs, block_id=None):
+        out = pairs.copy()
+        out["arg"] += self.starts[block_id[self.axis]]
+        return out
+
+
+def _partial(x, axis=None, keepdims=True, dtype=None):
+    """da.reduction's chunk step over partial results: each is already one per chunk. (Dask
+    also calls it on an empty array to learn the result type: that one gets `dtype`.)"""
+    return np.empty(x.shape, dtype) if x.size == 0 and x.dtype.names else x
+
+
+class _ArgMerge:
+    """Merge arg reductions' (value, index) records along the axis: the index of the first
+    best value (`pick`, np.argmax or np.argmin, takes NaN as NumPy does)."""
+
+    def __init__(self, pick, final=False):
+        self.pick, self.final = pick, final
+
+    def __call__(self, pairs, axis, keepdims, **_):
+        (ax,) = axis
+        best = np.take_along_axis(pairs, self.pick(pairs["vals"], axis=ax, keepdims=True), ax)
+        if not keepdims:
+            best = np.squeeze(best, ax)
+        return best["arg"] if self.final else best
