@@ -16,6 +16,8 @@ from .errors import (
 )
 from .graph import Graph, verify
 from .interpret import interpret
+from .serialize import load, load_params, save_params
+from .symbolic import Constant, Variable, compile, gradients
 
 __all__ = [
     "trace", "TracedFunction", "CacheInfo", "disable", "grad", "value_and_grad",
@@ -24,5 +26,6 @@ __all__ = [
     "InternalError",
     "FallbackWarning",
     "CompileTimeWarning",
+    "Variable", "Constant", "compile", "gradients", "load", "save_params", "load_params",
 ]
 __version__ = "0.1.0"

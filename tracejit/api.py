@@ -416,6 +416,33 @@ class TracedFunction:
         from .explain import Explain
         return Explain(self._executable(args, kwargs), self.cache_info())
 
+    def symbolic(self, *args, **kwargs):
+        """The program traced for these arguments' signature as symbols (tracejit.Variable
+        named after each array argument, shaped and typed as it), with the structure of the
+        function's results; arrays it reads from globals or closures become constants."""
+        from .symbolic import symbols_of
+        return symbols_of(self._program(args, kwargs))
+
+    def save(self, path, *args, **kwargs):
+        """Save the program traced for these arguments as `path`.json and `path`.npz (load it
+        with tracejit.load)."""
+        from .serialize import save_graph
+        save_graph(path, self._program(args, kwargs))
+
+    def _program(self, args, kwargs):
+        """The traced graph, not simplified, as a standalone program (symbolic.standalone)."""
+        from .symbolic import standalone
+        leaves, treedef, static = self._flatten(args, kwargs)
+        self._check_arity(treedef)
+        try:
+            graph = trace(self.fn, leaves, treedef, self._names(treedef), static)
+        except ScalarValueNeeded as e:  # a scalar used as a Python value: traced by value
+            self._trace_by_value(treedef, e)
+            static = self._static(leaves, treedef)
+            graph = trace(self.fn, leaves, treedef, self._names(treedef), static)
+        graph.name = self.__name__
+        return standalone(graph)
+
     def cache_info(self):
         with self._stats_lock:  # one consistent snapshot, even while other threads call
             return CacheInfo(entries=len(self._cache), **self._stats)

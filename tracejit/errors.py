@@ -2,6 +2,8 @@
 
 import os
 import sys
+import threading
+from contextlib import contextmanager
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _EXAMPLES = os.path.join(_PACKAGE_DIR, "examples.py")
@@ -62,8 +64,26 @@ def is_internal(filename):
     )
 
 
+_located = threading.local()
+
+
+@contextmanager
+def located(loc):
+    """Inside this block user_location() is `loc` (when not None): a symbolic program replayed
+    while tracing names the line where each of its symbols was written."""
+    previous = getattr(_located, "loc", None)
+    _located.loc = loc
+    try:
+        yield
+    finally:
+        _located.loc = previous
+
+
 def user_location(skip=1):
     """(filename, lineno) of the innermost frame outside tracejit and NumPy, or None."""
+    loc = getattr(_located, "loc", None)
+    if loc is not None:
+        return loc
     frame = sys._getframe(skip)
     while frame is not None:
         name = frame.f_code.co_filename

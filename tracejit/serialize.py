@@ -1,0 +1,601 @@
+"""Checkpoints: graphs saved as versioned JSON plus an .npz of array constants, and parameter
+pytrees as .npz files.
+
+Saving writes plain data only: op names, argument references, attributes from a whitelist of
+plain types (None, bool, int, float, str, tuples, dtypes, static indices), shapes and dtypes.
+Loading trusts nothing in the files: it checks the format version, every op name against the op
+table, its arity and attribute names, every attribute value's type, every shape and dtype against
+the op's own rules (and NumPy's, for views), that references point to earlier nodes (no cycles),
+and it reads arrays with allow_pickle=False. Nothing from a file is evaluated or imported; a bad
+file raises GraphFormatError saying what is wrong and where.
+"""
+
+import json
+import math
+import os
+
+import numpy as np
+
+from . import pytree
+from .errors import GraphFormatError, UnsupportedError
+from .graph import Graph, Node
+from .ops import OPS, SUPPORTED_KINDS, ArrayKey, Index
+
+FORMAT = "tracejit.graph"
+VERSION = 1
+PARAMS_FORMAT = "tracejit.params"
+
+# A value larger than this (bytes) is refused: no real graph needs it, and a hostile file could
+# otherwise ask a call to allocate it.
+MAX_VALUE_BYTES = 2**40
+_MAX_JSON_BYTES = 2**30
+
+# Per op: (number of arguments, or None for any number >= minimum), attribute names it must
+# have, attribute names it may have. Ufunc ops take ufunc.nin arguments and no attributes.
+_VARIADIC = {"concatenate": 1, "index_put": 2}
+_SIGNATURES = {
+    "where": (3, (), ()), "astype": (1, ("dtype",), ()), "stop_gradient": (1, (), ()),
+    **{op: (1, ("axis", "keepdims"), ("dtype",)) for op in ("sum", "prod")},
+    **{op: (1, ("axis", "keepdims"), ()) for op in ("max", "min", "any", "all", "argmax",
+                                                       "argmin")},
+    "cumsum": (1, ("axis", "dtype"), ()), "cumprod": (1, ("axis", "dtype"), ()),
+    "accumulate": (1, ("ufunc", "axis", "dtype"), ()),
+    "full": (0, ("shape", "dtype", "value"), ()),
+    "transpose": (1, ("axes",), ()), "getitem": (1, ("index",), ()),
+    "reshape": (1, ("shape",), ()), "broadcast_to": (1, ("shape",), ()),
+    "setitem": (2, ("index",), ()), "scatter": (1, ("index", "shape"), ()),
+    "scatter_add": (2, ("axis", "shape"), ()),
+    "index_put": (None, ("key", "ufunc"), ()), "concatenate": (None, ("axis",), ()),
+    "take": (2, ("axis",), ()), "roll": (1, ("shift", "axis"), ()), "tile": (1, ("reps",), ()),
+    "repeat": (1, ("repeats", "axis"), ()),
+}
+
+
+def signature(op_name):
+    """(arity or None, required attribute names, optional ones) of a saveable op, or None."""
+    op = OPS.get(op_name)
+    if op is None:
+        return None
+    if op.ufunc is not None:
+        return (op.ufunc.nin, (), ())
+    return _SIGNATURES.get(op_name)
+
+
+def _paths(path):
+    base = os.fspath(path)
+    base = base[:-5] if base.endswith(".json") else base
+    return base + ".json", base + ".npz"
+
+
+# ---------------------------------------------------------------------------------------------
+# attribute values <-> JSON (a whitelist of plain types; tagged objects for the rest)
+
+def _encode(value, where):
+    if value is None or type(value) in (bool, str):
+        return value
+    if type(value) is int:
+        return value
+    if type(value) is float:
+        return {"float": value.hex()}
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        return {"dtype": np.dtype(value).str}
+    if isinstance(value, np.generic):
+        return {"scalar": _encode(value.item(), where), "dtype": value.dtype.str}
+    if value is Ellipsis:
+        return {"ellipsis": True}
+    for kind, cls in (("index", Index), ("array_key", ArrayKey), ("tuple", tuple)):
+        if type(value) is cls:
+            return {kind: [_encode(v, where) for v in value]}
+    raise UnsupportedError(f"{where}: a value of type {type(value).__name__} cannot be saved")
+
+
+def _decode(value, where):
+    if value is None or type(value) in (bool, str, int):
+        return value
+    if type(value) is not dict or len(value) not in (1, 2):
+        raise GraphFormatError(f"{where}: {_short(value)} is not an attribute value")
+    if len(value) == 2:
+        _keys(value, {"scalar", "dtype"}, where)
+        dtype = _dtype(value["dtype"], where)
+        item = _decode(value["scalar"], where)
+        if type(item) not in (bool, int, float) or type(item) is not type(dtype.type(0).item()):
+            raise GraphFormatError(f"{where}: {_short(value)} is not a {dtype} scalar")
+        _check_int_range(item, dtype, where)
+        return dtype.type(item)
+    (kind, inner), = value.items()
+    if kind == "float":
+        try:
+            return float.fromhex(inner)
+        except (TypeError, ValueError, OverflowError):
+            raise GraphFormatError(f"{where}: {_short(inner)} is not a float") from None
+    if kind == "dtype":
+        return _dtype(inner, where)
+    if kind == "ellipsis" and inner is True:
+        return Ellipsis
+    if kind in ("index", "array_key", "tuple") and type(inner) is list:
+        items = tuple(_decode(v, where) for v in inner)
+        return {"index": Index, "array_key": ArrayKey, "tuple": tuple}[kind](items)
+    raise GraphFormatError(f"{where}: {_short(value)} is not an attribute value")
+
+
+def _short(value):
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _keys(obj, expected, where, optional=()):
+    if type(obj) is not dict:
+        raise GraphFormatError(f"{where}: expected an object, found {_short(obj)}")
+    missing = set(expected) - set(obj)
+    extra = set(obj) - set(expected) - set(optional)
+    if missing or extra:
+        what = f"missing {sorted(missing)}" if missing else f"unexpected {sorted(extra)}"
+        raise GraphFormatError(f"{where}: {what}")
+
+
+def _dtype(text, where):
+    try:
+        dtype = np.dtype(text) if type(text) is str and len(text) <= 8 else None
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype is None or dtype.kind not in SUPPORTED_KINDS or dtype.fields is not None \
+            or dtype.shape or not dtype.isnative:
+        raise GraphFormatError(f"{where}: {_short(text)} is not a supported dtype")
+    return dtype
+
+
+def _check_int_range(item, dtype, where):
+    if dtype.kind in "iu" and not np.iinfo(dtype).min <= item <= np.iinfo(dtype).max:
+        raise GraphFormatError(f"{where}: {item} does not fit in {dtype}")
+
+
+def _shape(value, dtype, where):
+    if type(value) is not list or len(value) > 32 or not all(
+            type(d) is int and d >= 0 for d in value):
+        raise GraphFormatError(f"{where}: {_short(value)} is not a shape")
+    size = math.prod(value)
+    if size * dtype.itemsize > MAX_VALUE_BYTES:
+        raise GraphFormatError(f"{where}: shape {tuple(value)} of {dtype} is too large "
+                               f"(over {MAX_VALUE_BYTES} bytes)")
+    return tuple(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# save
+
+def _encode_tree(td):
+    if td.kind in ("leaf", "none"):
+        return {"kind": td.kind}
+    if td.kind in ("tuple", "list"):
+        return {"kind": td.kind, "children": [_encode_tree(c) for c in td.children]}
+    if td.kind == "dict" and all(type(k) in (str, int) for k in td.meta):
+        return {"kind": "dict", "keys": list(td.meta),
+                "children": [_encode_tree(c) for c in td.children]}
+    raise UnsupportedError(f"results of kind {td.kind} cannot be saved; return arrays, or "
+                           "tuples, lists and dicts (with str or int keys) of them")
+
+
+def _loc(loc):
+    return [os.path.basename(str(loc[0])), int(loc[1])] if loc else None
+
+
+def graph_document(graph):
+    """(the JSON document of a standalone graph, its array constants by name)."""
+    ids, nodes, arrays = {}, [], {}
+    for n in graph.nodes:
+        where = f"node {len(nodes)} ({n.op})"
+        entry = {"op": n.op, "shape": list(n.shape), "dtype": n.dtype.str, "weak": n.weak,
+                 "loc": _loc(n.loc)}
+        if n.op == "input":
+            entry.update(name=n.attrs["name"], scalar=bool(n.attrs["scalar"]))
+        elif n.op == "const":
+            value = n.attrs["value"]
+            if isinstance(value, np.ndarray):
+                entry["array"] = name = f"c{len(arrays)}"
+                arrays[name] = value
+            else:
+                entry["value"] = _encode(value, where)
+        else:
+            if signature(n.op) is None:
+                raise UnsupportedError(f"{where}: the op {n.op} cannot be saved")
+            entry["args"] = [ids[a] for a in n.args]
+            entry["attrs"] = {k: _encode(v, f"{where} attribute {k}") for k, v in n.attrs.items()}
+        ids[n] = len(nodes)
+        nodes.append(entry)
+    document = {"format": FORMAT, "version": VERSION, "name": str(graph.name),
+                "inputs": [ids[n] for n in graph.inputs], "nodes": nodes,
+                "outputs": [ids[o] for o in graph.outputs],
+                "out_tree": _encode_tree(graph.out_tree)}
+    return document, arrays
+
+
+def save_graph(path, graph):
+    """Write a standalone graph (symbolic.standalone) as `path`.json and `path`.npz."""
+    document, arrays = graph_document(graph)
+    json_path, npz_path = _paths(path)
+    with open(json_path, "w") as f:
+        json.dump(document, f, indent=1)
+    np.savez(npz_path, **arrays)
+
+
+# ---------------------------------------------------------------------------------------------
+# load
+
+def load_graph(path):
+    """The Graph saved at `path` (.json and .npz), validated; GraphFormatError if it is not a
+    graph this version of tracejit wrote."""
+    json_path, npz_path = _paths(path)
+    document = _read_json(json_path)
+    arrays = _read_npz(npz_path)
+    return graph_from_document(document, arrays, os.path.basename(json_path))
+
+
+def _read_json(json_path):
+    with open(json_path, "rb") as f:
+        data = f.read(_MAX_JSON_BYTES + 1)
+    if len(data) > _MAX_JSON_BYTES:
+        raise GraphFormatError(f"{json_path}: larger than {_MAX_JSON_BYTES} bytes")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as e:  # truncated, corrupted, not UTF-8, too deep
+        raise GraphFormatError(f"{json_path}: not a JSON graph ({e})") from None
+
+
+def _read_npz(npz_path):
+    """The arrays of the .npz, read without pickle; plain numeric arrays only."""
+    try:
+        with np.load(npz_path, allow_pickle=False) as npz:
+            arrays = {}
+            for name in npz.files:
+                try:
+                    arrays[name] = npz[name]
+                except ValueError as e:
+                    if "allow_pickle" in str(e):
+                        raise GraphFormatError(f"{npz_path}: array {name!r} holds Python objects "
+                                               "(a pickle); refused") from None
+                    raise
+            return arrays
+    except (GraphFormatError, FileNotFoundError):
+        raise
+    except Exception as e:  # a damaged zip or .npy header: zipfile, zlib and NumPy's errors
+        raise GraphFormatError(f"{npz_path}: not a readable .npz ({type(e).__name__}: "
+                               f"{e})") from None
+
+
+def graph_from_document(document, arrays, source="graph"):
+    """Build and validate the Graph a JSON document and its constants describe."""
+    _keys(document, {"format", "version", "name", "inputs", "nodes", "outputs", "out_tree"},
+          source)
+    if document["format"] != FORMAT:
+        raise GraphFormatError(f"{source}: not a tracejit graph (format "
+                               f"{_short(document['format'])})")
+    if document["version"] != VERSION or type(document["version"]) is not int:
+        raise GraphFormatError(f"{source}: unsupported format version "
+                               f"{_short(document['version'])}; this tracejit reads version "
+                               f"{VERSION}")
+    if type(document["name"]) is not str:
+        raise GraphFormatError(f"{source}: the name is not a string")
+    entries = document["nodes"]
+    if type(entries) is not list:
+        raise GraphFormatError(f"{source}: nodes is not a list")
+    nodes, used_arrays, names = [], set(), set()
+    for i, entry in enumerate(entries):
+        node = _node(entry, i, nodes, arrays, used_arrays, f"{source}: node {i}")
+        if node.op == "input":
+            if node.attrs["name"] in names:
+                raise GraphFormatError(f"{source}: node {i}: two inputs are named "
+                                       f"{node.attrs['name']!r}")
+            names.add(node.attrs["name"])
+        nodes.append(node)
+    if set(arrays) - used_arrays:
+        raise GraphFormatError(f"{source}: the .npz holds arrays no node uses: "
+                               f"{sorted(set(arrays) - used_arrays)[:3]}")
+    inputs = _references(document["inputs"], nodes, f"{source}: inputs")
+    if [n for n in nodes if n.op == "input"] != inputs:
+        raise GraphFormatError(f"{source}: inputs must list every input node once, in order")
+    outputs = _references(document["outputs"], nodes, f"{source}: outputs")
+    tree = _tree(document["out_tree"], f"{source}: out_tree", [0])
+    if pytree.num_leaves(tree) != len(outputs):
+        raise GraphFormatError(f"{source}: out_tree has {pytree.num_leaves(tree)} leaves for "
+                               f"{len(outputs)} outputs")
+    for i, n in enumerate(inputs):
+        n.attrs["index"] = i
+    return Graph(document["name"], inputs, outputs, tree)
+
+
+def _references(refs, nodes, where):
+    if type(refs) is not list or not all(type(r) is int and 0 <= r < len(nodes) for r in refs):
+        raise GraphFormatError(f"{where}: {_short(refs)} are not references to nodes "
+                               f"0..{len(nodes) - 1}")
+    return [nodes[r] for r in refs]
+
+
+def _tree(obj, where, depth):
+    depth[0] += 1
+    if depth[0] > 10_000:
+        raise GraphFormatError(f"{where}: nested too deep")
+    kind = obj.get("kind") if type(obj) is dict else None
+    if kind in ("leaf", "none"):
+        _keys(obj, {"kind"}, where)
+        return pytree.LEAF if kind == "leaf" else pytree.TreeDef("none", None, ())
+    if kind in ("tuple", "list"):
+        _keys(obj, {"kind", "children"}, where)
+        children = obj["children"]
+        if type(children) is not list:
+            raise GraphFormatError(f"{where}: children is not a list")
+        return pytree.TreeDef(kind, len(children), tuple(_tree(c, where, depth)
+                                                         for c in children))
+    if kind == "dict":
+        _keys(obj, {"kind", "keys", "children"}, where)
+        keys, children = obj["keys"], obj["children"]
+        if type(keys) is not list or type(children) is not list or len(keys) != len(children) \
+                or not all(type(k) in (str, int) for k in keys) or len(set(keys)) != len(keys):
+            raise GraphFormatError(f"{where}: a dict needs distinct str or int keys, one per "
+                                   "child")
+        return pytree.TreeDef("dict", tuple(keys), tuple(_tree(c, where, depth)
+                                                         for c in children))
+    raise GraphFormatError(f"{where}: {_short(obj)} is not a result structure")
+
+
+def _node(entry, i, nodes, arrays, used_arrays, where):
+    op = entry.get("op") if type(entry) is dict else None
+    if type(op) is not str:
+        raise GraphFormatError(f"{where}: not a node (no op name)")
+    common = {"op", "shape", "dtype", "weak", "loc"}
+    if op == "input":
+        _keys(entry, common | {"name", "scalar"}, where)
+    elif op == "const":
+        _keys(entry, common, where, optional=("value", "array"))
+        if ("value" in entry) == ("array" in entry):
+            raise GraphFormatError(f"{where}: a constant needs one of value and array")
+    elif signature(op) is None:
+        raise GraphFormatError(f"{where}: unknown op {_short(op)}")
+    else:
+        _keys(entry, common | {"args", "attrs"}, where)
+    where = f"{where} ({op})"
+    dtype = _dtype(entry["dtype"], f"{where} dtype")
+    shape = _shape(entry["shape"], dtype, f"{where} shape")
+    weak, loc = entry["weak"], entry["loc"]
+    if type(weak) is not bool or (weak and (shape != () or dtype.str not in ("|b1", "<i8", "<f8"))):
+        raise GraphFormatError(f"{where}: weak must be true only for a bool, int64 or float64 "
+                               "scalar")
+    if loc is not None and not (type(loc) is list and len(loc) == 2 and type(loc[0]) is str
+                                and type(loc[1]) is int):
+        raise GraphFormatError(f"{where}: loc is not [file, line]")
+    loc = tuple(loc) if loc else None
+    if op == "input":
+        name, scalar = entry["name"], entry["scalar"]
+        if type(name) is not str or not name.isidentifier() or type(scalar) is not bool:
+            raise GraphFormatError(f"{where}: an input needs an identifier name and a bool "
+                                   "scalar")
+        return Node("input", (), {"name": name, "index": 0, "scalar": scalar}, shape, dtype,
+                    weak, loc)
+    if op == "const":
+        return Node("const", (), {"value": _const_value(entry, shape, dtype, weak, arrays,
+                                                        used_arrays, where)},
+                    shape, dtype, weak, loc)
+    args = _references(entry["args"], nodes, f"{where} args")
+    if type(entry["args"]) is list and any(r >= i for r in entry["args"]):
+        raise GraphFormatError(f"{where}: refers to a later node (a cycle)")
+    attrs = _attrs(op, entry["attrs"], len(args), where)
+    _check_static(op, args, attrs, where)
+    try:
+        inferred_shape, inferred_dtype = OPS[op].infer(args, attrs)
+        inferred_shape, inferred_dtype = tuple(inferred_shape), np.dtype(inferred_dtype)
+    except Exception as e:  # the op's own rules reject these arguments or attributes
+        raise GraphFormatError(f"{where}: invalid arguments or attributes "
+                               f"({type(e).__name__}: {e})") from None
+    if inferred_shape != shape or inferred_dtype != dtype:
+        raise GraphFormatError(f"{where}: declared {dtype}{list(shape)}, but its op gives "
+                               f"{inferred_dtype}{list(inferred_shape)}")
+    if weak and not all(a.weak for a in args):
+        raise GraphFormatError(f"{where}: weak only when every argument is weak")
+    return Node(op, args, attrs, shape, dtype, weak, loc)
+
+
+def _const_value(entry, shape, dtype, weak, arrays, used_arrays, where):
+    if "array" in entry:
+        name = entry["array"]
+        if type(name) is not str or name not in arrays or name in used_arrays:
+            raise GraphFormatError(f"{where}: {_short(name)} names no unused array in the .npz")
+        used_arrays.add(name)
+        value = arrays[name]
+        if value.shape != shape or value.dtype != dtype:
+            raise GraphFormatError(f"{where}: the .npz array {name!r} is {value.dtype}"
+                                   f"{list(value.shape)}, not {dtype}{list(shape)}")
+        if weak:
+            raise GraphFormatError(f"{where}: an array constant is never weak")
+        return value
+    value = _decode(entry["value"], f"{where} value")
+    if shape != ():
+        raise GraphFormatError(f"{where}: an inline constant is a scalar")
+    if weak:
+        expected = {"b": bool, "i": int, "f": float}[dtype.kind]
+        if type(value) is not expected:
+            raise GraphFormatError(f"{where}: value is not a Python {expected.__name__}")
+        if expected is int:
+            _check_int_range(value, dtype, where)
+        return value
+    if not isinstance(value, np.generic) or value.dtype != dtype:
+        raise GraphFormatError(f"{where}: value is not a {dtype} scalar")
+    return value
+
+
+def _attrs(op, attrs, nargs, where):
+    arity, required, optional = signature(op)
+    if arity is None:
+        if nargs < _VARIADIC[op]:
+            raise GraphFormatError(f"{where}: takes at least {_VARIADIC[op]} arguments, "
+                                   f"not {nargs}")
+    elif nargs != arity:
+        raise GraphFormatError(f"{where}: takes {arity} arguments, not {nargs}")
+    _keys(attrs, required, f"{where} attributes", optional)
+    decoded = {k: _decode(v, f"{where} attribute {k}") for k, v in attrs.items()}
+    for k, v in decoded.items():
+        _check_value(op, k, v, f"{where} attribute {k}")
+    return decoded
+
+
+def _check_value(op, key, value, where):
+    """Strings only where an op expects a name it looks up (a NumPy ufunc, an index argument);
+    every nested value plain."""
+    if type(value) is str:
+        if key == "ufunc" and op in ("accumulate", "index_put") and \
+                isinstance(getattr(np, value, None), np.ufunc) and value.isidentifier():
+            return
+        raise GraphFormatError(f"{where}: {value!r} is not allowed here")
+    if value is None and key == "ufunc" and op == "index_put":
+        return
+    if key == "ufunc":
+        raise GraphFormatError(f"{where}: not a NumPy ufunc name")
+    if key == "value" and (type(value) not in (bool, int, float) and
+                           not isinstance(value, np.generic)):
+        raise GraphFormatError(f"{where}: not a number")
+    if isinstance(value, tuple):
+        for item in value:
+            if type(value) is ArrayKey and type(item) is str:
+                if not (item[:1] == "#" and item[1:].isdigit() and len(item) < 8):
+                    raise GraphFormatError(f"{where}: {item!r} is not an index argument")
+                continue
+            _check_value(op, None, item, where)
+
+
+def _check_static(op, args, attrs, where):
+    """Facts the op's shape rule takes for granted from the tracer: axes in range, indices
+    within their dimensions (checked by NumPy on an array of zero strides), index arguments
+    that exist."""
+    def fail(what):
+        raise GraphFormatError(f"{where}: {what}")
+
+    ndim = args[0].ndim if args else 0
+    axis = attrs.get("axis")
+    axes = axis if isinstance(axis, tuple) else () if axis is None else (axis,)
+    if not all(type(a) is int and 0 <= a < ndim for a in axes) or \
+            len(set(axes)) != len(axes):
+        fail(f"axis {axis!r} is not a set of axes of a {ndim}-d value")
+    if op == "transpose" and sorted(attrs["axes"]) != list(range(ndim)):
+        fail(f"axes {attrs['axes']!r} are not a permutation of {ndim} axes")
+    for key in ("shape", "reps"):
+        value = attrs.get(key)
+        if value is not None and not (type(value) is tuple and len(value) <= 32 and all(
+                type(d) is int and d >= 0 for d in value) and math.prod(value) <= MAX_VALUE_BYTES):
+            fail(f"{key} {value!r} is not a tuple of lengths (of at most {MAX_VALUE_BYTES} "
+                 "elements)")
+    if "repeats" in attrs and not (type(attrs["repeats"]) is int and attrs["repeats"] >= 0):
+        fail("repeats is not a count")
+    index = attrs.get("index")
+    if index is not None:
+        if type(index) is not Index:
+            fail("index is not a static index")
+        source = attrs["shape"] if op == "scatter" else args[0].shape
+        if not all(e is None or type(e) is int or (type(e) is tuple and len(e) == 3 and all(
+                type(x) is int or (x is None and k == 1) for k, x in enumerate(e)) and e[2] != 0)
+                   for e in index):
+            fail(f"index {index!r} has entries that are not int, None or (start, stop, step)")
+        if sum(e is not None for e in index) > len(source):
+            fail(f"index {index!r} has more entries than dimensions")
+        region = OPS["getitem"].infer([Node("input", (), {}, source, args[0].dtype)],
+                                      {"index": index})[0]
+        dummy = np.broadcast_to(np.zeros((), np.int8), source)
+        try:
+            numpy_region = dummy[index.key].shape
+        except IndexError as e:
+            fail(f"index {index!r} is out of range for shape {source} ({e})")
+        if numpy_region != region:
+            fail(f"index {index!r} is out of range for shape {source}")
+    key = attrs.get("key")
+    if key is not None:
+        if type(key) is not ArrayKey:
+            fail("key is not an index key")
+        refs = sorted(int(e[1:]) for e in key if type(e) is str)
+        if refs != list(range(len(args) - 2)):
+            fail(f"key {key!r} does not refer to each index argument once")
+        for e in key:
+            if type(e) is tuple and not (len(e) == 3 and all(x is None or type(x) is int
+                                                             for x in e) and e[2] != 0):
+                fail(f"key {key!r} has a slice that is not (start, stop, step)")
+            if type(e) is not tuple and type(e) is not str and e is not None and \
+                    e is not Ellipsis and type(e) is not int:
+                fail(f"key {key!r} has an entry of type {type(e).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------
+# public entry points
+
+def load(path):
+    """Load a saved program (`D.save(path)`, `f.save(path, *args)`): symbols with the saved
+    structure, one Variable per input; `tj.compile(tj.load(path))(x=...)` runs it."""
+    from .symbolic import symbols_of
+    return symbols_of(load_graph(path))
+
+
+def save_params(path, params):
+    """Save a pytree of arrays (dicts with str keys, lists, tuples, None; arrays, NumPy and
+    Python scalars as leaves) as one .npz, without pickle."""
+    leaves, tree = pytree.flatten(params)
+    arrays = {}
+    kinds = []
+    for i, leaf in enumerate(leaves):
+        if type(leaf) in (bool, int, float):
+            kinds.append(type(leaf).__name__)
+        elif isinstance(leaf, np.generic):
+            kinds.append("scalar")
+        elif type(leaf) is np.ndarray:
+            kinds.append("array")
+        else:
+            raise UnsupportedError(f"save_params: a leaf of type {type(leaf).__name__}; "
+                                   "parameters are arrays and scalars")
+        arr = np.asarray(leaf)
+        if arr.dtype.kind not in "biufc":
+            raise UnsupportedError(f"save_params: a leaf of dtype {arr.dtype}")
+        arrays[f"leaf{i}"] = arr
+    header = {"format": PARAMS_FORMAT, "version": VERSION, "tree": _encode_params_tree(tree),
+              "kinds": kinds}
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    path = os.fspath(path)
+    np.savez(path if path.endswith(".npz") else path + ".npz", **arrays)
+
+
+def _encode_params_tree(td):
+    if td.kind == "dict" and not all(type(k) is str for k in td.meta):
+        raise UnsupportedError("save_params: dict keys must be strings")
+    if td.kind not in ("leaf", "none", "tuple", "list", "dict"):
+        raise UnsupportedError(f"save_params: containers of kind {td.kind} cannot be saved; "
+                               "use dicts, lists and tuples")
+    return _encode_tree(td)
+
+
+def load_params(path):
+    """The pytree saved by save_params, read with allow_pickle=False and validated."""
+    path = os.fspath(path)
+    path = path if path.endswith(".npz") else path + ".npz"
+    arrays = _read_npz(path)
+    header = arrays.pop("header", None)
+    if header is None or header.dtype != np.uint8 or header.ndim != 1:
+        raise GraphFormatError(f"{path}: no parameter header")
+    try:
+        header = json.loads(header.tobytes())
+    except (ValueError, RecursionError) as e:
+        raise GraphFormatError(f"{path}: the header is not JSON ({e})") from None
+    _keys(header, {"format", "version", "tree", "kinds"}, path)
+    if header["format"] != PARAMS_FORMAT or header["version"] != VERSION:
+        raise GraphFormatError(f"{path}: not tracejit parameters of version {VERSION}")
+    tree = _tree(header["tree"], f"{path}: tree", [0])
+    kinds = header["kinds"]
+    n = pytree.num_leaves(tree) if tree.kind != "none" else 0
+    if type(kinds) is not list or len(kinds) != n or set(arrays) != {f"leaf{i}" for i in range(n)}:
+        raise GraphFormatError(f"{path}: the tree has {n} leaves; the file does not hold them")
+    leaves = []
+    for i, kind in enumerate(kinds):
+        arr = arrays[f"leaf{i}"]
+        if arr.dtype.kind not in "biufc" or arr.dtype.fields is not None:
+            raise GraphFormatError(f"{path}: leaf {i} has dtype {arr.dtype}")
+        if kind == "array":
+            leaves.append(arr)
+        elif kind in ("scalar", "bool", "int", "float") and arr.shape == ():
+            leaves.append(arr[()] if kind == "scalar" else
+                          {"bool": bool, "int": int, "float": float}[kind](arr.item()))
+        else:
+            raise GraphFormatError(f"{path}: leaf {i}: {_short(kind)} does not describe "
+                                   f"an array of shape {arr.shape}")
+    return pytree.unflatten(tree, leaves)
