@@ -240,19 +240,27 @@ class _Gradients(Symbol):
 
 
 def gradients(of, wrt, head=None):
-    """Symbols for the gradients of the symbol `of` with respect to the Variables in `wrt` (one
-    Variable gives one symbol, a list gives a list). `head` is the gradient flowing into `of`
-    (a symbol or array broadcast to its shape); by default ones, so a vector `of` gives the
-    gradient of its sum, as MXNet does."""
+    """Symbols for the gradients of the symbol `of` with respect to the Variables in `wrt`, or
+    the variables of `of` with these names (one gives one symbol, a list gives a list). `head`
+    is the gradient flowing into `of` (a symbol or array broadcast to its shape); by default
+    ones, so a vector `of` gives the gradient of its sum, as MXNet does."""
     loc = user_location(2)
-    single = isinstance(wrt, Variable)
+    single = isinstance(wrt, (Variable, str))
     wrt = [wrt] if single else list(wrt)
     if not isinstance(of, Symbol):
         raise with_location(TypeError, f"gradients of a {type(of).__name__}: pass a symbol", loc)
-    for v in wrt:
+    by_name = None
+    for i, v in enumerate(wrt):
+        if isinstance(v, str):  # a variable by name: those of a loaded or traced program
+            by_name = by_name or {u.name: u for u in variables_of([of])}
+            if v not in by_name:
+                close = difflib.get_close_matches(v, by_name, 1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise with_location(TypeError, f"no variable {v!r}{hint}", loc)
+            wrt[i] = v = by_name[v]
         if not isinstance(v, Variable):
-            raise with_location(TypeError, f"gradients are taken with respect to Variables, "
-                                f"not {v!r}", loc)
+            raise with_location(TypeError, f"gradients are taken with respect to Variables "
+                                f"(or their names), not {v!r}", loc)
     group = _Gradients(of, wrt, head, loc)
     grads = [Symbol(operator.getitem, (group, i), label="grad", loc=loc) for i in range(len(wrt))]
     return grads[0] if single else grads
@@ -427,11 +435,8 @@ def program_graph(outputs, examples=None):
 
 def standalone(graph):
     """The traced graph as a self-contained program: captured arrays become constants (their
-    values now), inputs are numbered in order. Functions that write into their arguments have
-    no such program."""
-    if graph.meta.get("writes"):
-        raise with_location(TraceError, f"{graph.name} writes into its arguments, which a "
-                            "symbolic program or a saved graph cannot do; return the new values")
+    values now), inputs are numbered in order. A function that writes into its arguments
+    becomes a program returning (its result, {argument name: the argument's new value})."""
     captured = graph.meta.get("captured", [])
     first_captured = len(graph.inputs) - len(captured)
     mapping = {}
@@ -444,7 +449,16 @@ def standalone(graph):
                               n.loc)
     _rebuild(graph.nodes, mapping)
     inputs = [mapping[n] for n in graph.inputs[:first_captured]]
-    return Graph(graph.name, inputs, [mapping[o] for o in graph.outputs], graph.out_tree)
+    outputs, tree = [mapping[o] for o in graph.outputs], graph.out_tree
+    writes = graph.meta.get("writes", ())
+    if writes:
+        names = {n.attrs["index"]: n.attrs["name"] for n in graph.inputs}
+        keys = tuple(sorted(names[i] for i in writes))
+        written = dict(zip((names[i] for i in writes), outputs[len(outputs) - len(writes):]))
+        outputs = outputs[:len(outputs) - len(writes)] + [written[k] for k in keys]
+        tree = pytree.TreeDef("tuple", 2, (tree, pytree.TreeDef(
+            "dict", keys, (pytree.LEAF,) * len(keys))))
+    return Graph(graph.name, inputs, outputs, tree)
 
 
 def symbols_of(graph):
