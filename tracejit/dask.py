@@ -363,7 +363,8 @@ class ChunkStep:
         out = self.executable(blocks).run(*blocks)
         if isinstance(out, tuple):
             return tuple(np.asarray(o) for o in out)
-        return np.asarray(out)
+        # a 0-d result stays a NumPy scalar, as Dask's own chunks of NumPy scalars are
+        return out if isinstance(out, (np.ndarray, np.generic)) else np.asarray(out)
 
 
 def _arg_record(dtype):

@@ -1,0 +1,294 @@
+"""Traced functions on Dask arrays: lazy Dask results whose chunks run fused kernels, equal to
+NumPy on the whole array and to Dask's own NumPy path, with ragged chunks and reductions over
+split axes; per-chunk steps that pickle as plain data and run on a distributed cluster."""
+
+import os
+import pickle
+import threading
+import time
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array", reason="Dask is optional: pip install 'tracejit[dask]'")
+import dask  # noqa: E402
+from conftest import assert_same  # noqa: E402
+
+import tracejit as tj  # noqa: E402
+from tracejit import dask as tjdask  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    with dask.config.set(scheduler="threads", num_workers=2):
+        yield
+
+
+def _chunked(x, chunks):
+    return da.from_array(x, chunks=chunks)
+
+
+def _check(traced, *args, rtol=None, own=True):
+    """traced(*dask args) is lazy, and computes what NumPy and Dask's own path give."""
+    result = traced(*args)
+    arrays = [a.compute() if isinstance(a, da.Array) else a for a in args]
+    expected = traced.eager(*arrays)
+    lazy = result if isinstance(result, tuple) else (result,)
+    assert all(isinstance(r, da.Array) for r in lazy)
+    computed = dask.compute(*lazy)
+    computed = computed if isinstance(result, tuple) else computed[0]
+    assert_same(computed, expected, rtol=rtol)
+    if not own:
+        return result
+    own = dask.compute(*(traced.eager(*args) if isinstance(result, tuple)
+                         else (traced.eager(*args),)))
+    assert_same(computed, own if isinstance(result, tuple) else own[0], rtol=rtol)
+    return result
+
+
+rng = np.random.default_rng(16)
+A, B, C = (rng.standard_normal(1000) for _ in range(3))
+RAGGED = ((300, 200, 17, 483),)
+M = rng.standard_normal((60, 50))
+M_SPLIT = ((20, 25, 15), (30, 7, 13))  # rows and columns split, unevenly
+
+
+@tj.trace
+def chain(a, b, c):
+    return np.exp(-a * a) * np.sin(b) + np.sqrt(np.abs(c)) * 0.5 - a / (1.0 + b * b)
+
+
+@tj.trace
+def softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_elementwise_chain_on_ragged_chunks():
+    out = _check(chain, *(_chunked(v, RAGGED) for v in (A, B, C)))
+    assert out.chunks == RAGGED
+    # one blockwise layer: the whole chain is one task per chunk
+    assert len(out.dask.layers) == 4  # three inputs and the kernel
+
+
+def test_mixed_numpy_dask_and_scalar_arguments():
+    @tj.trace
+    def f(x, bias, k):
+        return np.tanh(x * k) + bias
+
+    _check(f, _chunked(M, M_SPLIT), rng.standard_normal(50), 0.5)
+    _check(f, _chunked(M.astype(np.float32), M_SPLIT), np.float32(1.5), 2)
+
+
+@pytest.mark.parametrize("chunks", [((20, 25, 15), 50), M_SPLIT], ids=["rows-whole",
+                                                                        "rows-split"])
+def test_row_softmax(chunks):
+    out = _check(softmax, _chunked(M, chunks))
+    assert out.chunks == _chunked(M, chunks).chunks
+
+
+def test_row_softmax_with_whole_rows_is_one_task_per_chunk():
+    x = _chunked(M, ((20, 25, 15), 50))
+    graph = softmax(x).__dask_graph__()
+    assert len(graph) == 3 + 3  # the input's chunks and one kernel task per chunk
+
+
+REDUCTIONS = {
+    "sum": lambda x, axis, k: np.sum(x * x, axis=axis, keepdims=k),
+    "mean": lambda x, axis, k: np.mean(np.abs(x), axis=axis, keepdims=k),
+    "var": lambda x, axis, k: np.var(x + 1.0, axis=axis, keepdims=k),
+    "std": lambda x, axis, k: np.std(x, axis=axis, keepdims=k, ddof=1),
+    "max": lambda x, axis, k: np.max(np.sin(x), axis=axis, keepdims=k),
+    "min": lambda x, axis, k: np.min(x - 1.0, axis=axis, keepdims=k),
+    "prod": lambda x, axis, k: np.prod(1.0 + x * 1e-3, axis=axis, keepdims=k),
+    "any": lambda x, axis, k: np.any(x > 2.5, axis=axis, keepdims=k),
+    "all": lambda x, axis, k: np.all(x > -3.5, axis=axis, keepdims=k),
+    "count": lambda x, axis, k: np.count_nonzero(x > 0, axis=axis, keepdims=k),
+    "argmax": lambda x, axis, k: np.argmax(x * 2.0, axis=axis, keepdims=k),
+    "argmin": lambda x, axis, k: np.argmin(np.cos(x), axis=axis, keepdims=k),
+}
+
+
+SLOW = (pytest.mark.slow, pytest.mark.skipif(not os.environ.get("TRACEJIT_SLOW"), reason=(
+    "every reduction, axis and keepdims: TRACEJIT_SLOW=1")))
+# every op kind once in the every-run set (each case compiles its own kernels)
+EVERY_RUN = {("sum", None, False), ("mean", None, False), ("var", 0, True), ("max", -1, True),
+             ("min", None, True), ("any", 1, False), ("count", 0, False), ("argmax", 0, False),
+             ("argmin", 1, True)}
+CASES = [pytest.param(name, axis, keepdims, id=f"{name}-axis={axis}-keepdims={keepdims}",
+                      marks=() if (name, axis, keepdims) in EVERY_RUN else SLOW)
+         for name in sorted(REDUCTIONS) for axis in (None, 0, 1, -1)
+         for keepdims in (False, True) if not (name.startswith("arg") and axis is None)]
+
+
+@pytest.mark.parametrize("name, axis, keepdims", CASES)
+def test_reduction_over_split_axes(name, axis, keepdims):
+    rule = REDUCTIONS[name]
+
+    @tj.trace
+    def f(x):
+        return rule(x, axis, keepdims)
+
+    # Dask's count_nonzero takes no keepdims: compared with NumPy only
+    _check(f, _chunked(M, M_SPLIT), rtol=1e-12, own=name != "count")
+
+
+def test_argmax_over_a_flattened_array_is_dasks_own():
+    @tj.trace
+    def f(x):
+        return np.argmax(x * 2.0)
+
+    with pytest.warns(tj.FallbackWarning, match="argmax"):
+        _check(f, _chunked(M, M_SPLIT))
+
+
+def test_integer_and_float32_sums_keep_numpy_dtypes():
+    @tj.trace
+    def f(x, y):
+        return np.sum(x * 3), np.sum(y * y, axis=0), np.mean(x, axis=1)
+
+    xi = rng.integers(-100, 100, (60, 50)).astype(np.int8)
+    _check(f, _chunked(xi, M_SPLIT), _chunked(M.astype(np.float32), M_SPLIT), rtol=1e-5)
+
+
+def test_reduction_then_elementwise_then_reduction():
+    @tj.trace
+    def standardise(x):
+        z = (x - x.mean(axis=0)) / x.std(axis=0)
+        return z, np.sum(z * z)
+
+    _check(standardise, _chunked(M, M_SPLIT))
+
+
+def test_ragged_chunks_compile_nothing_new():
+    @tj.trace
+    def f(a, b):
+        return np.log1p(np.abs(a * 3.25)) - b * 0.75  # constants no other test compiles
+
+    x = _chunked(A, RAGGED)
+    np.testing.assert_allclose(f(x, x).compute(), f.eager(A, A), rtol=1e-12)
+    built = _built_for(f, x)
+    assert len(built) == 4  # four chunk shapes, four plans...
+    assert sorted(exe.kernels_compiled for exe in built) == [0, 0, 0, 1]  # ...one compile
+
+
+def _built_for(f, x):
+    """The executables the chunks of f(x, x) built (found by the steps' tokens)."""
+    tokens = {v.token for v in _walk(f(x, x).__dask_graph__())}
+    return [exe for (token, _), exe in tjdask._BUILT.items() if token in tokens]
+
+
+def _walk(graph):
+    for task in graph.values():
+        for part in _task_parts(task):
+            if isinstance(part, tjdask.ChunkStep):
+                yield part
+
+
+def _task_parts(task):
+    stack = [task]
+    while stack:
+        t = stack.pop()
+        yield t
+        for name in ("func", "args"):
+            inner = getattr(t, name, None)
+            if inner is not None:
+                stack.extend(inner if isinstance(inner, tuple) else (inner,))
+        if isinstance(t, tuple | list):
+            stack.extend(t)
+
+
+def test_views_and_matmul_are_dasks_own():
+    @tj.trace
+    def f(x, w):
+        return np.maximum(x.T @ w + 1.0, 0.0)
+
+    _check(f, _chunked(M, M_SPLIT), _chunked(rng.standard_normal((60, 8)), (20, 8)))
+
+
+def test_untraceable_function_runs_as_dasks_own_path():
+    @tj.trace
+    def f(x):
+        if x.sum() > 0:  # a Python if on an array value
+            return x + 1
+        return x - 1
+
+    x = _chunked(M, M_SPLIT)
+    with pytest.warns(tj.FallbackWarning, match="Dask's own NumPy path"):
+        out = f(x)
+    assert isinstance(out, da.Array)
+    assert_same(out.compute(), f.eager(M))
+
+
+def test_unmapped_step_warns_and_is_computed_by_dask():
+    @tj.trace
+    def f(x):
+        return np.cumsum(x * 2.0, axis=0)
+
+    x = _chunked(M, M_SPLIT)
+    with pytest.warns(tj.FallbackWarning, match="cumsum"):
+        out = f(x)
+    assert_same(out.compute(), f.eager(M))
+
+
+def test_shape_error_is_raised_as_for_numpy():
+    @tj.trace
+    def f(x, y):
+        return x + y
+
+    with pytest.raises(ValueError):
+        f(_chunked(M, M_SPLIT), _chunked(A[:7], 7))
+
+
+def test_chunk_step_pickles_as_plain_data():
+    x = _chunked(M, ((20, 25, 15), 50))
+    steps = list(_walk(softmax(x).__dask_graph__()))
+    assert steps
+    for step in steps:
+        clone = pickle.loads(pickle.dumps(step))
+        block = M[:20]
+        np.testing.assert_allclose(clone(block), step(block))
+
+
+def test_kernels_release_the_gil():
+    @tj.trace
+    def heavy(a):
+        return np.sum(np.sin(a) * np.cos(a) + np.exp(-a * a))
+
+    x = rng.standard_normal(4_000_000)
+    step = next(_walk(heavy(_chunked(x, x.size)).__dask_graph__()))
+    step(x[:10])  # compiled outside the measurement
+    counts, done = [0], threading.Event()
+
+    def spin():
+        while not done.is_set():
+            counts[0] += 1
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    time.sleep(0.05)
+    start, before = time.perf_counter(), counts[0]
+    while time.perf_counter() - start < 0.3:
+        step(x)
+    during = counts[0] - before
+    done.set()
+    thread.join()
+    assert during > 1000  # the other thread ran Python while the kernels ran
+
+
+def test_distributed_local_cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        a, b, c = (_chunked(v, RAGGED) for v in (A, B, C))
+        got_chain, got_sumsq = client.compute([chain(a, b, c), _sumsq(a)], sync=True)
+        np.testing.assert_allclose(got_chain, chain.eager(A, B, C), rtol=1e-12)
+        np.testing.assert_allclose(got_sumsq, np.sum(A * A), rtol=1e-12)
+        built = client.run(lambda: len(tjdask._BUILT))
+        assert len(built) == 2 and sum(built.values()) > 0  # the workers built the kernels
+
+
+@tj.trace
+def _sumsq(a):
+    return np.sum(a * a)
