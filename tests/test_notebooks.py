@@ -35,12 +35,17 @@ def test_saved_without_outputs(path):
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
     """Every notebook executed in order in one kernel: path -> the notebook with its outputs."""
+    saved = {k: os.environ.get(k) for k in ("TRACEJIT_NOTEBOOK_SMALL", "MPLBACKEND")}
     os.environ["TRACEJIT_NOTEBOOK_SMALL"] = "1"
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # plots as outputs
     try:
         return _run_all(NOTEBOOKS)
     finally:
-        del os.environ["TRACEJIT_NOTEBOOK_SMALL"]
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _run_all(paths):
