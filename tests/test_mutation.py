@@ -92,6 +92,26 @@ def fill_row(x):
     return y * x
 
 
+def read_before_a_write(x, y):
+    t = x * 2  # fused with `t + y` below, so the kernel runs after the write: it must see old x
+    x[0] = 5.0
+    return t + y
+
+
+def write_after_a_view_is_read(x):
+    head = x[:2].sum()
+    x[1:] = x[1:] * 0.5
+    x[0] = head
+    return x
+
+
+def index_put_in_place(x, idx):
+    y = x * 1.5
+    y[idx] = 0.0
+    np.add.at(y, idx, 1.0)
+    return y
+
+
 CASES = {
     "sgd": (sgd, lambda r, n: (r.random(n), r.random(n), 0.1)),
     "momentum": (momentum, lambda r, n: (r.random(n), r.random(n), r.random(n))),
@@ -107,6 +127,10 @@ CASES = {
     "out= and copyto": (ufunc_out, lambda r, n: (r.random(n), r.random(n))),
     "local alias": (local_alias, lambda r, n: (r.random(n),)),
     "fill": (fill_row, lambda r, n: (r.random((4, n // 4)),)),
+    "read before a write": (read_before_a_write, lambda r, n: (r.random(n), r.random(n))),
+    "write after a view is read": (write_after_a_view_is_read, lambda r, n: (r.random(n),)),
+    "index arrays in place": (index_put_in_place,
+                              lambda r, n: (r.random(n), r.integers(-n, n, 50))),
 }
 
 
@@ -212,3 +236,48 @@ def test_writes_to_an_ambiguous_reshape_fall_back():
     with pytest.warns(tj.FallbackWarning, match="reshaped"):
         result = tj.trace(f)(x.copy())
     assert_same(result, f(x.copy()))
+
+
+def _writes(traced, *args):
+    text = str(traced.explain(*args))
+    return text.split("-- writes:")[1].split("-- run:")[0]
+
+
+def test_a_time_loop_updates_the_callers_array_in_place():
+    u = np.random.default_rng(0).random((32, 32))
+    want = jacobi(u.copy())
+    traced = tj.trace(jacobi, fallback="raise")
+    address = u.ctypes.data
+    result = traced(u)
+    assert_same(u, want)
+    assert result is u and u.ctypes.data == address
+    writes = _writes(traced, u)
+    assert writes.count("in place, in the caller's array u") == 4
+    assert "argument u written: holds the result, no copy" in writes
+
+
+def test_a_write_into_an_unplanned_array_copies_it_once():
+    def f(x):
+        y = np.concatenate([x, x])  # NumPy's own result, outside the plan: the first write
+        y[0] = -x[0]  # copies it into a planned buffer
+        y[1:] = y[1:] * 2  # and later writes land in that buffer
+        return y
+    x = np.arange(4.0)
+    traced = tj.trace(f, fallback="raise")
+    assert_same(traced(x), f(x))
+    assert_same(traced(x + 1), f(x + 1))
+    lines = _writes(traced, x).split("\n")
+    assert "into a copy" in lines[1] and "in place over" in lines[2]
+
+
+def test_local_writes_are_in_place_over_their_base():
+    def f(x):
+        y = x * 2
+        y[0] = -1.0
+        y[1:3] = x[:2]
+        return y
+    x = np.arange(6.0)
+    traced = tj.trace(f, fallback="raise")
+    assert_same(traced(x), f(x))
+    writes = _writes(traced, x)
+    assert writes.count("in place over") == 2 and "into a copy" not in writes

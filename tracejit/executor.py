@@ -219,7 +219,9 @@ def _written_in_place(graph, steps, plan, leaf_layouts):
     writes = graph.meta.get("writes", ())
     if not writes:
         return {}
-    shown = graph.outputs[:len(graph.outputs) - len(writes)]
+    returns_input = graph.meta.get("returns_input", {})  # given back as the caller's array
+    shown = [o for pos, o in enumerate(graph.outputs[:len(graph.outputs) - len(writes)])
+             if pos not in returns_input]
     inputs = {n.attrs["index"]: (n, lay) for n, lay in zip(graph.inputs, leaf_layouts)}
     found = {}
     for leaf, value in zip(writes, graph.outputs[len(graph.outputs) - len(writes):]):

@@ -170,6 +170,9 @@ def plan_memory(graph, steps):
     for v, (_, last) in live.items():
         dies_at.setdefault(last, []).append(v)
     returned = {r for o in graph.outputs if hands_back(o) for r in _roots(o, live)}
+    # a value written back into an argument takes no earlier intermediates: its buffer can then
+    # be the caller's array itself (executor)
+    written_back = set(graph.outputs[len(graph.outputs) - len(graph.meta.get("writes", ())):])
 
     def place(node, buf):
         buf.values.append(node)
@@ -189,7 +192,9 @@ def plan_memory(graph, steps):
                 in_place.append((node, over))
                 place(node, storage[assignment[over]])
                 continue
-            if node in returned:  # the largest free buffer that fits inside the result
+            if node in written_back:
+                buf = None
+            elif node in returned:  # the largest free buffer that fits inside the result
                 fits = [b for b in free if b.nbytes <= n]
                 buf = max(fits, key=lambda b: b.nbytes, default=None)
             else:  # best fit; else grow the largest smaller buffer
