@@ -213,9 +213,9 @@ def _written_in_place(graph, steps, plan, leaf_layouts):
     """Written-back values whose buffer can be the caller's array itself (value -> that
     argument's input node), instead of a new array copied back at the end. The argument is
     contiguous, not returned, and every value in the buffer has its shape and dtype. The
-    buffer's first value is stored by an elementwise kernel that reads the argument only
-    directly (element by element, then in place), or by a host write (`x[...] = v`) updating
-    the argument; nothing reads the argument's old contents after that step."""
+    buffer's first value is stored by an elementwise kernel that reads the argument, if at all,
+    only directly (element by element, then in place), or by a host write (`x[...] = v`)
+    updating the argument; nothing reads the argument's old contents after that step."""
     writes = graph.meta.get("writes", ())
     if not writes:
         return {}
@@ -234,13 +234,11 @@ def _written_in_place(graph, steps, plan, leaf_layouts):
             continue
         producer = next(k for k, s in enumerate(steps) if values[0] in s.outputs)
         step = steps[producer]
-        readers = [k for k, s in enumerate(steps)
+        readers = [k for k, s in enumerate(steps)  # directly or through views
                    if any(view_base(a) is x for a in s.inputs)]
         if isinstance(step, Kernel):
-            direct = all(x in s.inputs and not any(view_base(a) is x and a is not x
-                                                   for a in s.inputs)
-                         for s in (steps[k] for k in readers))
-            if step.kind != "elementwise" or len(values) != 1 or not direct:
+            if step.kind != "elementwise" or any(view_base(a) is x and a is not x
+                                                 for a in step.inputs):
                 continue
         elif OPS[step.node.op].updates is None or \
                 step.node.args[OPS[step.node.op].updates] is not x or \
