@@ -43,7 +43,14 @@ _disable_lock = threading.Lock()
 
 @contextmanager
 def disable():
-    """Run every traced function eagerly inside this block (TRACEJIT_DISABLE=1 does it globally)."""
+    """Run every traced function as plain NumPy inside this block, for print() and pdb.
+
+        with tj.disable():
+            y = f(x)          # f's own Python code runs; nothing is traced or compiled
+
+    Setting the environment variable TRACEJIT_DISABLE=1 before starting Python does the same
+    for the whole process. Compiled code and caches are kept for after the block.
+    """
     with _disable_lock:
         _disabled[0] += 1
     try:
@@ -139,7 +146,8 @@ def _layout(leaf):
 
 
 class TracedFunction:
-    """A function traced and compiled once per input signature. See DESIGN.md for the API."""
+    """A function compiled by tj.trace: call it as the original function. help(tj.trace) lists
+    the options; the methods eager, graph, explain, cache_info and cache_clear inspect it."""
 
     def __init__(self, fn, fuse=True, fallback="warn", static_argnames=(), backend="cpu",
                  parallel=None, max_cache_entries=DEFAULT_MAX_CACHE_ENTRIES):
@@ -404,15 +412,23 @@ class TracedFunction:
     # -- inspection ----------------------------------------------------------------------------
 
     def eager(self, *args, **kwargs):
-        """Run the undecorated function (for print debugging and pdb)."""
+        """Run the undecorated function as plain NumPy (for print debugging and pdb):
+        `f.eager(x)` is what `f(x)` computes, without tracing or compiling."""
         return self.fn(*args, **kwargs)
 
     def graph(self, *args, **kwargs):
-        """The graph compiled for these arguments' signature (after simplification)."""
+        """The Graph compiled for these arguments' signature (after simplification), tracing
+        and compiling first if this signature is new. `print(f.graph(x))` shows one line per
+        op with the file:line that made it; in Jupyter the graph is drawn, each fused kernel a
+        box. Raises the fallback's error if this signature could not be traced."""
         return self._executable(args, kwargs).graph
 
     def explain(self, *args, **kwargs):
-        """What runs for these arguments: kernels with their ops and source, and the plan."""
+        """What runs for these arguments: an Explain report. `print(f.explain(x))` shows the
+        graph, each kernel with the ops it fuses and the Python source Numba compiles, the
+        memory plan and the cache state; in Jupyter it is drawn. Its attributes: `kernels`
+        (each with `.ops` and `.source`), `memory` (`naive_bytes`: one new array per op as
+        eager NumPy allocates, `planned_bytes`, `buffers`), `graph`."""
         from .explain import Explain
         return Explain(self._executable(args, kwargs), self.cache_info())
 
@@ -444,10 +460,15 @@ class TracedFunction:
         return standalone(graph)
 
     def cache_info(self):
+        """CacheInfo(hits, misses, traces, kernels_compiled, entries, fallbacks): calls served
+        by compiled code, calls that had to trace and compile, traces made, kernels Numba
+        compiled for this function, signatures cached now, and calls that ran eagerly."""
         with self._stats_lock:  # one consistent snapshot, even while other threads call
             return CacheInfo(entries=len(self._cache), **self._stats)
 
     def cache_clear(self):
+        """Forget every compiled signature and zero the counters; the next call traces again.
+        Compiled kernels stay in the process-wide kernel cache, so it recompiles nothing."""
         with self._lock, self._stats_lock:
             self._cache.clear()
             self._last_signature = None
@@ -459,8 +480,44 @@ class TracedFunction:
 
 
 def trace_decorator(fn=None, **options):
-    """`@trace`, or `@trace(fuse=, fallback=, static_argnames=, backend=, parallel=,
-    max_cache_entries=)`."""
+    """Compile a NumPy function: traced once per input signature, fused, run as Numba kernels.
+
+        @tj.trace
+        def f(a, b):
+            return np.exp(-a * b) + 1
+
+        @tj.trace(fuse=False, fallback="raise", static_argnames="mode")
+        def g(x, mode):
+            return np.tanh(x) if mode == "tanh" else np.maximum(x, 0)
+
+    The first call with a new signature (each array argument's shape, dtype and memory layout,
+    each Python scalar's type) runs the function once on placeholders that record a graph,
+    which is simplified, fused, memory-planned and compiled; later calls with that signature
+    run the compiled code. Results are NumPy's: the same types, dtypes, shapes and values.
+
+    Options:
+      fuse: True (default) fuses elementwise ops, reductions and row-wise patterns (softmax)
+        into as few kernels as it can; False runs one kernel per op, the unfused baseline.
+      fallback: what happens when the function cannot be traced or compiled (a Python `if` on
+        an array's value, an unsupported NumPy function). "warn" (default) runs it as plain
+        NumPy for that signature and warns once with tj.FallbackWarning naming the line;
+        "raise" raises the error (a tj.TracejitError); "eager" runs NumPy silently.
+      static_argnames: argument names (a string or a tuple) whose values, not just types,
+        select the compiled code, for Python control flow on them. Strings, None and other
+        non-array arguments are static anyway, and so is a Python number the function uses
+        as a Python value (`range(n)`, `if k > 0`).
+      backend: "cpu" (default) compiles kernels with numba.njit; "cuda" with numba.cuda.
+      parallel: None (default) runs kernels over large arrays on all cores (Numba's prange);
+        True or False forces it on or off.
+      max_cache_entries: signatures kept per function (default 64), least recently used
+        dropped first.
+
+    The result is a TracedFunction. Besides calling it: `f.eager(...)` runs the plain function,
+    `f.graph(...)` and `f.explain(...)` show what was compiled for these arguments,
+    `f.cache_info()` counts hits, traces and compiled kernels, `f.cache_clear()` empties the
+    cache. TRACEJIT_DISABLE=1 (or `with tj.disable():`) runs traced functions eagerly;
+    TRACEJIT_LOG=recompiles logs why a call compiled again.
+    """
     if fn is None:
         return lambda f: TracedFunction(f, **options)
     return TracedFunction(fn, **options)
@@ -490,6 +547,15 @@ _transform_lock = threading.Lock()
 def value_and_grad(fn, argnums=0):
     """A traced function returning (fn(*args), gradient of fn with respect to args[argnums]).
 
+        def loss(w, x, y):
+            return np.mean((x @ w - y) ** 2)
+
+        value, dw = tj.value_and_grad(loss)(w, x, y)
+        value, (dw, dx) = tj.value_and_grad(loss, argnums=(0, 1))(w, x, y)
+
+        params = {"w": w, "b": b}          # containers work: grads has the same keys
+        value, grads = tj.value_and_grad(lambda p, x: np.sum(x @ p["w"] + p["b"]))(params, x)
+
     fn must return one float scalar. argnums is an int or a tuple of ints; each gradient has the
     structure of its argument (an array, or a list/tuple/dict of arrays), and with a tuple the
     gradients come as a tuple. The forward and backward passes compile together, once per
@@ -508,8 +574,14 @@ def value_and_grad(fn, argnums=0):
 
 
 def grad(fn, argnums=0):
-    """A traced function returning the gradient of the float-scalar fn with respect to
-    args[argnums] (see value_and_grad)."""
+    """A traced function returning the gradient of fn, which returns one float scalar, with
+    respect to args[argnums] (an int, or a tuple of ints: then a tuple of gradients).
+
+        dw = tj.grad(lambda w, x: np.sum(np.tanh(x @ w)))(w, x)   # dw.shape == w.shape
+        d2 = tj.grad(tj.grad(lambda t: np.sin(t) * t))(1.0)       # derivatives of derivatives
+
+    Each gradient has its argument's structure, shape and dtype; see tj.value_and_grad for the
+    value too, and tj.stop_gradient / tj.no_grad for values treated as constants."""
     def make():
         @functools.wraps(fn)
         def grad_fn(*args, **kwargs):
