@@ -34,7 +34,12 @@ from .tracing import (
 
 
 def stop_gradient(x):
-    """x itself, treated as a constant by differentiation (tuples, lists and dicts too)."""
+    """x itself, treated as a constant by differentiation (tuples, lists and dicts too).
+
+        def loss(w, x):
+            target = tj.stop_gradient(np.tanh(x @ w))   # no gradient flows through target
+            return np.sum((x @ w - target) ** 2)
+    """
     leaves, treedef = pytree.flatten(x)
     leaves = [apply("stop_gradient", [v]) if isinstance(v, Proxy) else v for v in leaves]
     return pytree.unflatten(treedef, leaves)
@@ -42,7 +47,13 @@ def stop_gradient(x):
 
 @contextmanager
 def no_grad():
-    """Inside a traced function, values computed in this block are constants for tj.grad."""
+    """Inside a traced function, values computed in this block are constants for tj.grad.
+
+        def loss(w, x):
+            with tj.no_grad():
+                scale = np.max(np.abs(x @ w))   # a constant for differentiation
+            return np.sum((x @ w) / scale)
+    """
     _state.no_grad = getattr(_state, "no_grad", 0) + 1
     try:
         yield
