@@ -55,7 +55,11 @@ def type_str(node):
 
 
 class Graph:
-    """inputs: input nodes in argument order; outputs: result nodes (out_tree gives structure)."""
+    """A traced program, as `f.graph(...)` returns it: `inputs` (one node per array argument,
+    in argument order), `nodes` (every value, producers before users) and `outputs` (the
+    results; `out_tree` gives their structure). `print(graph)` shows one line per op with the
+    file:line that made it; in Jupyter the graph is drawn, each fused kernel a box. Graphs are
+    plain data: passes build new ones instead of changing them."""
 
     def __init__(self, name, inputs, outputs, out_tree=LEAF, in_tree=None, meta=None):
         self.name = name
