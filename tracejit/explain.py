@@ -5,6 +5,12 @@ from .passes.fusion import describe
 
 
 class Explain:
+    """What runs for one signature, as `f.explain(...)` returns it. `print(report)` shows the
+    graph, each kernel with the ops it fuses, why, and its generated source, the memory plan
+    and the cache state; in Jupyter it is drawn. Attributes: `graph`, `kernels` (in launch
+    order, each with `.ops` and `.source`), `memory` (`naive_bytes`, `planned_bytes`,
+    `buffers`, `arena_bytes`), `cache_info`."""
+
     def __init__(self, executable, cache_info):
         self.executable = executable
         self.graph = executable.graph
