@@ -200,7 +200,8 @@ def bench_figure(results, title="tracejit benchmarks"):
     workload's speedup over NumPy eager per peer, and the per-call overhead in microseconds."""
     groups = [(name, rows) for name, rows in results.items() if name != "overhead"]
     rows = [row for _, rs in groups for row in rs]
-    peers = [p for p in dict.fromkeys(p for r in rows for p in r["seconds"]) if p != "numpy"]
+    peers = [p for p in dict.fromkeys(p for r in rows for p in r["seconds"])  # peers that ran
+             if p != "numpy" and any(r["seconds"].get(p) for r in rows)]
     overhead = results.get("overhead", [])
     fig = _figure(9, 1.3 + 0.55 * len(rows) * max(1, len(peers)) / 3 + (2.2 if overhead else 0))
     grid = fig.add_gridspec(2 if overhead else 1, 1,
@@ -219,12 +220,13 @@ def bench_figure(results, title="tracejit benchmarks"):
             ax.text(x, y, f" {x:.2f}×", va="center", fontsize=7)
     ax.axvline(1.0, color="black", lw=0.8)
     ax.set_xscale("log")
+    ax.set_xlim(right=ax.get_xlim()[1] * 1.6)  # room for the labels
     ax.set_yticks([i + bar * (len(peers) - 1) / 2 for i in range(len(rows))],
                   [r["workload"] for r in rows])
     ax.invert_yaxis()
     ax.set_xlabel("speedup over NumPy eager (× per call, log scale; right of the line is faster)")
     ax.set_title(title, fontsize=10, loc="left")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     if overhead:
         ax2 = fig.add_subplot(grid[1])
         times = overhead[0]["seconds"]
@@ -233,7 +235,7 @@ def bench_figure(results, title="tracejit benchmarks"):
         for i, p in enumerate(names):
             ax2.text(times[p] * 1e6, i, f" {times[p] * 1e6:.1f} µs", va="center", fontsize=7)
         ax2.invert_yaxis()
-        ax2.set_xlabel(f"time per call in µs ({overhead[0]['workload']}: per-call overhead)")
+        ax2.set_xlabel(f"time per call in µs, {overhead[0]['workload']}: the fixed cost of a call")
     return fig
 
 
