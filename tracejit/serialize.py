@@ -280,7 +280,7 @@ def graph_from_document(document, arrays, source="graph"):
         raise GraphFormatError(f"{source}: nodes is not a list")
     nodes, used_arrays, names = [], set(), set()
     for i, entry in enumerate(entries):
-        node = _node(entry, i, nodes, arrays, used_arrays, f"{source}: node {i}")
+        node = _node(entry, i, len(entries), nodes, arrays, used_arrays, f"{source}: node {i}")
         if node.op == "input":
             if node.attrs["name"] in names:
                 raise GraphFormatError(f"{source}: node {i}: two inputs are named "
@@ -337,7 +337,7 @@ def _tree(obj, where, depth):
     raise GraphFormatError(f"{where}: {_short(obj)} is not a result structure")
 
 
-def _node(entry, i, nodes, arrays, used_arrays, where):
+def _node(entry, i, total, nodes, arrays, used_arrays, where):
     op = entry.get("op") if type(entry) is dict else None
     if type(op) is not str:
         raise GraphFormatError(f"{where}: not a node (no op name)")
@@ -374,9 +374,16 @@ def _node(entry, i, nodes, arrays, used_arrays, where):
         return Node("const", (), {"value": _const_value(entry, shape, dtype, weak, arrays,
                                                         used_arrays, where)},
                     shape, dtype, weak, loc)
-    args = _references(entry["args"], nodes, f"{where} args")
-    if type(entry["args"]) is list and any(r >= i for r in entry["args"]):
-        raise GraphFormatError(f"{where}: refers to a later node (a cycle)")
+    refs = entry["args"]
+    if type(refs) is list:
+        for r in refs:
+            if type(r) is int and i <= r < total:
+                raise GraphFormatError(f"{where}: refers to node {r}, which does not come "
+                                       "before it (a cycle)")
+            if type(r) is int and not 0 <= r < total:
+                raise GraphFormatError(f"{where}: refers to node {r}, which does not exist "
+                                       "(a dangling reference)")
+    args = _references(refs, nodes, f"{where} args")
     attrs = _attrs(op, entry["attrs"], len(args), where)
     _check_static(op, args, attrs, where)
     try:
@@ -491,32 +498,32 @@ def _check_static(op, args, attrs, where):
         if not all(e is None or type(e) is int or (type(e) is tuple and len(e) == 3 and all(
                 type(x) is int or (x is None and k == 1) for k, x in enumerate(e)) and e[2] != 0)
                    for e in index):
-            fail(f"index {index!r} has entries that are not int, None or (start, stop, step)")
+            fail(f"index {tuple(index)} has entries that are not int, None or (start, stop, step)")
         if sum(e is not None for e in index) > len(source):
-            fail(f"index {index!r} has more entries than dimensions")
+            fail(f"index {tuple(index)} has more entries than dimensions")
         region = OPS["getitem"].infer([Node("input", (), {}, source, args[0].dtype)],
                                       {"index": index})[0]
         dummy = np.broadcast_to(np.zeros((), np.int8), source)
         try:
             numpy_region = dummy[index.key].shape
         except IndexError as e:
-            fail(f"index {index!r} is out of range for shape {source} ({e})")
+            fail(f"index {index} is out of range for shape {source} ({e})")
         if numpy_region != region:
-            fail(f"index {index!r} is out of range for shape {source}")
+            fail(f"index {index} is out of range for shape {source}")
     key = attrs.get("key")
     if key is not None:
         if type(key) is not ArrayKey:
             fail("key is not an index key")
         refs = sorted(int(e[1:]) for e in key if type(e) is str)
         if refs != list(range(len(args) - 2)):
-            fail(f"key {key!r} does not refer to each index argument once")
+            fail(f"key {tuple(key)} does not refer to each index argument once")
         for e in key:
             if type(e) is tuple and not (len(e) == 3 and all(x is None or type(x) is int
                                                              for x in e) and e[2] != 0):
-                fail(f"key {key!r} has a slice that is not (start, stop, step)")
+                fail(f"key {tuple(key)} has a slice that is not (start, stop, step)")
             if type(e) is not tuple and type(e) is not str and e is not None and \
                     e is not Ellipsis and type(e) is not int:
-                fail(f"key {key!r} has an entry of type {type(e).__name__}")
+                fail(f"key {tuple(key)} has an entry of type {type(e).__name__}")
 
 
 # ---------------------------------------------------------------------------------------------
