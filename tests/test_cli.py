@@ -60,10 +60,17 @@ def test_explain_prints_graph_kernels_and_memory_plan(capsys):
     assert "-- memory:" in out
 
 
-def test_explain_unfused_runs_one_kernel_per_op(capsys):
-    assert cli.main(["explain", "tracejit.examples:chain", "--no-fuse",
-                     "--args", "f64[16] f64[16] f64[16]"]) == 0
-    assert "13 kernel(s):" in capsys.readouterr().out
+def test_explain_a_function_from_the_current_directory(capsys, tmp_path, monkeypatch):
+    (tmp_path / "mymodel.py").write_text("import numpy as np\n\n\n"
+                                         "def step(x, k):\n"
+                                         "    return np.sqrt(np.abs(x)) * k\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert cli.main(["explain", "mymodel:step", "--no-fuse", "--args", "f32[8,4] 0.5"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("graph step(x: f32[8,4], k: float) {")
+    assert "mymodel.py:5" in out
+    assert "3 kernel(s):" in out  # --no-fuse: one kernel per op
 
 
 @pytest.mark.parametrize("argv, message", [
