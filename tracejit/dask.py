@@ -53,6 +53,8 @@ def call_on_dask(traced, leaves, treedef):
     arrays (Dask's own NumPy path) with a FallbackWarning."""
     placeholders = [np.broadcast_to(np.zeros((), leaf.dtype), leaf.shape)
                     if is_dask_array(leaf) else leaf for leaf in leaves]
+    if traced.backend != "cpu":
+        return _whole_fallback(traced, leaves, treedef, "Dask chunks run on the CPU backend only")
     try:
         graph = traced._trace(placeholders, treedef, traced._static(placeholders, treedef))
         graph = simplify(strip_stop_gradients(graph))
@@ -61,7 +63,7 @@ def call_on_dask(traced, leaves, treedef):
         if graph.meta["writes"]:
             raise TraceError("it writes into its arguments, and Dask arrays are immutable")
         values = list(leaves) + list(graph.meta["captured"])
-        outputs, unmapped = lower(graph, values, traced.fuse, traced.parallel, traced.backend)
+        outputs, unmapped = lower(graph, values, traced.fuse, traced.parallel)
     except TraceError as e:
         return _whole_fallback(traced, leaves, treedef, str(e))
     except TracejitError:
@@ -103,13 +105,13 @@ def _where(node):
     return f" ({loc[0].rsplit('/', 1)[-1]}:{loc[1]})" if loc else ""
 
 
-def lower(graph, values, fuse=True, parallel=None, backend="cpu"):
+def lower(graph, values, fuse=True, parallel=None):
     """The graph's outputs as Dask arrays (or Python scalars), and a description of each step
     that runs as Dask's own NumPy path. `values[i]` is the value of the input with index i."""
     import dask.array as da
 
     # Dask runs the chunks in parallel: kernels run on one core unless parallel=True
-    lowering = _Lowering(fuse, False if parallel is None else parallel, backend)
+    lowering = _Lowering(fuse, False if parallel is None else parallel)
     env, split, unmapped = lowering.env, lowering.split, []
     for n in graph.nodes:
         kind = OPS[n.op].kind
@@ -145,8 +147,8 @@ class _Lowering:
     env are deferred into the kernel of the next value Dask needs. split: node -> its axes that
     chunk boundaries split."""
 
-    def __init__(self, fuse, parallel, backend):
-        self.options = (fuse, parallel, backend)
+    def __init__(self, fuse, parallel):
+        self.options = (fuse, parallel)
         self.env, self.split = {}, {}
 
     def split_of(self, node):
@@ -339,8 +341,8 @@ class ChunkStep:
     """Runs a segment graph on one chunk of each input. Pickles as the graph (plain data);
     the Executable for each chunk signature is built in the process that runs it."""
 
-    def __init__(self, graph, fuse=True, parallel=False, backend="cpu"):
-        self.graph, self.options = graph, (fuse, parallel, backend)
+    def __init__(self, graph, fuse=True, parallel=False):
+        self.graph, self.options = graph, (fuse, parallel)
         self.token = hashlib.sha1(f"{graph}|{graph.out_tree}|{self.options}".encode()
                                   ).hexdigest()
 
@@ -351,9 +353,8 @@ class ChunkStep:
             exe = _BUILT.get(key)
             if exe is None:
                 graph = at_shapes(self.graph, blocks)
-                fuse, parallel, backend = self.options
-                exe = build(graph, schedule(graph, fuse), [s[2] for s in sig], parallel,
-                            backend)
+                fuse, parallel = self.options
+                exe = build(graph, schedule(graph, fuse), [s[2] for s in sig], parallel)
                 _BUILT[key] = exe
                 while len(_BUILT) > _BUILT_MAX:
                     _BUILT.popitem(last=False)

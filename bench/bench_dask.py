@@ -1,0 +1,230 @@
+"""Traced functions on Dask arrays vs Dask's own NumPy path, on arrays generated chunk by chunk.
+
+Workloads (float64): `chain` (`exp(-a*a)*sin(b) + sqrt(abs(c))*0.5 - a/(1+b*b)`, three
+inputs), `sumsq` (`np.sum(a * a)`) and a row `softmax` (rows of --cols elements, whole rows per
+chunk). Inputs come from `da.random.default_rng(seed).random`, one chunk at a time, so nothing
+the size of a whole array is ever held. The elementwise results (chain, softmax) are consumed by
+Dask's `.sum()` (both peers pay the same for it), so results never have to fit in memory.
+
+Peers: `dask` runs the plain function on the Dask arrays (Dask's NumPy path: one NumPy call and
+one temporary per op, per chunk); `tracejit` runs the same function traced (one fused kernel per
+chunk). Schedulers: `threads` (2 threads) and `distributed` (a `LocalCluster` of 2 worker
+processes, one thread each). `inputs` times computing the inputs alone (their `.sum()`): the
+part of every run that no peer can speed up.
+
+Each (workload, peer, scheduler) runs in a fresh process, so its peak memory is its own: the
+RSS high-water mark (VmHWM) of that process for `threads`, and of each worker process for
+`distributed` (the larger is shown), reset after the warm-up so compilation is not counted;
+"above rest" subtracts the RSS the process holds at rest after the warm-up (its libraries:
+Numba and LLVM make tracejit's processes start larger).
+Before timing, each run compiles on a few chunks of the timed shapes and checks tracejit's
+result against Dask's own path there. Times are the median of --repeats runs
+(with best and worst).
+
+Usage: python bench/bench_dask.py [--size N] [--chunk N] [--cols N] [--repeats N]
+           [--schedulers threads distributed] [--only chain sumsq softmax] [--quick]
+The full size of the issue (2e9 elements per input, 16 GB each; eager NumPy would need five
+such arrays for the chain): python bench/bench_dask.py --size 2e9 --repeats 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+_BENCH = Path(__file__).resolve().parent
+for _p in (str(_BENCH.parent), str(_BENCH)):  # the working tree's tracejit, then bench/
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+import numpy as np  # noqa: E402
+
+
+def chain(a, b, c):
+    return np.exp(-a * a) * np.sin(b) + np.sqrt(np.abs(c)) * 0.5 - a / (1.0 + b * b)
+
+
+def sumsq(a):
+    return np.sum(a * a)
+
+
+def softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+WORKLOADS = {"chain": (chain, 3), "sumsq": (sumsq, 1), "softmax": (softmax, 1)}
+PEERS = ("inputs", "dask", "tracejit")
+
+
+def make_inputs(workload, size, chunk, cols, seed=0):
+    import dask.array as da
+
+    rng = da.random.default_rng(seed)
+    if workload == "softmax":
+        rows = max(size // cols, 1)
+        return (rng.random((rows, cols), chunks=(max(chunk // cols, 1), cols)),)
+    return tuple(rng.random(size, chunks=chunk) for _ in range(WORKLOADS[workload][1]))
+
+
+def lazy_result(workload, peer, arrays):
+    import dask.array as da
+
+    if peer == "inputs":
+        return da.stack([a.sum() for a in arrays]).sum()
+    fn = WORKLOADS[workload][0]
+    if peer == "tracejit":
+        import tracejit as tj
+
+        fn = tj.trace(fn, fallback="raise")
+    out = fn(*arrays)
+    return out if out.ndim == 0 else out.sum()
+
+
+def reset_peak():
+    """Start a new RSS high-water mark (Linux: clear_refs 5 resets VmHWM)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False  # then the peak includes warm-up and compilation
+
+
+def _status_bytes(field):
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def peak_bytes():
+    """This process's RSS high-water mark since the last reset_peak()."""
+    peak = _status_bytes("VmHWM")
+    return peak if peak is not None else \
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def rss_bytes():
+    return _status_bytes("VmRSS") or 0
+
+
+def run_one(workload, peer, scheduler, size, chunk, cols, repeats):
+    """One configuration in this (fresh) process: check, warm up, time; peak memory."""
+    import dask
+
+    warnings.simplefilter("error")  # a tracejit fallback would not measure tracejit
+    client = cluster = None
+    if scheduler == "distributed":
+        import distributed
+
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           dashboard_address=None)
+        client = distributed.Client(cluster)
+        compute = client.compute
+
+        def peak():
+            return max(client.run(peak_bytes).values())
+
+        def reset():
+            return all(client.run(reset_peak).values())
+
+        def rss():
+            return max(client.run(rss_bytes).values())
+    else:
+        dask.config.set(scheduler="threads", num_workers=2)
+
+        def compute(x, sync=True):
+            return x.compute()
+
+        peak, reset, rss = peak_bytes, reset_peak, rss_bytes
+    try:
+        # chunks of the timed shapes (kernels for big arrays differ from those for small ones)
+        small = make_inputs(workload, min(size, 4 * chunk + size % chunk), chunk, cols, seed=1)
+        got = compute(lazy_result(workload, peer, small), sync=True)
+        want = compute(lazy_result(workload, "dask" if peer != "inputs" else peer, small),
+                       sync=True)
+        np.testing.assert_allclose(got, want, rtol=1e-10)
+        was_reset, resting = reset(), rss()
+        times = []
+        for i in range(repeats):
+            arrays = make_inputs(workload, size, chunk, cols, seed=2 + i)
+            start = time.perf_counter()
+            compute(lazy_result(workload, peer, arrays), sync=True)
+            times.append(time.perf_counter() - start)
+        return {"seconds": times, "peak_rss": peak(), "resting_rss": resting,
+                "peak_after_warmup": was_reset}
+    finally:
+        if client is not None:
+            client.close()
+            cluster.close()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", type=float, default=2e8, help="elements per input array")
+    ap.add_argument("--chunk", type=float, default=2 ** 22, help="elements per chunk")
+    ap.add_argument("--cols", type=int, default=1024, help="softmax row length")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--schedulers", nargs="+", default=["threads", "distributed"],
+                    choices=["threads", "distributed"])
+    ap.add_argument("--only", nargs="+", choices=sorted(WORKLOADS), default=sorted(WORKLOADS))
+    ap.add_argument("--quick", action="store_true", help="2e7 elements, one repeat")
+    ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)  # workload peer scheduler
+    args = ap.parse_args(argv)
+    size, chunk = int(args.size), int(args.chunk)
+    if args.quick:
+        size, args.repeats = int(2e7), 1
+    if args.one:
+        result = run_one(*args.one, size, chunk, args.cols, args.repeats)
+        print(json.dumps(result))
+        return result
+
+    import harness
+
+    results = []
+    print(f"{size:.3g} float64 elements per input, chunks of {chunk:.3g}; "
+          f"median of {args.repeats} (best..worst); peak = RSS high-water mark")
+    print(f"{'workload':<9}{'scheduler':<13}{'peer':<10}{'seconds':>22}{'peak MiB':>10}"
+          f"{'above rest':>12}{'vs dask':>9}")
+    for workload in args.only:
+        for scheduler in args.schedulers:
+            row = {}
+            for peer in PEERS:
+                cmd = [sys.executable, __file__, "--one", workload, peer, scheduler,
+                       "--size", str(size), "--chunk", str(chunk), "--cols", str(args.cols),
+                       "--repeats", str(args.repeats)]
+                done = subprocess.run(cmd, capture_output=True, text=True)
+                if done.returncode:
+                    print(f"{workload:<9}{scheduler:<13}{peer:<10} failed: "
+                          f"{done.stderr.strip().splitlines()[-1:]}")
+                    continue
+                r = json.loads(done.stdout.strip().splitlines()[-1])
+                row[peer] = r
+                med = statistics.median(r["seconds"])
+                ratio = ""
+                if peer == "tracejit" and "dask" in row:
+                    ratio = f"{statistics.median(row['dask']['seconds']) / med:.2f}x"
+                spread = f"{med:.2f} ({min(r['seconds']):.2f}..{max(r['seconds']):.2f})"
+                above = (r["peak_rss"] - r["resting_rss"]) / 2**20
+                print(f"{workload:<9}{scheduler:<13}{peer:<10}{spread:>22}"
+                      f"{r['peak_rss'] / 2**20:>10.0f}{above:>12.0f}{ratio:>9}", flush=True)
+            results.append({"workload": workload, "scheduler": scheduler, "peers": row})
+    path = harness.save_json("dask", results, config={"size": size, "chunk": chunk,
+                                                       "cols": args.cols,
+                                                       "repeats": args.repeats})
+    print(f"wrote {path}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
