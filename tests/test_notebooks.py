@@ -12,7 +12,8 @@ nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 pytest.importorskip("matplotlib")
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # a cell tagged so shows a fallback on purpose; anywhere else one is a failure
 EXPECTED_FALLBACK = "expect-fallback"
 
@@ -35,9 +36,12 @@ def test_saved_without_outputs(path):
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
     """Every notebook executed in order in one kernel: path -> the notebook with its outputs."""
-    saved = {k: os.environ.get(k) for k in ("TRACEJIT_NOTEBOOK_SMALL", "MPLBACKEND")}
+    saved = {k: os.environ.get(k) for k in ("TRACEJIT_NOTEBOOK_SMALL", "MPLBACKEND",
+                                            "PYTHONPATH")}
     os.environ["TRACEJIT_NOTEBOOK_SMALL"] = "1"
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # plots as outputs
+    # the kernel imports the tracejit of this tree, as the tests do
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), saved["PYTHONPATH"]) if p)
     try:
         return _run_all(NOTEBOOKS)
     finally:
