@@ -324,23 +324,47 @@ def _paths(obj, prefix=()):
             yield from _paths(v, prefix + (i,))
 
 
+_DTYPES = ["|b1", "|i1", "|u1", "<i4", "<i8", "<u8", "<f2", "<f4", "<f8"]
+
+
 def _mutate(document, data):
-    """Replace, delete or insert a value somewhere in the document, a few times."""
+    """A few edits: replace, delete or insert any value, or the plausible edits that reach the
+    deeper checks: nudge an int, rename an op, change a dtype, swap two list items."""
     for _ in range(data.draw(st.integers(1, 3))):
-        paths = [p for p in _paths(document) if p]
+        action = data.draw(st.sampled_from(["replace", "delete", "insert", "nudge", "op",
+                                            "dtype", "swap"]))
+        wanted = {"nudge": lambda v: type(v) is int,
+                  "op": lambda v: type(v) is str and v in OPS,
+                  "dtype": lambda v: type(v) is str and v in _DTYPES,
+                  "swap": lambda v: type(v) is list and len(v) > 1}.get(action, lambda v: True)
+        paths = [p for p in _paths(document) if p and wanted(_get(document, p))]
+        if not paths:
+            continue
         path = data.draw(st.sampled_from(paths))
-        parent = document
-        for key in path[:-1]:
-            parent = parent[key]
-        action = data.draw(st.sampled_from(["replace", "delete", "insert", "number"]))
+        parent = _get(document, path[:-1])
         if action == "delete":
             del parent[path[-1]]
         elif action == "insert" and isinstance(parent, list):
             parent.insert(path[-1], data.draw(_VALUES))
-        elif action == "number" and type(parent[path[-1]]) is int:
-            parent[path[-1]] += data.draw(st.sampled_from([-1, 1, -10**6, 10**12, 2**63]))
+        elif action == "nudge":
+            parent[path[-1]] += data.draw(st.sampled_from([-1, 1, -2, 2, 10**6, 2**63]))
+        elif action == "op":
+            parent[path[-1]] = data.draw(st.sampled_from(sorted(OPS)))
+        elif action == "dtype":
+            parent[path[-1]] = data.draw(st.sampled_from(_DTYPES))
+        elif action == "swap":
+            items = parent[path[-1]]
+            i, j = data.draw(st.integers(0, len(items) - 1)), data.draw(st.integers(
+                0, len(items) - 1))
+            items[i], items[j] = items[j], items[i]
         else:
             parent[path[-1]] = data.draw(_VALUES)
+    return document
+
+
+def _get(document, path):
+    for key in path:
+        document = document[key]
     return document
 
 

@@ -227,7 +227,10 @@ def load_graph(path):
     json_path, npz_path = _paths(path)
     document = _read_json(json_path)
     arrays = _read_npz(npz_path)
-    return graph_from_document(document, arrays, os.path.basename(json_path))
+    try:
+        return graph_from_document(document, arrays, os.path.basename(json_path))
+    except RecursionError:  # attribute values or result structures nested absurdly deep
+        raise GraphFormatError(f"{json_path}: values nested too deep") from None
 
 
 def _read_json(json_path):
@@ -368,6 +371,9 @@ def _node(entry, i, total, nodes, arrays, used_arrays, where):
         if type(name) is not str or not name.isidentifier() or type(scalar) is not bool:
             raise GraphFormatError(f"{where}: an input needs an identifier name and a bool "
                                    "scalar")
+        if (weak and not scalar) or (scalar and shape != ()):
+            raise GraphFormatError(f"{where}: a scalar input has shape () (and a weak one is "
+                                   "a scalar)")
         return Node("input", (), {"name": name, "index": 0, "scalar": scalar}, shape, dtype,
                     weak, loc)
     if op == "const":
@@ -458,6 +464,10 @@ def _check_value(op, key, value, where):
     if key == "value" and (type(value) not in (bool, int, float) and
                            not isinstance(value, np.generic)):
         raise GraphFormatError(f"{where}: not a number")
+    if key == "value" and type(value) is int and not -2**63 <= value < 2**64:
+        raise GraphFormatError(f"{where}: {value} does not fit in 64 bits")
+    if key != "value" and type(value) is int and not -2**62 <= value < 2**62:
+        raise GraphFormatError(f"{where}: {value} is out of range for a count, axis or index")
     if isinstance(value, tuple):
         for item in value:
             if type(value) is ArrayKey and type(item) is str:
