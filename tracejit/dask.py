@@ -56,7 +56,8 @@ def call_on_dask(traced, leaves, treedef):
     if traced.backend != "cpu":
         return _whole_fallback(traced, leaves, treedef, "Dask chunks run on the CPU backend only")
     try:
-        graph = traced._trace(placeholders, treedef, traced._static(placeholders, treedef))
+        with traced._lock:  # tracing runs once at a time per function, as for NumPy calls
+            graph = traced._trace(placeholders, treedef, traced._static(placeholders, treedef))
         graph = simplify(strip_stop_gradients(graph))
         if traced.fuse:  # the passes TracedFunction._compile runs
             graph = simplify(fuse_unit_views(graph))
