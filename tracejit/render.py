@@ -26,7 +26,9 @@ _BUFFER_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#93786
 def _figure(width, height):
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
-    return Figure(figsize=(width, height), layout="constrained")
+    fig = Figure(figsize=(width, height), layout="constrained")
+    fig._repr_png_ = lambda: figure_png(fig)  # Jupyter shows it, also where pyplot is not used
+    return fig
 
 
 def _label(node, names):
