@@ -374,7 +374,13 @@ FUZZ_EXAMPLES = int(os.environ.get("TRACEJIT_FUZZ_EXAMPLES", "300"))
 def _fuzz(tmp_path_factory, data):
     tmp_path = tmp_path_factory.mktemp("fuzz")
     document = _sample(tmp_path)
-    if data.draw(st.booleans()):
+    if data.draw(st.integers(0, 9)) == 0:  # the .npz: overwrite a few bytes, or truncate it
+        raw = bytearray((tmp_path / "g.npz").read_bytes())
+        for _ in range(data.draw(st.integers(1, 4))):
+            raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+        (tmp_path / "g.npz").write_bytes(bytes(raw[: data.draw(st.integers(0, len(raw)))]))
+        path = _write(tmp_path, json.dumps(document))
+    elif data.draw(st.booleans()):
         document = _mutate(document, data)
         path = _write(tmp_path, document)
     else:  # bytes: truncate or overwrite a few

@@ -490,11 +490,12 @@ def _check_static(op, args, attrs, where):
     if not all(type(a) is int and 0 <= a < ndim for a in axes) or \
             len(set(axes)) != len(axes):
         fail(f"axis {axis!r} is not a set of axes of a {ndim}-d value")
-    if op == "transpose" and sorted(attrs["axes"]) != list(range(ndim)):
+    if op == "transpose" and not (type(attrs["axes"]) is tuple and all(
+            type(a) is int for a in attrs["axes"]) and sorted(attrs["axes"]) == list(range(ndim))):
         fail(f"axes {attrs['axes']!r} are not a permutation of {ndim} axes")
     for key in ("shape", "reps"):
         value = attrs.get(key)
-        if value is not None and not (type(value) is tuple and len(value) <= 32 and all(
+        if key in attrs and not (type(value) is tuple and len(value) <= 32 and all(
                 type(d) is int and d >= 0 for d in value) and math.prod(value) <= MAX_VALUE_BYTES):
             fail(f"{key} {value!r} is not a tuple of lengths (of at most {MAX_VALUE_BYTES} "
                  "elements)")

@@ -271,13 +271,9 @@ def gradients(of, wrt, head=None):
 
 def _substitute(x, values):
     """x with each symbol inside (containers too) replaced by its value."""
-    if isinstance(x, Symbol):
-        return values[id(x)]
-    if type(x) in (tuple, list):
-        return type(x)(_substitute(v, values) for v in x)
-    if type(x) is dict:
-        return {k: _substitute(v, values) for k, v in x.items()}
-    return x
+    leaves, tree = pytree.flatten(x)
+    return pytree.unflatten(tree, [values[id(v)] if isinstance(v, Symbol) else v
+                                   for v in leaves])
 
 
 def _postorder(outputs):
