@@ -2,6 +2,7 @@
 saved without outputs. They run one after another in one Jupyter kernel (reset between
 notebooks), so Python, Numba and the kernels they share are loaded and compiled once."""
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -37,8 +38,10 @@ def test_saved_without_outputs(path):
 def executed(tmp_path_factory):
     """Every notebook executed in order in one kernel: path -> the notebook with its outputs."""
     saved = {k: os.environ.get(k) for k in ("TRACEJIT_NOTEBOOK_SMALL", "MPLBACKEND",
-                                            "PYTHONPATH")}
+                                            "PYTHONPATH", "NUMBA_ENABLE_CUDASIM")}
     os.environ["TRACEJIT_NOTEBOOK_SMALL"] = "1"
+    if os.environ.get("TRACEJIT_CUDA_DEVICE") != "1":  # as tests/test_cuda.py: the simulator
+        os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # plots as outputs
     # the kernel imports the tracejit of this tree, as the tests do
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), saved["PYTHONPATH"]) if p)
@@ -61,6 +64,10 @@ def _run_all(paths):
     try:
         for path in paths:
             nb = nbformat.read(path, as_version=4)
+            needs = nb.metadata.get("tracejit", {}).get("requires")
+            if needs and _missing(needs):
+                done[path] = f"{needs} is not installed"
+                continue
             nb.cells.insert(0, nbformat.v4.new_code_cell("%reset -f"))  # a fresh namespace
             client = nbclient.NotebookClient(nb, km=km, timeout=600,
                                              resources={"metadata": {"path": str(path.parent)}})
@@ -75,9 +82,18 @@ def _run_all(paths):
     return done
 
 
+def _missing(module):
+    try:
+        return importlib.util.find_spec(module) is None
+    except ModuleNotFoundError:
+        return True
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_clean(executed, path):
     nb = executed[path]
+    if isinstance(nb, str):
+        pytest.skip(nb)
     if isinstance(nb, Exception):
         pytest.fail(f"{path.name} failed:\n{nb}")
     images = 0
