@@ -103,6 +103,15 @@ def _line_of(text):
         return next(i for i, line in enumerate(f, 1) if text in line)
 
 
+def test_lists_are_arrays_and_python_scalars_stay_weak():
+    x, k = Variable("x"), Variable("k")
+    f = compile(x * k)
+    x32 = np.ones(3, np.float32)
+    assert_same(f(x=[1.5, 2.5], k=2), np.asarray([1.5, 2.5]) * 2)
+    assert_same(f(x=x32, k=2.0), x32 * 2.0)  # float32: a Python float is weak
+    assert_same(f(x=x32, k=np.float64(2.0)), x32 * np.float64(2.0))
+
+
 def test_declared_shape_and_dtype_are_checked():
     A = Variable("A", shape=(None, 4), dtype=np.float64)
     f = compile(A * 2)

@@ -108,7 +108,8 @@ class Symbol:
         return gradients(self, wrt, head)
 
     def save(self, path, **examples):
-        """Save this program as `path`.json and `path`.npz (see tracejit.save_graph)."""
+        """Save this program as `path`.json and `path`.npz (read back by tracejit.load); the
+        examples give the shape and dtype of variables declared without them."""
         from .serialize import save_graph
         save_graph(path, program_graph(self, examples))
 
@@ -367,7 +368,9 @@ class SymbolicFunction(TracedFunction):
         if missing:
             raise with_location(TypeError, f"no value for variable {missing[0]!r}: call "
                                 f"{self._spelling()}")
-        return [kwargs[n] for n in self.variables]
+        # a list or tuple is an array, as NumPy's functions take it
+        return [np.asarray(kwargs[n]) if type(kwargs[n]) in (list, tuple) else kwargs[n]
+                for n in self.variables]
 
     def _spelling(self):
         return f"f({', '.join(f'{n}=...' for n in self.variables)})"
