@@ -130,8 +130,7 @@ def demo(size):
     with progress("compiling chain (fused, then one kernel per op)"):
         for f in (fused, unfused):
             np.testing.assert_allclose(f(a, b, c), expected, rtol=1e-12, atol=1e-12)
-    where = f"{Path(inspect.getsourcefile(examples.chain)).name}"
-    print(f"The function, from tracejit/{where}:\n")
+    print("The function, from tracejit/examples.py:\n")
     print(textwrap.indent(inspect.getsource(examples.chain), "    "))
     print("Its graph, traced once for this signature; each line names the code that made it:\n")
     print(fused.graph(a, b, c))
