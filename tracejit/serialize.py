@@ -283,7 +283,8 @@ def graph_from_document(document, arrays, source="graph"):
         raise GraphFormatError(f"{source}: nodes is not a list")
     nodes, used_arrays, names = [], set(), set()
     for i, entry in enumerate(entries):
-        node = _node(entry, i, len(entries), nodes, arrays, used_arrays, f"{source}: node {i}")
+        node = _node(entry, i, len(entries), len(names), nodes, arrays, used_arrays,
+                     f"{source}: node {i}")
         if node.op == "input":
             if node.attrs["name"] in names:
                 raise GraphFormatError(f"{source}: node {i}: two inputs are named "
@@ -301,8 +302,6 @@ def graph_from_document(document, arrays, source="graph"):
     if pytree.num_leaves(tree) != len(outputs):
         raise GraphFormatError(f"{source}: out_tree has {pytree.num_leaves(tree)} leaves for "
                                f"{len(outputs)} outputs")
-    for i, n in enumerate(inputs):
-        n.attrs["index"] = i
     return Graph(document["name"], inputs, outputs, tree)
 
 
@@ -340,7 +339,7 @@ def _tree(obj, where, depth):
     raise GraphFormatError(f"{where}: {_short(obj)} is not a result structure")
 
 
-def _node(entry, i, total, nodes, arrays, used_arrays, where):
+def _node(entry, i, total, n_inputs, nodes, arrays, used_arrays, where):
     op = entry.get("op") if type(entry) is dict else None
     if type(op) is not str:
         raise GraphFormatError(f"{where}: not a node (no op name)")
@@ -374,8 +373,8 @@ def _node(entry, i, total, nodes, arrays, used_arrays, where):
         if (weak and not scalar) or (scalar and shape != ()):
             raise GraphFormatError(f"{where}: a scalar input has shape () (and a weak one is "
                                    "a scalar)")
-        return Node("input", (), {"name": name, "index": 0, "scalar": scalar}, shape, dtype,
-                    weak, loc)
+        return Node("input", (), {"name": name, "index": n_inputs, "scalar": scalar}, shape,
+                    dtype, weak, loc)
     if op == "const":
         return Node("const", (), {"value": _const_value(entry, shape, dtype, weak, arrays,
                                                         used_arrays, where)},
@@ -598,7 +597,10 @@ def load_params(path):
     _keys(header, {"format", "version", "tree", "kinds"}, path)
     if header["format"] != PARAMS_FORMAT or header["version"] != VERSION:
         raise GraphFormatError(f"{path}: not tracejit parameters of version {VERSION}")
-    tree = _tree(header["tree"], f"{path}: tree", [0])
+    try:
+        tree = _tree(header["tree"], f"{path}: tree", [0])
+    except RecursionError:
+        raise GraphFormatError(f"{path}: the tree is nested too deep") from None
     kinds = header["kinds"]
     n = pytree.num_leaves(tree) if tree.kind != "none" else 0
     if type(kinds) is not list or len(kinds) != n or set(arrays) != {f"leaf{i}" for i in range(n)}:
