@@ -150,3 +150,15 @@ def test_bench_plot_is_a_png_with_every_workload(tmp_path):
     path = tmp_path / "bench.png"
     fig.savefig(path)
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_explain_a_function_decorated_in_its_module(capsys, tmp_path, monkeypatch):
+    (tmp_path / "traced_model.py").write_text("import numpy as np\nimport tracejit as tj\n\n\n"
+                                              "@tj.trace(static_argnames='n')\n"
+                                              "def power(x, n):\n"
+                                              "    return np.sqrt(np.abs(x)) ** n\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert cli.main(["explain", "traced_model:power", "--no-fuse", "--args", "f64[6] 3"]) == 0
+    out = capsys.readouterr().out
+    assert "traced_model.py:7" in out and "3 kernel(s):" in out  # one per op: --no-fuse

@@ -152,7 +152,10 @@ def explain(target, specs, fuse=True, seed=0):
     fn = load_function(target)
     rng = np.random.default_rng(seed)
     args = [parse_arg_spec(s, rng) for s in specs]
-    if not isinstance(fn, tj.TracedFunction):
+    if isinstance(fn, tj.TracedFunction):  # already decorated: keep its options
+        fn = fn if fuse else tj.trace(fn.fn, fuse=False, static_argnames=fn.static_argnames,
+                                      backend=fn.backend, parallel=fn.parallel)
+    else:
         fn = tj.trace(fn, fuse=fuse)
     with progress(f"tracing and compiling {target}"):
         report = fn.explain(*args)
