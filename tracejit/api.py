@@ -13,6 +13,7 @@ import numpy as np
 
 from . import pytree
 from .autodiff import check_argnums, strip_stop_gradients, value_and_grad_call
+from .backends.base import load_backend
 from .dask import call_on_dask, has_dask_array
 from .errors import (
     FallbackWarning,
@@ -20,7 +21,6 @@ from .errors import (
     ScalarValueNeeded,
     TraceError,
     TracejitError,
-    UnsupportedError,
     traceback_location,
     user_stacklevel,
     with_location,
@@ -155,8 +155,7 @@ class TracedFunction:
             raise ValueError(f"fallback must be 'warn', 'raise' or 'eager', not {fallback!r}")
         if not (isinstance(max_cache_entries, int) and max_cache_entries >= 1):
             raise ValueError(f"max_cache_entries must be a positive int, not {max_cache_entries!r}")
-        if backend != "cpu":
-            raise UnsupportedError(f"backend {backend!r} is not available; use backend='cpu'")
+        load_backend(backend)  # UnsupportedError now if it is unknown or not installed
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.fuse = fuse
@@ -395,7 +394,7 @@ class TracedFunction:
         steps = schedule(graph, self.fuse)
         values = leaves + graph.meta["captured"]
         layouts = [_layout(values[n.attrs["index"]]) for n in graph.inputs]
-        exe = build(graph, steps, layouts, self.parallel)
+        exe = build(graph, steps, layouts, self.parallel, self.backend)
         exe.guard = graph.meta["guard"]  # captured state, checked before each call
         exe.writes = graph.meta["writes"]  # arguments written back into
         self._count("kernels_compiled", exe.kernels_compiled)

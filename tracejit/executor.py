@@ -11,10 +11,10 @@ from collections import Counter
 
 import numpy as np
 
-from .backends import cpu
-from .backends.codegen import CONTIGUOUS, SCALAR, STRIDED, reports_errors
+from .backends.base import host_function, load_backend
 from .backends.scalar_helpers import KERNEL_ERRORS
 from .errors import CompileTimeWarning, format_location, user_stacklevel, with_location
+from .kernels import CONTIGUOUS, SCALAR, STRIDED, reports_errors
 from .ops import MATMUL, OPS, VIEW, compute_dtype, returns_numpy_scalar, view_base
 from .passes.fusion import MAX_KERNEL_OPS, Kernel
 from .passes.memory import plan_memory, writes_out
@@ -249,7 +249,7 @@ def _written_in_place(graph, steps, plan, leaf_layouts):
     return found
 
 
-def build(graph, steps, leaf_layouts, parallel=None):
+def build(graph, steps, leaf_layouts, parallel=None, backend="cpu"):
     """leaf_layouts: for each graph input, SCALAR, CONTIGUOUS or STRIDED."""
     ns = {"_empty": np.empty, "_ndarray": np.ndarray, "np": np, "_build_node": build_node}
     plan = plan_memory(graph, steps)
@@ -295,7 +295,7 @@ def build(graph, steps, leaf_layouts, parallel=None):
             over = _over(step, plan)
             over.update({step.outputs.index(v): step.inputs.index(x) for v, x in in_place.items()
                          if v in step.outputs and x in step.inputs})
-            ck = cpu.compile_kernel(step, lays, parallel, over)
+            ck = load_backend(backend).compile_kernel(step, lays, parallel, over)
             compile_seconds += time.thread_time() - started
             kname = fresh("k")
             ns[kname] = ck.entry
@@ -314,7 +314,7 @@ def build(graph, steps, leaf_layouts, parallel=None):
         else:
             node = step.node
             fname = fresh("f")
-            ns[fname] = OPS[node.op].into if writes_out(node) else OPS[node.op].ref
+            ns[fname] = host_function(load_backend(backend), node, writes_out(node))
             args = [value(a) for a in node.args]
             params = list(args)
             for key, val in node.attrs.items():

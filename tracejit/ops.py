@@ -27,6 +27,7 @@ class Op:
     loop: Callable | None = None  # elementwise: node -> dtypes the arguments are cast to
     ufunc: np.ufunc | None = None
     vjp: Callable | None = None  # vjp(ans, g, *args, **attrs) -> one cotangent (or None) per arg
+    cost: int = 1  # elementwise: work per element, an add being 1 (fusion and parallel loops)
     # host ops: into(*arg_values, out=array, **attrs) stores the result in a planned array
     into: Callable | None = None
     # the argument whose memory `into` may write its result over, where that argument dies
@@ -315,6 +316,14 @@ _ufunc_op(np.left_shift, lambda e, dt: f"_lshift({e[0]}, {e[1]}, {dt.itemsize * 
           nondifferentiable)
 _ufunc_op(np.right_shift, lambda e, dt: f"_rshift({e[0]}, {e[1]}, {dt.itemsize * 8})",
           nondifferentiable)
+
+# per-element cost of the ops dearer than an add (measured on the CPU: a libm call about 20)
+for _name in ("exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan",
+              "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "arcsinh", "arccosh",
+              "arctanh", "power", "cbrt", "arctan2", "hypot", "floor_divide", "remainder"):
+    register(replace(OPS[_name], cost=20))
+for _name in ("divide", "sqrt", "reciprocal"):
+    register(replace(OPS[_name], cost=4))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Source generation for fused kernels, shared by the backends.
+"""The CPU backend's kernel source: fused kernels rendered as Python for numba.njit.
 
 A kernel becomes one Python function over arrays: a flat loop when every operand is a
 C-contiguous array of the iteration shape (or a scalar), otherwise an n-d loop nest that reads
@@ -6,22 +6,23 @@ each operand through its own strides, with broadcast dimensions indexed at 0. Th
 on ranks, broadcast patterns and dtypes only, never on sizes, so a new shape reuses the kernel.
 """
 
-import hashlib
-import math
 import re
 
 import numpy as np
 
-from ..ops import ELEMENTWISE, OPS, cast, compute_dtype
-
-SCALAR, CONTIGUOUS, STRIDED = "S", "C", "A"
-
-
-def reports_errors(nodes):
-    """True if the scalar code of a node reports errors (a negative integer power) through
-    `_err`: then the kernel takes that array as its last argument (scalar_helpers.KERNEL_ERRORS)."""
-    return any(OPS[n.op].kind == ELEMENTWISE and re.search(r"\b_err\b", OPS[n.op].code(
-        [f"a{i}" for i in range(len(n.args))], n, OPS[n.op].loop(n))) for n in nodes)
+from ..kernels import (  # noqa: F401 (re-exported for the CPU backend)
+    CONTIGUOUS,
+    SCALAR,
+    STRIDED,
+    acc_type,
+    literal,
+    reports_errors,
+    result_cast,
+    source_name,
+)
+from ..kernels import index_into as _index_into
+from ..kernels import node_expr as _node_expr
+from ..ops import OPS, cast, compute_dtype
 
 
 def _def_line(kernel, names):
@@ -29,32 +30,8 @@ def _def_line(kernel, names):
     return f"def kernel({', '.join(names)}):"
 
 
-def literal(value, dtype):
-    """Code for a scalar constant of the given dtype."""
-    dtype = np.dtype(dtype)
-    value = np.asarray(value).item()
-    if dtype.kind == "b":
-        return repr(bool(value))
-    if dtype.kind == "f":
-        value = float(np.float16(value) if dtype == np.float16 else value)
-        if math.isnan(value):
-            text = "np.nan"
-        elif math.isinf(value):
-            text = "np.inf" if value > 0 else "-np.inf"
-        else:
-            text = repr(value)
-    else:
-        text = repr(int(value))
-    return f"np.{compute_dtype(dtype).name}({text})"
 
 
-def result_cast(expr, dtype):
-    dtype = np.dtype(dtype)
-    if dtype.kind == "b":
-        return f"bool({expr})"
-    if dtype == np.float16:  # computed in float32, rounded as NumPy rounds each float16 op
-        return f"_round_f16(np.float32({expr}))"
-    return f"np.{compute_dtype(dtype).name}({expr})"
 
 
 def scalar_body(kernel, names):
@@ -74,7 +51,8 @@ def scalar_body(kernel, names):
     return lines, env
 
 
-def elementwise_source(kernel, layouts, parallel, stream_from=None, over=None):
+def elementwise_source(kernel, layouts, parallel, stream_from=None, over=None,
+                       out_layouts=None):
     """Source of `def kernel(x0.., out0..)` for an elementwise kernel. layouts[i] tells how
     input i arrives: SCALAR (a number), CONTIGUOUS or STRIDED (an array). With `stream_from`,
     a parallel flat loop over at least that many elements writes its outputs with
@@ -82,14 +60,17 @@ def elementwise_source(kernel, layouts, parallel, stream_from=None, over=None):
     to the input it is written over (in place, same dtype): the kernel stores through that
     input's array, so LLVM sees one array and vectorises the loop; its check that two
     distinct arrays do not overlap fails for the same memory and runs the loop scalar
-    (measured: a 30-op kernel 3.6x slower, a 60-op one 6.6x)."""
+    (measured: a 30-op kernel 3.6x slower, a 60-op one 6.6x). `out_layouts` says how each
+    output is stored: CONTIGUOUS, or STRIDED for the slice of a larger array that a slice
+    assignment writes (memory.py's regions)."""
     shape = kernel.shape
     rank = len(shape)
     over = over if over and rank else {}  # a 0-d input is read once, as a value
     ins = [f"x{i}" for i in range(len(kernel.inputs))]
     outs = [f"out{i}" for i in range(len(kernel.outputs))]
     flat = all(lay == SCALAR or node.shape == () or (lay == CONTIGUOUS and node.shape == shape)
-               for node, lay in zip(kernel.inputs, layouts))
+               for node, lay in zip(kernel.inputs, layouts)) and \
+        all(lay == CONTIGUOUS for lay in out_layouts or ())
     head, per_element, names = [], [], {}
     for name, node, lay in zip(ins, kernel.inputs, layouts):
         if lay == SCALAR:
@@ -153,8 +134,6 @@ def _broadcast_index(in_shape, out_shape):
     return ", ".join(idx)
 
 
-def source_name(source):
-    return "k_" + hashlib.sha1(source.encode()).hexdigest()[:10]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,9 +169,6 @@ def _unrolled(init, inner, accs, codes, dtypes, var, lo, hi):
     return out
 
 
-def acc_type(r):
-    """The dtype a reduction accumulates in (float64 for float32 sums)."""
-    return np.dtype(OPS[r.op].code.acc(compute_dtype(r.args[0].dtype), r.dtype))
 
 
 def _nan_flagged(node, acc_dtype):
@@ -200,12 +176,6 @@ def _nan_flagged(node, acc_dtype):
     return node.op in ("max", "min") and np.dtype(acc_dtype).kind == "f"
 
 
-def _index_into(arg_shape, cons_shape, cons_names):
-    """Index of an argument broadcast to a consumer whose dimensions are indexed by cons_names."""
-    offset = len(cons_shape) - len(arg_shape)
-    idx = ["0" if n == 1 and cons_shape[j + offset] != 1 else cons_names[j + offset]
-           for j, n in enumerate(arg_shape)]
-    return ", ".join(idx) or "()"
 
 
 def _row_names(shape, dom):
@@ -268,12 +238,6 @@ def read_zero_d(names, nodes, layouts):
             if lay != SCALAR and node.shape == ()]
 
 
-def _node_expr(node, read):
-    op = OPS[node.op]
-    loop = op.loop(node)
-    exprs = [cast(read(a), a.dtype, dt) if not a.is_scalar_const()
-             else literal(a.attrs["value"], dt) for a, dt in zip(node.args, loop)]
-    return result_cast(op.code(exprs, node, loop), node.dtype)
 
 
 def reduction_source(kernel, layouts, parallel):

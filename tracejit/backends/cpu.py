@@ -15,6 +15,7 @@ from numba import types  # noqa: E402
 from ..ops import compute_dtype  # noqa: E402
 from ..passes.fusion import op_cost  # noqa: E402
 from . import scalar_helpers  # noqa: E402
+from .base import CompiledKernel  # noqa: E402
 from .codegen import (  # noqa: E402
     CONTIGUOUS,
     SCALAR,
@@ -104,22 +105,6 @@ def numba_type(node, layout):
             return {"b": types.boolean, "i": types.int64, "f": types.float64}[node.dtype.kind]
         return dt
     return types.Array(dt, node.ndim, "C" if layout == CONTIGUOUS else "A")
-
-
-class CompiledKernel:
-    """A kernel's generated source and its compiled entry point for one Numba signature."""
-
-    def __init__(self, kernel, source, entry, compiled_now):
-        self.kernel = kernel
-        self.source = source
-        self.name = source_name(source)
-        self.entry = entry
-        self.compiled_now = compiled_now
-        self.reports_errors = reports_errors(kernel.nodes)  # takes an error flag last
-
-    @property
-    def ops(self):
-        return self.kernel.ops
 
 
 def use_parallel(kernel, parallel):

@@ -394,13 +394,6 @@ def describe(kernel):
 # Recompute cost per op, in rough units of one add: a value needed again in a later pass over a
 # row is recomputed when its whole expression costs at most RECOMPUTE_LIMIT, else buffered.
 RECOMPUTE_LIMIT = 4
-_OP_COST = dict.fromkeys(
-    ["exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "arcsin",
-     "arccos", "arctan", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "power",
-     "cbrt", "arctan2", "hypot", "floor_divide", "remainder"], 20)
-_OP_COST.update(true_divide=4, sqrt=4, reciprocal=4)
-
-
 def is_convex(members, users):
     """True if no path leaves the set of nodes and comes back into it."""
     members = set(members)
@@ -417,7 +410,7 @@ def is_convex(members, users):
 def op_cost(node):
     if node.op == "power" and node.args[1].is_scalar_const() and node.args[1].attrs["value"] == 2:
         return 1  # x ** 2 compiles to a multiply
-    return _OP_COST.get(node.op, 1)
+    return OPS[node.op].cost
 
 
 def plan_passes(members, dom):
