@@ -238,6 +238,19 @@ _ufunc_op(np.reciprocal, lambda e, dt: f"(1.0 / {e[0]})" if dt.kind == "f"
           else f"_irecip({e[0]}, {_int_reciprocal_of_zero(dt)})",
           lambda ans, g, x: (-g * (ans * ans),))
 _ufunc_op(np.cbrt, "np.cbrt({0})", lambda ans, g, x: (g / (3 * (ans * ans)),))
+# Transcendentals with a branch-free, vectorisable version (backends/vecmath.py) for these loop
+# dtypes, named v<name> in scalar code: libm is one call per element and stops LLVM vectorising
+# the loop. float64 sinh and tanh stay on libm (ours are 2 ulp from glibc's), and so do the
+# functions not listed.
+VECTOR_MATH = {"exp": "efd", "expm1": "efd", "log": "efd", "log1p": "efd", "log2": "efd",
+               "log10": "efd", "cosh": "efd", "sinh": "ef", "tanh": "ef"}  # dtype chars
+
+
+def _math_code(name):
+    vector = VECTOR_MATH.get(name, "")
+    return lambda e, dt: f"{'v' if dt.char in vector else 'np.'}{name}({e[0]})"
+
+
 for _f, _vjp in (
         (np.exp2, lambda ans, g, x: (g * (ans * _LN2),)),
         (np.expm1, lambda ans, g, x: (g * (ans + 1),)),
@@ -257,9 +270,8 @@ for _f, _vjp in (
         (np.arcsinh, lambda ans, g, x: (g / np.sqrt(x * x + 1),)),
         (np.arccosh, lambda ans, g, x: (g / (np.sqrt(x - 1) * np.sqrt(x + 1)),)),
         (np.arctanh, lambda ans, g, x: (g / (1 - x * x),))):
-    _ufunc_op(_f, f"np.{_f.__name__}({{0}})", _vjp)
-# float32 exp through a helper Numba can vectorise (libm's expf is one call per element)
-_ufunc_op(np.exp, lambda e, dt: f"_expf({e[0]})" if dt == np.float32 else f"np.exp({e[0]})",
+    _ufunc_op(_f, _math_code(_f.__name__), _vjp)
+_ufunc_op(np.exp, _math_code("exp"),
           lambda ans, g, x: (g * ans,))
 for _f in (np.floor, np.ceil, np.trunc, np.rint):
     _ufunc_op(_f, _by_kind(f"np.{_f.__name__}({{0}})", "{0}"), nondifferentiable)

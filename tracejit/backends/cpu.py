@@ -14,7 +14,7 @@ from numba import types  # noqa: E402
 
 from ..ops import compute_dtype  # noqa: E402
 from ..passes.fusion import op_cost  # noqa: E402
-from . import scalar_helpers  # noqa: E402
+from . import scalar_helpers, vecmath  # noqa: E402
 from .base import CompiledKernel  # noqa: E402
 from .codegen import (  # noqa: E402
     CONTIGUOUS,
@@ -95,6 +95,7 @@ def _namespace():
     ns = {"np": np, "prange": numba.prange, "_threads": numba.get_num_threads}
     ns.update({k: v for k, v in vars(scalar_helpers).items() if k.startswith("_")
                and callable(v)})
+    ns.update(vecmath.FUNCTIONS)
     return ns
 
 

@@ -29,7 +29,7 @@ from numba.cuda import libdevice
 
 from ..kernels import CONTIGUOUS, ELEMENT, REDUCE, ROW, SCALAR, describe, index_into, source_name
 from ..ops import compute_dtype
-from . import scalar_helpers
+from . import scalar_helpers, vecmath
 from .base import CompiledKernel
 
 SIMULATED = bool(numba.config.ENABLE_CUDASIM)
@@ -116,6 +116,8 @@ def _namespace():
         if name.startswith("__") or isinstance(value, pytypes.ModuleType):
             continue
         ns.setdefault(name, value)  # constants (_LN2, NEGATIVE_POWER) and helpers
+    for name, ufunc in vecmath.LIBM.items():  # vector math names: CUDA's own math
+        ns[name] = getattr(ns["np"], ufunc.__name__)
     for name in ("_round_f16", "_expf"):
         ns[name] = cuda.jit(device=True)(ns[name])
     for name, value in vars(scalar_helpers).items():

@@ -1,0 +1,402 @@
+"""Vector math for CPU kernels: transcendental functions without libm calls, so that LLVM
+vectorises the fused loops around them (Numba calls scalar libm, and there is no SVML here).
+
+Each function is range reduction plus a polynomial, with bit manipulation through integer views
+and selects instead of branches. float64 follows fdlibm/musl (log family) and SLEEF/Cephes (exp
+family) and stays within 1 ulp of NumPy; float32 computes in float64 and rounds once, so it is
+within 1 ulp of the correctly rounded value. The op table's scalar code names these functions
+(`vexp(x)`, ...); `LIBM` maps each name to the NumPy function a backend without this file (CUDA)
+uses instead. Functions not listed here (sin, cos, tan, arctan, erf, power) stay on libm: see
+bench/README.md for why.
+"""
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
+from .scalar_helpers import _expf
+
+# Every function and helper is compiled once per process and signature, and LLVM inlines it
+# (alwaysinline) into the kernel loops that call it, where the loop is vectorised. Numba's own
+# inlining (inline="always") would type the helpers again at each call site: seconds per kernel.
+_inline = njit(error_model="numpy", cache=False, forceinline=True)
+_function = _inline
+
+
+# --------------------------------------------------------------------------- bit views, fma
+
+@intrinsic
+def _bits(typingctx, x):
+    """The int64 with a float64's bits (a register move, vectorisable)."""
+    if x != types.float64:
+        return None
+    return types.int64(x), lambda context, builder, sig, args: builder.bitcast(
+        args[0], ir.IntType(64))
+
+
+@intrinsic
+def _from_bits(typingctx, i):
+    """The float64 with an int64's bits."""
+    if i != types.int64:
+        return None
+    return types.float64(i), lambda context, builder, sig, args: builder.bitcast(
+        args[0], ir.DoubleType())
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a * b + c rounded once (llvm.fma: one instruction with FMA3)."""
+    if not (a == b == c == types.float64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        f64 = ir.DoubleType()
+        fma = builder.module.declare_intrinsic("llvm.fma", [f64], ir.FunctionType(f64, [f64] * 3))
+        return builder.call(fma, args)
+
+    return types.float64(a, b, c), codegen
+
+
+_MAGIC = 6755399441055744.0  # 1.5 * 2**52: x + MAGIC - MAGIC rounds |x| < 2**51 to an integer
+_MAGIC_BITS = 0x4338000000000000
+_TINY = 2.0**-54  # below this, expm1, log1p, sinh and tanh are x itself (and keep -0.0)
+
+
+@_inline
+def _pow2(n):
+    """2**n for an integral float n in [-1022, 1023], built from bits: AVX2 has no int64 to
+    double conversion, so integers stay floats and reach the exponent field through MAGIC."""
+    return _from_bits((_bits(n + _MAGIC) - _MAGIC_BITS + 1023) << 52)
+
+
+@_inline
+def _scale(y, n):
+    """y * 2**n for n in [-1076, 1024], in two halves so that subnormal results round once."""
+    ni = _bits(n + _MAGIC) - _MAGIC_BITS
+    h = ni >> 1
+    return y * _from_bits((h + 1023) << 52) * _from_bits((ni - h + 1023) << 52)
+
+
+# --------------------------------------------------------------------------- exp family
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # low 21 bits zero
+_LN2_LO = 1.90821492927058770002e-10
+
+
+@_inline
+def _expm1_reduced(x):
+    """(s, lo, n) with exp(x) = 2**n * (1 + s + lo), s + lo = expm1(r) for the reduced argument
+    |r| <= ln2/2 carried as two doubles (expm1 needs it where 2**n * (1 + s) - 1 cancels);
+    |x| < 2**50. expm1(r) is its Taylor series to r**13 (truncation below 1e-19 relative)."""
+    n = (x * _LOG2E + _MAGIC) - _MAGIC
+    r1 = _fma(n, -_LN2_HI, x)  # exact
+    r = _fma(n, -_LN2_LO, r1)
+    c = _fma(n, -_LN2_LO, r1 - r)  # what rounding r lost
+    q = 1.0 / 6227020800.0
+    q = _fma(q, r, 1.0 / 479001600.0)
+    q = _fma(q, r, 1.0 / 39916800.0)
+    q = _fma(q, r, 1.0 / 3628800.0)
+    q = _fma(q, r, 1.0 / 362880.0)
+    q = _fma(q, r, 1.0 / 40320.0)
+    q = _fma(q, r, 1.0 / 5040.0)
+    q = _fma(q, r, 1.0 / 720.0)
+    q = _fma(q, r, 1.0 / 120.0)
+    q = _fma(q, r, 1.0 / 24.0)
+    q = _fma(q, r, 1.0 / 6.0)
+    q = _fma(q, r, 0.5)
+    p = r * r * q
+    s = r + p
+    return s, ((r - s) + p) + c * (1.0 + s), n
+
+
+@_function
+def _exp64(x):
+    s, lo, n = _expm1_reduced(min(max(x, -746.0), 710.0))  # beyond: 0 and inf
+    y = _scale(1.0 + (s + lo), n)
+    return x if x != x else y
+
+
+@_function
+def _expm1_64(x):
+    s, lo, n = _expm1_reduced(min(max(x, -40.0), 710.0))  # expm1(-40) is -1 in float64
+    t = _pow2(n - 1.0)  # 2**n * (1 + s + lo) - 1, halved so that n = 1024 does not overflow
+    y = 2.0 * _fma(t, lo, _fma(t, s, t - 0.5))
+    y = x if abs(x) < _TINY else y
+    return x if x != x else y
+
+
+# sinh, cosh and tanh follow fdlibm's formulas (glibc's, so NumPy's), from one reduction each;
+# above log(DBL_MAX) fdlibm squares exp(|x| / 2) (1.5 ulp), where this scales exp(|x|) exactly
+
+
+@_inline
+def _exp_parts(v):
+    """For 0 <= v <= 710.5: expm1(v) (valid for v <= 22), exp(v) / 2, and what rounding the
+    second lost."""
+    s, lo, n = _expm1_reduced(v)
+    t = _pow2(n - 2.0)  # 2**(n - 2): exp(710.5) / 2 is finite, 2**1024 is not
+    quarter_exp = _fma(t, s + lo, t)
+    lost = _fma(t, s, t - quarter_exp) + t * lo  # t - quarter_exp is exact (Sterbenz)
+    return 4.0 * _fma(t, lo, _fma(t, s, t - 0.25)), 2.0 * quarter_exp, 2.0 * lost
+
+
+@_function
+def _sinh64(x):
+    a = abs(x)
+    e, half_exp, _ = _exp_parts(min(a, 710.5))
+    y = 0.5 * (2.0 * e - e * e / (e + 1.0)) if a < 1.0 else 0.5 * (e + e / (e + 1.0))
+    y = np.copysign(y if a < 22.0 else half_exp, x)
+    y = x if a < _TINY else y
+    return x if x != x else y
+
+
+@_function
+def _cosh64(x):
+    a = abs(x)
+    e, half_exp, half_lost = _exp_parts(min(a, 710.5))
+    w = 1.0 + e
+    mid = half_exp + (half_lost + 0.5 / (half_exp + half_exp))  # exp(a) / 2 + exp(-a) / 2
+    y = 1.0 + (e * e) / (w + w) if a < 0.34657359027997264 else mid
+    y = y if a < 22.0 else half_exp
+    return a if x != x else y
+
+
+@_function
+def _tanh64(x):
+    a = abs(x)
+    small = a < 1.0
+    s, lo, n = _expm1_reduced(-2.0 * a if small else min(a + a, 44.0))
+    t = _pow2(n - 1.0)
+    e = 2.0 * _fma(t, lo, _fma(t, s, t - 0.5))  # expm1(-2a) below 1, expm1(2a) above
+    y = -e / (e + 2.0) if small else 1.0 - 2.0 / (e + 2.0)
+    y = np.copysign(y if a < 22.0 else 1.0, x)
+    y = x if a < _TINY else y
+    return x if x != x else y
+
+
+# --------------------------------------------------------------------------- log family
+# fdlibm/musl: x = 2**k * (1 + f) with 1 + f in [sqrt(2)/2, sqrt(2)), s = f / (2 + f),
+# log(1 + f) = f - f*f/2 + s * (f*f/2 + R(s*s))
+
+_LG1, _LG2, _LG3 = 6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01
+_LG4, _LG5, _LG6 = 2.222219843214978396e-01, 1.818357216161805012e-01, 1.531383769920937332e-01
+_LG7 = 1.479819860511658591e-01
+_SQRT_HALF_HIGH = 0x3FE6A09E00000000  # high word of sqrt(2)/2, where the reduction splits
+_EXP_FIELD = 0x000FFFFFFFFFFFFF
+_TWO52_BITS = 0x4330000000000000
+
+
+@_inline
+def _log_split(x):
+    """(f, k) with x = 2**k * (1 + f), 1 + f in [sqrt(2)/2, sqrt(2)); x > 0 finite (subnormals
+    are scaled by 2**54 first). k is a float, read from the exponent field through 2**52."""
+    sub = x < 2.2250738585072014e-308
+    x = x * 18014398509481984.0 if sub else x
+    b = _bits(x) + (0x3FF0000000000000 - _SQRT_HALF_HIGH)
+    k = _from_bits((b >> 52) | _TWO52_BITS) - (4503599627370496.0 + 1023.0)
+    k = k - 54.0 if sub else k
+    f = _from_bits((b & _EXP_FIELD) + _SQRT_HALF_HIGH) - 1.0
+    return f, k
+
+
+@_inline
+def _log_poly(f):
+    """(hfsq, s * (hfsq + R)): log(1 + f) = f - hfsq + the second."""
+    hfsq = 0.5 * f * f
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
+    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+    return hfsq, s * (hfsq + (t2 + t1))
+
+
+@_inline
+def _log_special(x, y):
+    """log's value at the edges of its domain: nan below 0 and for nan, -inf at 0, inf at inf."""
+    y = -np.inf if x == 0.0 else y
+    y = np.nan if x < 0.0 else y
+    return x if (x != x or x == np.inf) else y
+
+
+@_function
+def _log64(x):
+    f, k = _log_split(x)
+    hfsq, tail = _log_poly(f)
+    return _log_special(x, tail + k * _LN2_LO - hfsq + f + k * _LN2_HI)
+
+
+@_function
+def _log1p64(x):
+    u = 1.0 + x
+    f, k = _log_split(u)
+    # the rounding of 1 + x, carried as a correction while it matters (musl's log1p)
+    c = (1.0 - (u - x) if k >= 2.0 else x - (u - 1.0)) / u
+    c = c if k < 54.0 else 0.0
+    hfsq, tail = _log_poly(f)
+    y = tail + (k * _LN2_LO + c) - hfsq + f + k * _LN2_HI
+    y = x if abs(x) < _TINY else y
+    return _log_special(u, y) if u <= 0.0 or x == np.inf else (x if x != x else y)
+
+
+_LOW_WORD_MASK = -(1 << 32)
+
+
+@_inline
+def _log_hi_lo(f):
+    """log(1 + f) as hi + lo, hi with its low 32 bits zero so that hi * (a 21-bit constant)
+    is exact (musl's log2/log10)."""
+    hfsq, tail = _log_poly(f)
+    hi = _from_bits(_bits(f - hfsq) & _LOW_WORD_MASK)
+    return hi, f - hi - hfsq + tail
+
+
+_IVLN2_HI, _IVLN2_LO = 1.44269504072144627571e+00, 1.67517131648865118353e-10
+_IVLN10_HI, _IVLN10_LO = 4.34294481878168880939e-01, 2.50829467116452752298e-11
+_LOG10_2_HI, _LOG10_2_LO = 3.01029995663611771306e-01, 3.69423907715893078616e-13
+
+
+@_function
+def _log2_64(x):
+    f, k = _log_split(x)
+    hi, lo = _log_hi_lo(f)
+    val_hi = hi * _IVLN2_HI
+    val_lo = (lo + hi) * _IVLN2_LO + lo * _IVLN2_HI
+    w = k + val_hi
+    val_lo += (k - w) + val_hi
+    return _log_special(x, val_lo + w)
+
+
+@_function
+def _log10_64(x):
+    f, k = _log_split(x)
+    hi, lo = _log_hi_lo(f)
+    val_hi = hi * _IVLN10_HI
+    y2 = k * _LOG10_2_HI
+    val_lo = k * _LOG10_2_LO + (lo + hi) * _IVLN10_LO + lo * _IVLN10_HI
+    w = y2 + val_hi
+    val_lo += (y2 - w) + val_hi
+    return _log_special(x, val_lo + w)
+
+
+# --------------------------------------------------------------------------- float32
+# NumPy has AVX2 loops for float32 exp, log and tanh; to keep up, these three run in float32
+# itself (eight lanes instead of four) with Cephes' polynomials. The others compute in float64.
+
+_F32_MAGIC_BITS = 0x4B400000  # 1.5 * 2**23, for rounding float32 to an integer
+
+
+@intrinsic
+def _bits32(typingctx, x):
+    if x != types.float32:
+        return None
+    return types.int32(x), lambda context, builder, sig, args: builder.bitcast(
+        args[0], ir.IntType(32))
+
+
+@intrinsic
+def _from_bits32(typingctx, i):
+    if i != types.int32:
+        return None
+    return types.float32(i), lambda context, builder, sig, args: builder.bitcast(
+        args[0], ir.FloatType())
+
+
+_f = np.float32
+
+
+@_function
+def _log32(x):
+    """Cephes' logf: x = 2**k * m with m in [sqrt(2)/2, sqrt(2)), log(m) by a degree-9
+    polynomial in m - 1. Subnormal arguments are scaled by 2**25 first."""
+    sub = x < _f(1.17549435e-38)
+    xs = x * _f(33554432.0) if sub else x
+    b = np.int32(_bits32(xs) + np.int32(0x3F800000 - 0x3F3504F3))  # Numba widens int32 sums
+    k = _from_bits32(np.int32((b >> 23) | 0x4B000000)) - _f(8388608.0 + 127.0)
+    k = k - _f(25.0) if sub else k
+    f = _from_bits32(np.int32((b & 0x007FFFFF) + 0x3F3504F3)) - _f(1.0)
+    z = f * f
+    y = _f(7.0376836292e-2)
+    y = y * f + _f(-1.1514610310e-1)
+    y = y * f + _f(1.1676998740e-1)
+    y = y * f + _f(-1.2420140846e-1)
+    y = y * f + _f(1.4249322787e-1)
+    y = y * f + _f(-1.6668057665e-1)
+    y = y * f + _f(2.0000714765e-1)
+    y = y * f + _f(-2.4999993993e-1)
+    y = y * f + _f(3.3333331174e-1)
+    y = y * f * z
+    y = y + k * _f(-2.12194440e-4)
+    y = y - _f(0.5) * z
+    y = f + y + k * _f(0.693359375)
+    y = _f(-np.inf) if x == _f(0.0) else y
+    y = _f(np.nan) if x < _f(0.0) else y
+    return x if (x != x or x == _f(np.inf)) else y
+
+
+@_function
+def _exp32(x):
+    """scalar_helpers' float32 exp, compiled once here (it is inlined by Numba where used)."""
+    return _expf(x)
+
+
+@_function
+def _tanh32(x):
+    """Cephes' tanhf: an odd polynomial below 0.625, 1 - 2 / (exp(2|x|) + 1) above."""
+    a = abs(x)
+    z = x * x
+    p = _f(-5.70498872745e-3)
+    p = p * z + _f(2.06390887954e-2)
+    p = p * z + _f(-5.37397155531e-2)
+    p = p * z + _f(1.33314422036e-1)
+    p = p * z + _f(-3.33332819422e-1)
+    small = p * z * x + x
+    e = _expf(min(a + a, _f(40.0)))
+    big = np.copysign(_f(1.0) - _f(2.0) / (e + _f(1.0)), x)
+    y = small if a < _f(0.625) else big
+    y = x if a < _f(2.0**-12) else y  # tanh(x) rounds to x (and keeps -0.0)
+    return x if x != x else y
+
+
+# --------------------------------------------------------------------------- public names
+
+def _generic(name, f64, f32=None):
+    """A function `name` for kernels: the float64 implementation, and for float32 `f32` or the
+    float64 one rounded once. Other argument types are not vector math (the op table names
+    these only for float loops)."""
+
+    def stub(x):
+        raise NotImplementedError(f"{name} runs only inside compiled kernels")
+
+    stub.__name__ = stub.__qualname__ = name
+
+    @overload(stub, inline="always")
+    def impl(x):
+        if x == types.float64:
+            return lambda x: f64(x)
+        if x == types.float32:
+            if f32 is not None:
+                return lambda x: f32(x)
+            return lambda x: np.float32(f64(np.float64(x)))
+        return None
+
+    return stub
+
+
+vexp = _generic("vexp", _exp64, _exp32)
+vexpm1 = _generic("vexpm1", _expm1_64)
+vlog = _generic("vlog", _log64, _log32)
+vlog1p = _generic("vlog1p", _log1p64)
+vlog2 = _generic("vlog2", _log2_64)
+vlog10 = _generic("vlog10", _log10_64)
+vsinh = _generic("vsinh", _sinh64)
+vcosh = _generic("vcosh", _cosh64)
+vtanh = _generic("vtanh", _tanh64, _tanh32)
+
+# name in kernel source -> the NumPy ufunc it computes (what a backend without vector math uses)
+LIBM = {"vexp": np.exp, "vexpm1": np.expm1, "vlog": np.log, "vlog1p": np.log1p,
+        "vlog2": np.log2, "vlog10": np.log10, "vsinh": np.sinh, "vcosh": np.cosh,
+        "vtanh": np.tanh}
+FUNCTIONS = {name: globals()[name] for name in LIBM}
