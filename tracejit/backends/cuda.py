@@ -623,10 +623,11 @@ def matmul_ptx(dtype, cc=(9, 0)):
 def device_runner(exe):
     """A function running a compiled Executable's steps on device arrays: `run(*leaves)` takes
     the arguments' leaves (arrays with `__cuda_array_interface__`: numba, CuPy or PyTorch device
-    arrays, used without a copy) and returns the graph's outputs as numba device arrays.
-    Intermediates live on the device and are kept between calls. Only plans of kernels and
-    matmuls run this way (UnsupportedError otherwise): views, copies and gathers are host steps
-    of NumPy."""
+    arrays, used without a copy) and returns the graph's outputs as numba device arrays. Only
+    plans of kernels and matmuls run this way (UnsupportedError otherwise): views, copies and
+    gathers are host steps of NumPy. Intermediates live in a device arena laid out by the
+    executable's memory plan (buffers shared between values whose lives do not overlap), kept
+    between calls; results are new device arrays at each call."""
     from ..errors import UnsupportedError
     from ..passes.fusion import Kernel
 
@@ -644,12 +645,20 @@ def device_runner(exe):
         else:
             raise UnsupportedError(f"{step.node.op} runs on the host; device_runner runs plans "
                                    "of kernels and matmuls")
-    kept = {}  # node -> device array, made by the first call
+    plan, results = exe.memory, set(exe.graph.outputs)
+    arena = {}  # the plan's buffer index -> device bytes, made by the first call and kept
 
     def stored(node):
-        if node not in kept:
-            kept[node] = cuda.device_array(node.shape, compute_dtype(node.dtype))
-        return kept[node]
+        """Where a step writes `node`: a fresh array for a result (the caller keeps it), else
+        a view of its buffer in the device arena, shared as the memory plan says."""
+        dt = compute_dtype(node.dtype)
+        b = plan.assignment.get(node)
+        if node in results or b is None or plan.storage[b].returned is not None:
+            return cuda.device_array(node.shape, dt)
+        if b not in arena:
+            arena[b] = cuda.device_array(max(1, plan.storage[b].nbytes), np.uint8)
+        view = arena[b][:max(1, node.size) * dt.itemsize].view(dt)
+        return view.reshape(node.shape) if node.shape else view[:1]
 
     def run(*leaves):
         env = {n: _on_device(leaves[n.attrs["index"]]) for n in exe.graph.inputs}
@@ -669,8 +678,9 @@ def device_runner(exe):
                 env[outs[0]] = out
                 continue
             err = [cuda.to_device(np.zeros(1, np.int64))] if errors else []
-            entry(*[value(x) for x in ins], *[stored(o) for o in outs], *sizes, *err)
-            env.update((o, kept[o]) for o in outs)
+            made = [stored(o) for o in outs]
+            entry(*[value(x) for x in ins], *made, *sizes, *err)
+            env.update(zip(outs, made))
             if errors and err[0].copy_to_host()[0]:
                 from .scalar_helpers import KERNEL_ERRORS
                 exc_type, message = KERNEL_ERRORS[int(err[0].copy_to_host()[0])]
