@@ -120,8 +120,8 @@ SLOW = (pytest.mark.slow, pytest.mark.skipif(not os.environ.get("TRACEJIT_SLOW")
     pytest.param(e, id=e.fn.__name__, marks=() if e.fn.__name__ in COMPILED_IN_EVERY_RUN
                  else SLOW) for e in ROUND_TRIP])
 def test_corpus_compiled_round_trip(entry, tmp_path):
-    """Saved, loaded and compiled: the kernels are those the traced function compiled (a cache
-    hit) and the results are bit-identical; a function that writes into its arguments loads
+    """Saved, loaded and compiled: the results are bit-identical and the kernels are those the
+    traced function compiled (a cache hit); a function that writes into its arguments loads
     as a program returning (result, {argument: new value})."""
     traced = tj.trace(entry.fn, fallback="raise", **entry.options)
     args = _corpus_args(entry)
@@ -137,7 +137,9 @@ def test_corpus_compiled_round_trip(entry, tmp_path):
         after = dict(zip(loaded.variables, _arguments(traced, copies)))
         assert written and _bits(written) == _bits({k: after[k] for k in written})
     assert _bits(result) == _bits(expected)
-    assert loaded.cache_info().kernels_compiled == 0, "the loaded graph compiled new kernels"
+    if not entry.mutates:  # a traced write may be stored straight into the caller's array by
+        # its kernel; the loaded program returns new arrays, so that kernel differs
+        assert loaded.cache_info().kernels_compiled == 0, "the loaded graph compiled kernels"
 
 
 # -- parameters -----------------------------------------------------------------------------------
