@@ -122,6 +122,18 @@ def test_device_runner_keeps_device_arrays_on_the_device(name):
             np.testing.assert_allclose(g.copy_to_host(), w, rtol=1e-6)
 
 
+def test_device_arrays_in_device_arrays_out():
+    traced = tj.trace(backend="cuda", fallback="raise")(_two_layers)
+    args = (_normal(6, 9), _normal(9, 9), _normal(9))
+    dev = [cuda_backend.cuda.to_device(a) for a in args]
+    for _ in range(2):
+        got = traced(*dev)
+        assert hasattr(got, "copy_to_host")  # a device array, not copied back
+        np.testing.assert_allclose(got.copy_to_host(), _two_layers(*args), rtol=1e-10)
+    assert traced.cache_info().traces == 1
+    np.testing.assert_allclose(traced(*args), _two_layers(*args), rtol=1e-10)  # NumPy in, out
+
+
 def test_kernels_are_cached_by_source():
     fn = tj.trace(backend="cuda", fallback="raise")(lambda a: a * 3.0 + 1.0)
     fn(_normal(10))

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import pytree
 from .autodiff import check_argnums, strip_stop_gradients, value_and_grad_call
-from .backends.base import load_backend
+from .backends.base import call_on_device, is_device_array, load_backend
 from .dask import call_on_dask, has_dask_array
 from .errors import (
     FallbackWarning,
@@ -198,6 +198,8 @@ class TracedFunction:
             return self.fn(*args, **kwargs)  # called from inside another trace: inline it
         if has_dask_array(leaves):  # lazy Dask results whose chunks run the fused kernels
             return call_on_dask(self, leaves, treedef)
+        if self.backend == "cuda" and any(map(is_device_array, leaves)):
+            return call_on_device(self, leaves, treedef)  # device arrays in, device arrays out
         key = self._key(leaves, treedef, static)
         entry, live = self._entry(key, leaves, treedef, static, (args, kwargs))
         if isinstance(entry, _Fallback):

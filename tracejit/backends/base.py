@@ -11,6 +11,8 @@ the backend lists its own in HOST_OPS: op name -> (ref, into), called as the op 
 
 import importlib
 
+import numpy as np
+
 from ..errors import UnsupportedError
 from ..kernels import reports_errors, source_name
 from ..ops import OPS
@@ -34,6 +36,17 @@ def host_function(backend, node, into):
     ref, into_fn = getattr(backend, "HOST_OPS", {}).get(node.op, (OPS[node.op].ref,
                                                                    OPS[node.op].into))
     return into_fn if into else ref
+
+
+def is_device_array(x):
+    """A CUDA device array of numba (or its simulator), CuPy or PyTorch; not a NumPy array."""
+    return (hasattr(x, "__cuda_array_interface__") or hasattr(x, "copy_to_host")) \
+        and not isinstance(x, np.ndarray)
+
+
+def call_on_device(traced, leaves, treedef):
+    """traced(*args) for device-array arguments: run on the device by the CUDA backend."""
+    return load_backend("cuda").call_on_device(traced, leaves, treedef)
 
 
 class CompiledKernel:

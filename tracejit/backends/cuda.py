@@ -30,7 +30,7 @@ from numba.cuda import libdevice
 from ..kernels import CONTIGUOUS, ELEMENT, REDUCE, ROW, SCALAR, describe, index_into, source_name
 from ..ops import compute_dtype
 from . import scalar_helpers, vecmath
-from .base import CompiledKernel
+from .base import CompiledKernel, is_device_array
 
 SIMULATED = bool(numba.config.ENABLE_CUDASIM)
 # Threads per block (a power of two, for the shared-memory tree); the simulator runs each
@@ -688,3 +688,41 @@ def device_runner(exe):
         return tuple(value(o) for o in exe.graph.outputs)
 
     return run
+
+
+def _like(result, leaf):
+    """A numba device array as the same kind of array as `leaf` (CuPy, PyTorch), no copy."""
+    module = type(leaf).__module__.split(".")[0]
+    if module == "cupy":
+        import cupy
+        return cupy.asarray(result)
+    if module == "torch":
+        import torch
+        return torch.as_tensor(result, device=leaf.device)
+    return result
+
+
+def call_on_device(traced, leaves, treedef):
+    """traced(*args) for arguments holding device arrays: the plan for their shapes and dtypes
+    (cached like any signature) runs on the device through device_runner; results are device
+    arrays of the kind of the first device argument."""
+    from .. import pytree
+    from ..errors import UnsupportedError
+
+    placeholders = [np.broadcast_to(np.zeros((), np.dtype(leaf.dtype)), leaf.shape)
+                    if is_device_array(leaf) else leaf for leaf in leaves]
+    static = traced._static(placeholders, treedef)
+    exe, live = traced._entry(traced._key(placeholders, treedef, static), placeholders,
+                              treedef, static)
+    if not hasattr(exe, "graph"):  # a fallback: NumPy cannot run on device arrays
+        raise UnsupportedError(f"{traced.__name__} cannot run on device arrays: "
+                               f"{getattr(exe, 'error', 'it could not be traced')}")
+    if exe.graph.meta.get("writes"):
+        raise UnsupportedError(f"{traced.__name__} writes into its arguments, which device "
+                               "arrays do not support yet")
+    run = exe.__dict__.get("_device_run")
+    if run is None:
+        run = exe._device_run = device_runner(exe)
+    outputs = run(*leaves, *(live or ()))
+    first = next(leaf for leaf in leaves if is_device_array(leaf))
+    return pytree.unflatten(exe.graph.out_tree, [_like(o, first) for o in outputs])
