@@ -100,9 +100,12 @@ def test_np_empty_has_numpy_shape_and_dtype():
 
 
 def test_traced_size_in_creation_is_a_clear_error():
-    traced = tj.trace(lambda x, n: x + np.arange(n), fallback="raise")
+    traced = tj.trace(lambda x, n: x + np.arange(n[0]), fallback="raise")
     with pytest.raises(tj.TraceError, match=r"test_creation\.py:\d+"):
-        traced(np.ones(3), 3)
+        traced(np.ones(3), np.array([3]))
+    # a Python int argument used as a size is traced with its value
+    traced = tj.trace(lambda x, n: x + np.arange(n), fallback="raise")
+    assert_same(traced(np.ones(3), 3), np.ones(3) + np.arange(3))
     # a static size traces
     traced = tj.trace(lambda x, n: x + np.arange(n), fallback="raise", static_argnames="n")
     assert_same(traced(np.ones(3), 3), np.ones(3) + np.arange(3))

@@ -227,15 +227,27 @@ def test_gradient_through_local_mutation_equals_the_pure_rewrite():
     assert_same(tj.trace(mutating, fallback="raise")(x), pure(x))
 
 
-def test_writes_to_an_ambiguous_reshape_fall_back():
+def test_a_reshape_copies_or_views_as_numpys_does():
     def f(x):
         y = x.T.reshape(-1)  # NumPy copies here (x.T is not contiguous)
         y[0] = 5
+        z = x[1].reshape(3, 1)  # a view: writes reach x
+        z[0] = -1
+        return y
+    x, want = np.arange(6.0).reshape(2, 3), np.arange(6.0).reshape(2, 3)
+    assert_same(tj.trace(f, fallback="raise")(x), f(want))
+    assert_same(x, want)
+
+
+def test_writes_to_an_ambiguous_reshape_fall_back():
+    def f(x):
+        y = x.reshape(-1)  # a view or a copy by the argument's strides, unknown while tracing
+        y[0] = 5
         return x
-    x = np.arange(6.0).reshape(2, 3)
+    x = np.arange(12.0).reshape(2, 6)[:, ::2]
     with pytest.warns(tj.FallbackWarning, match="reshaped"):
-        result = tj.trace(f)(x.copy())
-    assert_same(result, f(x.copy()))
+        result = tj.trace(f)(x)
+    assert_same(result, f(np.arange(12.0).reshape(2, 6)[:, ::2]))
 
 
 def _writes(traced, *args):

@@ -142,12 +142,11 @@ def test_stencil_and_rosenbrock_trace_into_one_kernel():
     ((0, 0, 0, 0), tj.ShapeError),
     ((Ellipsis, 0, Ellipsis), tj.ShapeError),
     (slice(None, None, 0), tj.ShapeError),
-    (np.array([True, False, True, True]), tj.UnsupportedError),
     ([0, [1]], tj.UnsupportedError),
     (True, tj.UnsupportedError),
     (1.5, tj.UnsupportedError),
-], ids=["too large", "too negative", "too many", "two ellipses", "zero step", "bool mask",
-        "ragged list", "bool", "float"])
+], ids=["too large", "too negative", "too many", "two ellipses", "zero step", "ragged list",
+        "bool", "float"])
 def test_bad_index_raises_with_the_line(key, error):
     def f(x):
         return x[key]
@@ -160,11 +159,11 @@ def test_bad_index_raises_with_the_line(key, error):
 
 
 def test_indexing_with_a_traced_slice_bound_or_mask_is_refused():
-    traced = tj.trace(lambda x, n: x[:n], fallback="raise")
+    traced = tj.trace(lambda x, i: x[:i[0]], fallback="raise")
     with pytest.raises(tj.UnsupportedError, match=r"static_argnames.*test_views\.py"):
-        traced(X3, 2)
-    traced = tj.trace(lambda x, m: x[m], fallback="raise")
-    with pytest.raises(tj.UnsupportedError, match=r"np\.where.*test_views\.py"):
+        traced(X3, np.array([2]))
+    traced = tj.trace(lambda x, m: x[m], fallback="raise")  # its length depends on m
+    with pytest.raises(tj.TraceError, match=r"np\.where.*test_views\.py"):
         traced(X3, np.array([True, False, True, True]))
     traced = tj.trace(lambda x, i: x[i, [0, 1]], fallback="raise")
     with pytest.raises(tj.UnsupportedError, match=r"dtype float64.*test_views\.py"):

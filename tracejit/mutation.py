@@ -44,11 +44,39 @@ def share(result, source, op_name, attrs):
     if not isinstance(source, Proxy) or not isinstance(result, Proxy):
         return result
     buffer = source._buffer()
-    if op_name == "reshape" and (source._path or not buffer.contiguous):
-        buffer.ambiguous = True  # NumPy copies or not by strides, unknown while tracing
+    if op_name == "reshape":
+        copies = _reshape_copies(buffer, source._path, attrs["shape"])
+        if copies:
+            return result  # NumPy copies: the result is an array of its own
+        if copies is None:
+            buffer.ambiguous = True  # NumPy copies or not by strides, unknown while tracing
     result._base, result._path = buffer, source._path + ((op_name, attrs),)
     result._version = buffer.version
     return result
+
+
+def _reshape_copies(buffer, path, shape):
+    """Whether NumPy's reshape of the view `path` of `buffer` copies (True) or is a view
+    (False), decided by NumPy itself on a stand-in with the buffer's C-order strides and no
+    memory of its own; None when the buffer's strides are not known while tracing (an
+    argument that is not C-contiguous)."""
+    if not buffer.contiguous or any(op not in ("getitem", "transpose", "reshape")
+                                    for op, _ in path):
+        return None
+    node = buffer.node
+    strides = [node.dtype.itemsize] * node.ndim
+    for i in range(node.ndim - 2, -1, -1):
+        strides[i] = strides[i + 1] * max(node.shape[i + 1], 1)
+    view = np.lib.stride_tricks.as_strided(np.zeros(1, node.dtype), node.shape, strides,
+                                           writeable=False)
+    try:
+        for op_name, attrs in path:  # view ops only: nothing is ever read or copied
+            view = np.reshape(view, attrs["shape"], copy=False) if op_name == "reshape" \
+                else OPS[op_name].ref(view, **attrs)
+        np.reshape(view, shape, copy=False)
+    except ValueError:
+        return True
+    return False
 
 
 def _rebuild(node, path, value):

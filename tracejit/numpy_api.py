@@ -13,6 +13,7 @@ from . import patches
 from .errors import ShapeError, TraceError, UnsupportedError, with_location
 from .mutation import share, write, write_indexed
 from .ops import SUPPORTED_KINDS, UFUNC_OPS, ArrayKey, Index, resolve
+from .selection import Selection
 from .tracing import Proxy, apply, as_node, call_ufunc, const_node, current_trace
 
 FUNCTIONS = {}
@@ -50,7 +51,7 @@ def where_(condition, x=None, y=None):
 @implements(np.clip)
 def clip(a, a_min=None, a_max=None, out=None, **kwargs):
     if out is not None:
-        raise with_location(UnsupportedError, "np.clip(..., out=...) is not supported")
+        return _into_out("clip", clip(a, a_min, a_max, **kwargs), out)
     if a_min is None and a_max is None:
         raise with_location(ValueError, "One of max or min must be given")
     if not isinstance(a, Proxy) and not isinstance(a, np.generic):
@@ -263,6 +264,10 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOVALUE, w
 
 def _simple(op):
     def handler(a, axis=None, out=None, keepdims=False, initial=_NOVALUE, where=True):
+        if initial is not _NOVALUE and a.size:  # the extreme of the values and `initial`
+            _only_defaults(op, out, where=where)
+            return call_ufunc(np.maximum if op == "max" else np.minimum,
+                              _reduce(op, a, axis, keepdims), _as_dtype(initial, a.dtype))
         _only_defaults(op, out, initial, where)
         return _reduce(op, a, axis, keepdims)
     return handler
@@ -728,6 +733,8 @@ def _view(op_name, a, **attrs):
 
 def _static_int(value, what):
     if isinstance(value, Proxy):
+        if value.node.weak:  # a Python scalar argument: traced again with its value
+            value.__index__()
         raise with_location(UnsupportedError, f"{what} must be known while tracing, not a traced "
                             "value (mark the argument static with static_argnames)")
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
@@ -791,6 +798,10 @@ def getitem(a, key):
         raise with_location(TypeError, f"a Python {a.dtype.kind == 'f' and 'float' or 'int'} "
                             "argument cannot be indexed")
     key = key if isinstance(key, tuple) else (key,)
+    if len(key) == 1 and _is_bool_mask(key[0]) and isinstance(key[0], Proxy):
+        _check_mask(key[0], a, "indexing")
+        return Selection(a, key[0])  # its length depends on the mask's values
+    key = _concrete_masks_as_indices(key)
     arrays = [p for p, k in enumerate(key) if _is_index_array(k)]
     if arrays:
         return _gather(a, key, arrays)
@@ -807,11 +818,17 @@ def assign(target, key, value):
     key = key if isinstance(key, tuple) else (key,)
     if len(key) == 1 and _is_bool_mask(key[0]):
         mask, mshape = key[0], tuple(shape_of(key[0]))
-        if mshape != tuple(target.shape[:len(mshape)]):
-            raise with_location(UnsupportedError, "assignment through a boolean mask that is "
-                                "not of the array's shape (or of its leading axes) is not "
-                                "supported in traced code")
-        if len(shape_of(value)) != 0:
+        _check_mask(mask, target, "assignment")
+        if isinstance(value, Selection):  # `v[m] = -v[m]`, `x[m] += 1`: through the same mask
+            if not isinstance(mask, Proxy) or not value.same_mask(mask):
+                raise with_location(TraceError, "assignment of a boolean-mask selection "
+                                    "through another mask: the two lengths are known only "
+                                    "at run time; use np.where")
+            value = value.values
+        elif len(shape_of(value)) != 0:
+            if not isinstance(mask, Proxy):  # a mask known while tracing: its index arrays
+                assign(target, _concrete_masks_as_indices(key), value)
+                return
             raise with_location(UnsupportedError, "assignment of an array through a boolean "
                                 "mask (its length depends on the mask) is not supported in "
                                 "traced code; assign a scalar, or use np.where")
@@ -835,6 +852,28 @@ def assign(target, key, value):
 
 def _is_bool_mask(k):
     return isinstance(k, (Proxy, np.ndarray)) and k.dtype == np.bool_
+
+
+def _check_mask(mask, a, what):
+    mshape = tuple(shape_of(mask))
+    if mshape != tuple(a.shape[:len(mshape)]):
+        raise with_location(UnsupportedError, f"{what} through a boolean mask that is not of "
+                            "the array's shape (or of its leading axes) is not supported in "
+                            "traced code")
+
+
+def _concrete_masks_as_indices(key):
+    """A boolean mask known while tracing (a NumPy array or a list of bools) indexes as its
+    nonzero() index arrays, as in NumPy."""
+    out = []
+    for k in key:
+        if isinstance(k, list) and k and all(isinstance(b, (bool, np.bool_)) for b in k):
+            k = np.array(k)
+        if isinstance(k, np.ndarray) and k.dtype == np.bool_ and k.ndim:
+            out.extend(k.nonzero())
+        else:
+            out.append(k)
+    return tuple(out)
 
 
 def _array_key(key, shape):
@@ -1404,8 +1443,30 @@ def _from_nested(obj, dtype=None, **kwargs):
     return reshape(concatenate(parts), like.shape)
 
 
+def _array_of_traced(original, x, dtype=None, copy=True, order="K", subok=False, ndmin=0,
+                     **kwargs):
+    """np.array(x) of a traced array is a copy, np.asarray(x) is x itself (a copy only for
+    another dtype), as NumPy's: writes through the result reach x exactly when eager NumPy's do."""
+    if kwargs or subok or ndmin and original is not _np_array \
+            or order not in ("K", "A", "C", None):
+        return original(x, dtype, order=order, **kwargs)  # NumPy's refusal names the call
+    dtype = x.dtype if dtype is None else np.dtype(dtype)
+    if original is _np_array and copy is False and dtype != x.dtype:
+        raise with_location(ValueError, "Unable to avoid copy while creating an array as "
+                            "requested.")
+    copies = dtype != x.dtype or (original is _np_array and copy is True)
+    x = x.astype(dtype) if copies else x
+    if x.ndim < ndmin:
+        x = _view("reshape", x, shape=(1,) * (ndmin - x.ndim) + x.shape)
+    return x
+
+
 def _array_record(original):
     def record(obj, *args, **kwargs):
+        if isinstance(obj, Proxy) and not obj.node.weak:
+            kwargs.update(zip(("dtype", "copy", "order", "subok", "ndmin")
+                              if original is _np_array else ("dtype", "order"), args))
+            return _array_of_traced(original, obj, **kwargs)
         if not isinstance(obj, (list, tuple)) or not _contains_proxy(obj):
             return original(obj, *args, **kwargs)
         kwargs.update(zip(("dtype",) if original is _np_array else ("dtype", "order"), args))
@@ -1418,6 +1479,7 @@ def _array_record(original):
 
 patches.wrap(np, "array", _array_record(_np_array))
 patches.wrap(np, "asarray", _array_record(_np_asarray))
+patches.wrap(np, "asanyarray", _array_record(np.asanyarray))
 
 
 def _sequence_record(name):
@@ -1674,7 +1736,7 @@ def diag(v, k=0):
 @implements(np.dot)
 def dot(a, b, out=None):
     if out is not None:
-        raise with_location(UnsupportedError, "np.dot(..., out=...) is not supported")
+        return _into_out("dot", dot(a, b), out)
     na, nb = len(shape_of(a)), len(shape_of(b))
     if na == 0 or nb == 0:
         return call_ufunc(np.multiply, a, b)
@@ -1797,3 +1859,166 @@ def outer(a, b, out=None):
     if out is not None:
         raise with_location(UnsupportedError, "np.outer(..., out=...) is not supported")
     return call_ufunc(np.multiply, reshape(a, (-1, 1)), ravel(b))
+
+
+# ---------------------------------------------------------------------------------------------
+# more functions benchmark-style kernels use
+
+def ufunc_outer(ufunc, a, b, **kwargs):
+    """np.add.outer(a, b) and friends: the ufunc on a with b's axes appended (a broadcast)."""
+    if ufunc.nin != 2 or ufunc not in UFUNC_OPS:
+        raise with_location(UnsupportedError, f"np.{ufunc.__name__}.outer is not supported in "
+                            "traced code")
+    a = a if isinstance(a, Proxy) else np.asarray(a)
+    return call_ufunc(ufunc, reshape(a, tuple(shape_of(a)) + (1,) * len(shape_of(b))), b,
+                      **kwargs)
+
+
+@implements(np.linspace)
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *,
+             device=None):
+    """NumPy's formula (start + arange(num) * step, the last point exactly `stop`) for traced
+    scalar end points."""
+    num = _static_int(num, "linspace's num")
+    if num < 0:
+        raise with_location(ValueError, f"Number of samples, {num}, must be non-negative.")
+    if len(shape_of(start)) or len(shape_of(stop)) or (
+            dtype is not None and np.dtype(dtype).kind != "f"):
+        raise with_location(UnsupportedError, "np.linspace with array end points or a "
+                            "non-float dtype is not supported in traced code")
+    div = num - 1 if endpoint else num
+    result_dtype = result_type(start, stop, float(num))
+    start = _as_dtype(start, result_dtype)
+    delta = call_ufunc(np.subtract, _as_dtype(stop, result_dtype), start)
+    steps = np.arange(0, num, dtype=result_dtype)
+    if div > 0:
+        step = call_ufunc(np.true_divide, delta, div)
+        y = call_ufunc(np.add, call_ufunc(np.multiply, steps, step), start)
+    else:  # one point: NumPy's step is nan
+        step = call_ufunc(np.multiply, delta, np.nan)
+        y = call_ufunc(np.add, call_ufunc(np.multiply, steps, delta), start)
+    if endpoint and num > 1:
+        y = concatenate([getitem(y, slice(0, -1)), reshape(_as_dtype(stop, y.dtype), (1,))])
+    y = y if dtype is None else y.astype(dtype)
+    return (y, step) if retstep else y
+
+
+def _as_dtype(x, dtype):
+    return apply("astype", [x], dtype=dtype) if isinstance(x, Proxy) else np.asarray(x, dtype)
+
+
+def _into_out(name, result, out):
+    """`out=` of a NumPy function that is no ufunc (np.dot, np.clip): the result written into
+    out, which must be traced and of the result's shape (NumPy's casting rule for ufuncs)."""
+    if not isinstance(out, Proxy):
+        raise with_location(TraceError, f"np.{name}(..., out=...) into an array that is not "
+                            "traced is not supported yet")
+    if tuple(out.shape) != tuple(shape_of(result)):
+        raise with_location(ValueError, f"output array of shape {tuple(out.shape)} does not "
+                            f"match the result's shape {tuple(shape_of(result))}")
+    if name == "dot" and out.dtype != result.dtype:
+        raise with_location(ValueError, "output array is not acceptable (must have the right "
+                            "datatype, number of dimensions, and be a C-Array)")
+    if not np.can_cast(result.dtype, out.dtype, "same_kind"):  # NumPy's own TypeError
+        np.copyto(np.zeros((), out.dtype), np.zeros((), result.dtype), casting="same_kind")
+    write(out, None, result)
+    return out
+
+
+@implements(np.fill_diagonal)
+def fill_diagonal(a, val, wrap=False):
+    """Writes val along the main diagonal (all axes of equal length, or a 2-d array)."""
+    if not isinstance(a, Proxy):
+        raise with_location(TraceError, "np.fill_diagonal into an array that is not traced is "
+                            "not supported yet")
+    shape = tuple(shape_of(a))
+    if len(shape) < 2 or len(shape) > 2 and len(set(shape)) != 1:
+        raise with_location(ValueError, "All dimensions of input must be of equal length"
+                            if len(shape) > 2 else "array must be at least 2-d")
+    if len(shape) == 2 and shape[0] > shape[1] + 1 and wrap:
+        raise with_location(UnsupportedError, "np.fill_diagonal(..., wrap=True) of a tall "
+                            "array is not supported in traced code")
+    i = np.arange(min(shape))
+    n_val = int(np.prod(shape_of(val)))
+    if len(shape_of(val)) and n_val != len(i):  # NumPy repeats val along the diagonal
+        val = getitem(ravel(val), np.arange(len(i)) % n_val) if n_val else val
+    elif len(shape_of(val)):
+        val = ravel(val)
+    assign(a, (i,) * len(shape), val)
+
+
+@implements(np.putmask)
+def putmask(a, mask, values):
+    """a[mask] = values with values a scalar or of a's shape (NumPy takes values.flat[i] where
+    mask.flat[i]); a traced mask gives a `where`."""
+    if tuple(shape_of(mask)) != tuple(shape_of(a)):
+        raise with_location(ValueError, "putmask: mask and data must be the same size")
+    vshape = tuple(shape_of(values))
+    if vshape and vshape != tuple(shape_of(a)):
+        raise with_location(UnsupportedError, "np.putmask with values neither a scalar nor of "
+                            "the array's shape is not supported in traced code")
+    if not isinstance(a, Proxy):
+        raise with_location(TraceError, "np.putmask into an array that is not traced is not "
+                            "supported yet")
+    copyto(a, values, casting="unsafe", where=mask)
+
+
+@implements(np.put)
+def put(a, ind, v, mode="raise"):
+    """a.flat[ind] = v: an assignment through the flattened array (a view of it)."""
+    if mode != "raise":
+        raise with_location(UnsupportedError, f"np.put(..., mode={mode!r}) is not supported "
+                            "in traced code")
+    if not isinstance(a, Proxy):
+        raise with_location(TraceError, "np.put into an array that is not traced is not "
+                            "supported yet")
+    flat = _view("reshape", a, shape=(int(np.prod(a.shape)),))
+    idx = _index_array(ind)
+    if len(shape_of(v)) and tuple(shape_of(v)) != tuple(shape_of(idx)):
+        raise with_location(UnsupportedError, "np.put with values neither a scalar nor of the "
+                            "indices' shape is not supported in traced code")
+    assign(flat, (idx,), v)
+
+
+@implements(np.tensordot)
+def tensordot(a, b, axes=2):
+    """The contracted axes moved to a's end and b's front, then one matmul of 2-d views."""
+    na, nb = len(shape_of(a)), len(shape_of(b))
+    if isinstance(axes, (int, np.integer)):
+        axes_a, axes_b = list(range(na - int(axes), na)), list(range(int(axes)))
+    else:
+        axes_a, axes_b = ([x] if isinstance(x, (int, np.integer)) else list(x) for x in axes)
+    axes_a = [normalize_axis(int(x), na) for x in axes_a]
+    axes_b = [normalize_axis(int(x), nb) for x in axes_b]
+    sa, sb = tuple(shape_of(a)), tuple(shape_of(b))
+    if len(axes_a) != len(axes_b) or any(sa[i] != sb[j] for i, j in zip(axes_a, axes_b)):
+        raise with_location(ValueError, "shape-mismatch for sum")
+    free_a = [i for i in range(na) if i not in axes_a]
+    free_b = [j for j in range(nb) if j not in axes_b]
+    k = int(np.prod([sa[i] for i in axes_a], dtype=np.int64))
+    a2 = reshape(transpose(a, free_a + axes_a), (-1, k))
+    b2 = reshape(transpose(b, axes_b + free_b), (k, -1))
+    return reshape(call_ufunc(np.matmul, a2, b2),
+                   tuple(sa[i] for i in free_a) + tuple(sb[j] for j in free_b))
+
+
+@implements(np.trace)
+def trace_(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    if out is not None:
+        raise with_location(UnsupportedError, "np.trace(..., out=...) is not supported")
+    return sum_(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)
+
+
+@implements(np.append)
+def append(arr, values, axis=None):
+    arr, values = _arrays([arr, values], "append")
+    if axis is None:
+        return concatenate([ravel(arr), ravel(values)])
+    return concatenate([arr, values], axis=axis)
+
+
+@implements(np.column_stack)
+def column_stack(tup):
+    arrays = _arrays(tup, "column_stack")
+    return concatenate([reshape(a, (-1, 1)) if len(shape_of(a)) < 2 else a for a in arrays],
+                       axis=1)

@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from . import mutation, patches, pytree, randomness
+from . import mutation, patches, pytree, randomness, selection
 from .capture import Capture, find_slots
 from .errors import (
     ScalarValueNeeded,
@@ -74,6 +74,8 @@ def const_node(value):
         arr = np.array(value)  # a private copy: later changes to the caller's array do not leak in
         check_dtype(arr.dtype, "a constant array")
         return Node("const", (), {"value": arr}, arr.shape, arr.dtype)
+    if isinstance(value, selection.Selection):
+        value.__array__()  # its refusal: the length is data-dependent
     raise UnsupportedError(f"a value of type {type(value).__name__} cannot be used as an array "
                            "in traced code")
 
@@ -139,7 +141,7 @@ def _no_conversion(what):
 def _refuse_conversion(self, what):
     self._check(None)  # a leaked value gets the leak message, not the conversion one
     weak = self.node.weak  # a Python scalar argument, or arithmetic on one
-    if what == "np.asarray()":
+    if what == "np.asarray()" and not (weak and _scalar_arguments(self.node)):
         raise with_location(
             TraceError, "np.asarray() of a traced Python scalar (a scalar argument, or a "
             "list or tuple of them): NumPy needs concrete values, which do not exist while "
@@ -260,9 +262,14 @@ class Proxy:
         return (self[i] for i in range(self.shape[0]))  # the length is known: unrolled
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if any(isinstance(x, selection.Selection) for x in inputs):
+            return NotImplemented  # the selection's own rules
         if method == "reduce":
             from .numpy_api import ufunc_reduce
             return ufunc_reduce(ufunc, *inputs, **kwargs)
+        if method == "outer":
+            from .numpy_api import ufunc_outer
+            return ufunc_outer(ufunc, *inputs, **kwargs)
         if method in ("at", "accumulate"):
             from .numpy_api import ufunc_accumulate, ufunc_at
             return (ufunc_at if method == "at" else ufunc_accumulate)(ufunc, *inputs, **kwargs)
@@ -272,6 +279,8 @@ class Proxy:
         return call_ufunc(ufunc, *inputs, **kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
+        if selection.Selection in types:
+            return NotImplemented  # the selection's own rules
         from .numpy_api import FUNCTIONS
         handler = FUNCTIONS.get(func)
         if handler is None:
@@ -495,6 +504,8 @@ def _fast_power(base, exponent):
 def python_operator(ufunc, *inputs):
     """A Python operator: on Python scalars only it follows Python (weak result, True + True
     is 2), otherwise NumPy's ufunc."""
+    if any(isinstance(x, selection.Selection) for x in inputs):
+        return NotImplemented  # Python asks the selection's reflected operator
     if ufunc is np.power and len(inputs) == 2 and _fast_power(*inputs) is not None:
         return call_ufunc(_fast_power(*inputs), inputs[0])
     if not all(_is_weak(x) for x in inputs):
@@ -604,6 +615,8 @@ def trace(fn, leaves, treedef, names, is_static, nested=False):
             outputs.append(leaf.node)
         elif is_array_leaf(leaf):
             outputs.append(const_node(leaf))
+        elif isinstance(leaf, selection.Selection):
+            selection.refuse("returning it", fn_location(fn) or user_location(1))
         else:
             raise with_location(UnsupportedError, f"the function returned a value of type "
                                 f"{type(leaf).__name__}; traced functions return arrays, "
