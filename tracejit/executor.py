@@ -17,7 +17,7 @@ from .errors import CompileTimeWarning, format_location, user_stacklevel, with_l
 from .kernels import CONTIGUOUS, SCALAR, STRIDED, reports_errors
 from .ops import MATMUL, OPS, VIEW, compute_dtype, returns_numpy_scalar, view_base
 from .passes.fusion import MAX_KERNEL_OPS, Kernel
-from .passes.memory import plan_memory, writes_out
+from .passes.memory import outside, plan_memory, stored_itemsize, writes_out
 from .pytree import build_node
 
 
@@ -209,6 +209,22 @@ class Executable:
         return sum(k.compiled_now for k in self.kernels)
 
 
+def _fill_outside(base, out, keys):
+    """Copy into `out` the parts of `base` a slice assignment leaves as they were."""
+    for key in keys:
+        out[key] = base[key]
+
+
+def _region_layout(write):
+    """CONTIGUOUS if the slice a setitem writes is C-contiguous in its base, else STRIDED."""
+    item = stored_itemsize(write)
+    strides = tuple(int(np.prod(write.shape[d + 1:], dtype=np.int64)) * item
+                    for d in range(len(write.shape)))
+    # a view over one byte, never read: only its flags are looked at
+    base = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), write.shape, strides)
+    return CONTIGUOUS if base[write.attrs["index"].key].flags.c_contiguous else STRIDED
+
+
 def _written_in_place(graph, steps, plan, leaf_layouts):
     """Written-back values whose buffer can be the caller's array itself (value -> that
     argument's input node), instead of a new array copied back at the end. The argument is
@@ -224,6 +240,7 @@ def _written_in_place(graph, steps, plan, leaf_layouts):
              if pos not in returns_input]
     inputs = {n.attrs["index"]: (n, lay) for n, lay in zip(graph.inputs, leaf_layouts)}
     found = {}
+    region_writes = {w: v for v, w in plan.regions.items()}  # setitem -> value its kernel stores
     for leaf, value in zip(writes, graph.outputs[len(graph.outputs) - len(writes):]):
         x, lay = inputs[leaf]
         if value not in plan.assignment or lay != CONTIGUOUS or x.dtype == np.float16 \
@@ -236,6 +253,10 @@ def _written_in_place(graph, steps, plan, leaf_layouts):
         step = steps[producer]
         readers = [k for k, s in enumerate(steps)  # directly or through views
                    if any(view_base(a) is x for a in s.inputs)]
+        if values[0] in region_writes:  # first written by the kernel storing its slice
+            if all(k < plan.live[region_writes[values[0]]][0] for k in readers):
+                found[value] = x
+            continue
         if isinstance(step, Kernel):
             if step.kind != "elementwise" or any(view_base(a) is x and a is not x
                                                  for a in step.inputs):
@@ -251,7 +272,8 @@ def _written_in_place(graph, steps, plan, leaf_layouts):
 
 def build(graph, steps, leaf_layouts, parallel=None, backend="cpu"):
     """leaf_layouts: for each graph input, SCALAR, CONTIGUOUS or STRIDED."""
-    ns = {"_empty": np.empty, "_ndarray": np.ndarray, "np": np, "_build_node": build_node}
+    ns = {"_empty": np.empty, "_ndarray": np.ndarray, "np": np, "_build_node": build_node,
+          "_fill_outside": _fill_outside}
     plan = plan_memory(graph, steps)
     stored, lines, arena = _storage(plan, ns)
     in_place = _written_in_place(graph, steps, plan, leaf_layouts)
@@ -260,6 +282,12 @@ def build(graph, steps, leaf_layouts, parallel=None, backend="cpu"):
         lines = [line for line in lines if not line.startswith(buffer)]
         for v in plan.storage[plan.assignment[value]].values:
             stored[v] = f"x{x.attrs['index']}"
+    region_writes = {}
+    for i, (v, write) in enumerate(plan.regions.items()):  # its kernel stores v into the slice
+        ns[f"w{i}_key"] = write.attrs["index"].key
+        lines.append(f"w{i} = {stored[write]}[w{i}_key]")
+        stored[v] = f"w{i}"
+        region_writes[write] = v
     names, layout, kernels = {}, {}, []
     for node, lay in zip(graph.inputs, leaf_layouts):
         name = f"x{node.attrs['index']}"
@@ -293,9 +321,11 @@ def build(graph, steps, leaf_layouts, parallel=None, backend="cpu"):
             lays = [layout[n] for n in step.inputs]
             started = time.thread_time()  # the work, not the wait for a busy machine's cores
             over = _over(step, plan)
+            out_lays = [_region_layout(plan.regions[o]) if o in plan.regions else CONTIGUOUS
+                        for o in step.outputs]
             over.update({step.outputs.index(v): step.inputs.index(x) for v, x in in_place.items()
                          if v in step.outputs and x in step.inputs})
-            ck = load_backend(backend).compile_kernel(step, lays, parallel, over)
+            ck = load_backend(backend).compile_kernel(step, lays, parallel, over, out_lays)
             compile_seconds += time.thread_time() - started
             kname = fresh("k")
             ns[kname] = ck.entry
@@ -314,6 +344,13 @@ def build(graph, steps, leaf_layouts, parallel=None, backend="cpu"):
         else:
             node = step.node
             fname = fresh("f")
+            if node in region_writes:  # its value's kernel has stored the slice
+                if node not in dict(plan.in_place):  # a buffer of its own: copy the rest in
+                    ns[f"{fname}_keys"] = outside(node)
+                    lines.append(f"_fill_outside({value(node.args[0])}, {stored[node]}, "
+                                 f"{fname}_keys)")
+                names[node], layout[node] = stored[node], CONTIGUOUS
+                continue
             ns[fname] = host_function(load_backend(backend), node, writes_out(node))
             args = [value(a) for a in node.args]
             params = list(args)

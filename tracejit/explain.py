@@ -37,13 +37,18 @@ class Explain:
         over = dict(plan.in_place)
         in_caller = {v: x for value, x in self.executable.in_caller.items()
                      for v in plan.storage[plan.assignment[value]].values}
+        regions = set(plan.regions.values())
         lines = []
         for node in self.graph.nodes:
             updates = OPS[node.op].updates
             if updates is None:
                 continue
             base = node.args[updates]
-            if node in in_caller:
+            if node in regions:
+                rest = "in place" if node in over else \
+                    f"in a buffer of its own, the rest copied from {names[base]}"
+                where = f"its value's kernel stores straight into the slice, {rest}"
+            elif node in in_caller:
                 where = f"in place, in the caller's array {names[in_caller[node]]}"
             elif node in over:
                 where = f"in place over {names[base]}"

@@ -117,15 +117,16 @@ def use_parallel(kernel, parallel):
     return bool(parallel)
 
 
-def compile_kernel(kernel, layouts, parallel=None, over=None):
+def compile_kernel(kernel, layouts, parallel=None, over=None, out_layouts=None):
     """Compile (or fetch from the cache) the kernel for these input layouts. `over`: output
     index -> index of the input an elementwise kernel writes it over (in place)."""
     par = use_parallel(kernel, parallel)
     sig = tuple(numba_type(n, lay) for n, lay in zip(kernel.inputs, layouts))
-    sig += tuple(numba_type(n, CONTIGUOUS) for n in kernel.outputs)
+    out_layouts = out_layouts or [CONTIGUOUS] * len(kernel.outputs)
+    sig += tuple(numba_type(n, lay) for n, lay in zip(kernel.outputs, out_layouts))
     if kernel.kind == "elementwise":
         source = elementwise_source(kernel, layouts, par, par and stream_from(kernel, layouts),
-                                    over)
+                                    over, out_layouts)
     else:  # reduction kernels also take the sizes of their domain
         source = reduction_source(kernel, layouts, par)
         sig += (types.int64,) * len(kernel.shape)

@@ -67,6 +67,9 @@ class MemoryPlan:
     naive_bytes: int  # eager NumPy: one new array per op that is not a view
     host_bytes: int  # results of host ops the plan does not place (they allocate their own)
     names: dict  # node -> its name in the IR text
+    # kernel output -> the slice assignment (`setitem`) it is stored into: the output lives in
+    # the region of that assignment's buffer that its index selects
+    regions: dict = field(default_factory=dict)
 
     @property
     def buffers(self):
@@ -159,9 +162,12 @@ def plan_memory(graph, steps):
     if an elementwise kernel, or a host write (`setitem`, `index_put`: the op's `updates`),
     writes one over the other where the input dies (same shape, same stored itemsize, the input
     is a stored value read by no other value at that step or later); graph inputs and constants
-    are never written. A buffer holds at most one value the
-    caller receives, and only values written before it; returned buffers are exactly that
-    value's size. The plan changes where values live, never what is computed.
+    are never written. A kernel output that only a slice assignment reads is stored straight
+    into that slice of the assignment's buffer (`regions`), which is then taken at the kernel's
+    step: over the base when nothing reads the base from that kernel on, else a buffer of its
+    own that gets the rest of the base copied in. A buffer holds at most one value the caller
+    receives, and only values written before it; returned buffers are exactly that value's
+    size. The plan changes where values live, never what is computed.
     """
     live = liveness(graph, steps)
     storage, assignment, in_place = [], {}, []
@@ -173,6 +179,7 @@ def plan_memory(graph, steps):
     # a value written back into an argument takes no earlier intermediates: its buffer can then
     # be the caller's array itself (executor)
     written_back = set(graph.outputs[len(graph.outputs) - len(graph.meta.get("writes", ())):])
+    regions, taken, taken_over = _region_candidates(graph, steps, live), set(), set()
 
     def place(node, buf):
         buf.values.append(node)
@@ -182,40 +189,66 @@ def plan_memory(graph, steps):
         else:
             buf.nbytes = max(buf.nbytes, stored_nbytes(node))
 
+    def allocate(node):
+        n = stored_nbytes(node)
+        if node in written_back:
+            buf = None
+        elif node in returned:  # the largest free buffer that fits inside the result
+            fits = [b for b in free if b.nbytes <= n]
+            buf = max(fits, key=lambda b: b.nbytes, default=None)
+        else:  # best fit; else grow the largest smaller buffer
+            bigger = [b for b in free if b.nbytes >= n]
+            buf = min(bigger, key=lambda b: b.nbytes, default=None) or \
+                max(free, key=lambda b: b.nbytes, default=None)
+        if buf is None:
+            buf = Buffer(len(storage), 0)
+            storage.append(buf)
+        else:
+            free.remove(buf)
+        place(node, buf)
+
     for k, step in enumerate(steps):
         reused = set()
         for node in _stored(step):
-            n = stored_nbytes(node)
+            if node in taken:  # a slice assignment whose buffer its value's kernel took
+                continue
+            if node in regions:
+                write = regions[node]
+                base = write.args[0]
+                unread = base in live and base not in taken_over and live[base][1] == \
+                    live[write][0] and not any(base in _roots(a, live) for s in
+                                               steps[k:live[write][0]] for a in s.inputs)
+                if unread and (write not in returned or storage[assignment[base]].nbytes
+                               <= stored_nbytes(write)):
+                    taken_over.add(base)  # its buffer is the write's: not freed when it dies
+                    in_place.append((write, base))
+                    place(write, storage[assignment[base]])
+                elif outside(write) is not None:
+                    allocate(write)
+                else:
+                    del regions[node]
+                    allocate(node)
+                    continue
+                taken.add(write)
+                assignment[node] = assignment[write]
+                continue
             over = _dying_input(step, k, node, live, returned, reused, storage, assignment)
             if over is not None:
                 reused.add(over)
                 in_place.append((node, over))
                 place(node, storage[assignment[over]])
                 continue
-            if node in written_back:
-                buf = None
-            elif node in returned:  # the largest free buffer that fits inside the result
-                fits = [b for b in free if b.nbytes <= n]
-                buf = max(fits, key=lambda b: b.nbytes, default=None)
-            else:  # best fit; else grow the largest smaller buffer
-                bigger = [b for b in free if b.nbytes >= n]
-                buf = min(bigger, key=lambda b: b.nbytes, default=None) or \
-                    max(free, key=lambda b: b.nbytes, default=None)
-            if buf is None:
-                buf = Buffer(len(storage), 0)
-                storage.append(buf)
-            else:
-                free.remove(buf)
-            place(node, buf)
+            allocate(node)
         for v in dies_at.get(k, ()):
-            if v not in reused:
+            if v not in reused and v not in regions and v not in taken_over:
                 free.append(storage[assignment[v]])
 
     naive = sum(n.size * n.dtype.itemsize for n in graph.nodes
                 if n.op not in ("input", "const") and OPS[n.op].kind != VIEW and not n.weak)
     host = sum(stored_nbytes(s.node) for s in steps if hasattr(s, "node")
                and OPS[s.node.op].kind != VIEW and not writes_out(s.node))
-    return MemoryPlan(storage, assignment, in_place, live, naive, host, value_names(graph))
+    return MemoryPlan(storage, assignment, in_place, live, naive, host, value_names(graph),
+                      regions)
 
 
 def _dying_input(step, k, node, live, returned, reused, storage, assignment):
@@ -236,3 +269,57 @@ def _dying_input(step, k, node, live, returned, reused, storage, assignment):
                 and (node not in returned or storage[assignment[x]].nbytes <= stored_nbytes(node))):
             return x
     return None
+
+
+def _region_candidates(graph, steps, live):
+    """Kernel outputs that only a slice assignment reads, as its value: output -> setitem."""
+    readers = {}
+    for k, step in enumerate(steps):
+        for a in step.inputs:
+            for r in _roots(a, live):
+                readers.setdefault(r, set()).add(k)
+    outputs = {r for o in graph.outputs for r in _roots(o, live)}
+    found = {}
+    for k, step in enumerate(steps):
+        node = getattr(step, "node", None)
+        if node is None or node.op != "setitem" or not writes_out(node):
+            continue
+        value = node.args[1]
+        made = live.get(value, (None,))[0]
+        if made is None or hasattr(steps[made], "node") or steps[made].kind != ELEMENTWISE \
+                or value.shape != steps[made].shape or value in outputs \
+                or readers.get(value) != {k} or stored_itemsize(value) != stored_itemsize(node) \
+                or value.dtype == np.float16 or value in found:
+            continue
+        found[value] = node
+    return found
+
+
+def outside(write):
+    """Keys that select everything a slice assignment leaves unwritten, as boxes (NumPy
+    keys); None when its index has a step other than 1 or -1 (then the value's kernel does not
+    store into the slice)."""
+    ranges, dims = [], iter(write.shape)
+    for e in write.attrs["index"]:
+        if e is None:
+            continue
+        size = next(dims)
+        if isinstance(e, int):
+            ranges.append((size, e, e + 1))
+            continue
+        start, stop, step = e
+        if step == 1:
+            ranges.append((size, start, max(start, stop)))
+        elif step == -1:
+            lo = 0 if stop is None else stop + 1
+            ranges.append((size, lo, max(lo, start + 1)))
+        else:
+            return None
+    ranges += [(size, 0, size) for size in dims]
+    keys = []
+    for d, (size, lo, hi) in enumerate(ranges):
+        inside = tuple(slice(a, b) for _, a, b in ranges[:d])
+        for part in (slice(0, lo), slice(hi, size)):
+            if part.start < part.stop:
+                keys.append(inside + (part,))
+    return tuple(keys)
