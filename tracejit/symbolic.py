@@ -358,6 +358,14 @@ class SymbolicFunction(TracedFunction):
         self.variables = tuple(v.name for v in variables)
 
     def _positional(self, args, kwargs):
+        if not args and len(kwargs) == len(self.variables):  # the usual call: exactly the names
+            try:
+                values = [kwargs[n] for n in self.variables]
+            except KeyError:
+                values = None
+            if values is not None and list not in map(type, values) and \
+                    tuple not in map(type, values):
+                return values
         if args:
             raise with_location(TypeError, "a compiled symbolic function takes keyword "
                                 f"arguments named after its variables: {self._spelling()}")
