@@ -788,3 +788,18 @@ def test_backend_cpu_explicit():
     traced = tj.trace(backend="cpu", fallback="raise")(_explained)
     x = np.linspace(0, 1, 5)
     assert_same(traced(x, x), _explained(x, x))
+
+
+def test_cached_calls_with_scalars_take_the_fast_path(monkeypatch):
+    """Python and NumPy scalar arguments are part of the fast path's key: a signature seen
+    before runs without flattening the arguments again."""
+    f = tj.trace(lambda a, s: a * s + 1.0)
+    a = np.arange(4.0)
+    scalars = (2.5, np.float32(2.5), 3)
+    for s in scalars:
+        f(a, s)
+    monkeypatch.setattr(f, "_flatten", None)  # the slow path would fail now
+    for s in scalars:
+        got, want = f(a, s), a * s + 1.0
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert f.cache_info().hits == len(scalars)

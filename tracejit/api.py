@@ -2,6 +2,7 @@
 
 import functools
 import inspect
+import itertools
 import logging
 import os
 import threading
@@ -168,7 +169,8 @@ class TracedFunction:
         self._cache = OrderedDict()  # signature -> Executable or _Fallback, least recent first
         self._lock = threading.RLock()  # held while tracing and compiling: once per signature
         self._stats_lock = threading.Lock()
-        self._stats = dict(hits=0, misses=0, traces=0, kernels_compiled=0, fallbacks=0)
+        self._stats = dict(misses=0, traces=0, kernels_compiled=0, fallbacks=0)
+        self._hits = itertools.count()
         self._last_signature = None  # for TRACEJIT_LOG=recompiles
         # Python scalar arguments the function uses as Python values: traced by value
         self._value_scalars = set()
@@ -181,9 +183,9 @@ class TracedFunction:
     def __call__(self, *args, **kwargs):
         if _disabled[0]:
             return self.fn(*args, **kwargs)
-        if not kwargs:  # fast path: positional arrays with a signature seen before
+        if not kwargs:  # fast path: positional arrays and scalars with a signature seen before
             key = tuple([(a.shape, a.dtype, a.flags.c_contiguous) if type(a) is np.ndarray
-                         else None for a in args])
+                         else _leaf_key(a) for a in args])
             entry = self._cache.get(key)
             if entry is not None and entry.__class__ is not _Fallback and not entry.writes:
                 if entry.guard is None:
@@ -242,12 +244,12 @@ class TracedFunction:
             self._stats[stat] += n
 
     def _hit(self, key):
-        with self._stats_lock:
-            self._stats["hits"] += 1
-            try:
-                self._cache.move_to_end(key)  # most recently used last
-            except KeyError:  # evicted or cleared by another thread since the lookup
-                pass
+        # no lock on the hot path: next() on a count and OrderedDict's C methods are atomic
+        next(self._hits)
+        try:
+            self._cache.move_to_end(key)  # most recently used last
+        except KeyError:  # evicted or cleared by another thread since the lookup
+            pass
 
     def _flatten(self, args, kwargs):
         leaves, treedef = pytree.flatten((args, kwargs))
@@ -465,7 +467,8 @@ class TracedFunction:
         by compiled code, calls that had to trace and compile, traces made, kernels Numba
         compiled for this function, signatures cached now, and calls that ran eagerly."""
         with self._stats_lock:  # one consistent snapshot, even while other threads call
-            return CacheInfo(entries=len(self._cache), **self._stats)
+            hits = int(repr(self._hits)[len("count("):-1])  # the next value it would give
+            return CacheInfo(hits=hits, entries=len(self._cache), **self._stats)
 
     def cache_clear(self):
         """Forget every compiled signature and zero the counters; the next call traces again.
@@ -475,6 +478,7 @@ class TracedFunction:
             self._last_signature = None
             for k in self._stats:
                 self._stats[k] = 0
+            self._hits = itertools.count()
 
     def __repr__(self):
         return f"<traced function {self.__name__}>"

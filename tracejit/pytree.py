@@ -6,8 +6,11 @@ import dataclasses
 from collections import namedtuple
 from types import SimpleNamespace
 
+import numpy as np
+
 TreeDef = namedtuple("TreeDef", "kind meta children")
 LEAF = TreeDef("leaf", None, ())
+_COMMON_LEAVES = frozenset({np.ndarray, float, int, bool, np.float64, np.float32})
 
 
 def _is_namedtuple(x):
@@ -24,6 +27,9 @@ def flatten(obj):
 
     def walk(x):
         kind = type(x)
+        if kind in _COMMON_LEAVES:  # most leaves: skip the container checks below
+            leaves.append(x)
+            return LEAF
         if x is None:  # no leaves: a function that only writes into its arguments returns it
             return TreeDef("none", None, ())
         if kind in (tuple, list):
