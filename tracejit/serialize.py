@@ -226,11 +226,13 @@ def load_graph(path):
     graph this version of tracejit wrote."""
     json_path, npz_path = _paths(path)
     document = _read_json(json_path)
-    arrays = _read_npz(npz_path)
+    arrays = _Constants(npz_path)
     try:
         return graph_from_document(document, arrays, os.path.basename(json_path))
     except RecursionError:  # attribute values or result structures nested absurdly deep
         raise GraphFormatError(f"{json_path}: values nested too deep") from None
+    finally:
+        arrays.close()
 
 
 def _read_json(json_path):
@@ -242,6 +244,46 @@ def _read_json(json_path):
         return json.loads(data)
     except (ValueError, RecursionError) as e:  # truncated, corrupted, not UTF-8, too deep
         raise GraphFormatError(f"{json_path}: not a JSON graph ({e})") from None
+
+
+class _Constants:
+    """The array constants of a graph's .npz, read on demand without pickle: only the arrays
+    nodes name, each checked against its declared size before it is decompressed."""
+
+    def __init__(self, path):
+        self.path = path
+        try:
+            npz = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise
+        except Exception as e:  # not a zip, a damaged one, or a pickle refused
+            raise GraphFormatError(f"{path}: not a readable .npz ({type(e).__name__}: "
+                                   f"{e})") from None
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise GraphFormatError(f"{path}: not an .npz archive")
+        self._npz, self.names = npz, set(npz.files)
+
+    def read(self, name, shape, dtype, where):
+        nbytes = math.prod(shape) * dtype.itemsize
+        try:
+            stored = self._npz.zip.getinfo(f"{name}.npy").file_size
+            if stored > nbytes + 4096:  # a header is well under 4 KiB
+                raise GraphFormatError(f"{where}: the .npz array {name!r} holds {stored} bytes, "
+                                       f"more than a {dtype}{list(shape)}")
+            return self._npz[name]
+        except GraphFormatError:
+            raise
+        except ValueError as e:
+            if "allow_pickle" in str(e):
+                raise GraphFormatError(f"{self.path}: array {name!r} holds Python objects (a "
+                                       "pickle); refused") from None
+            raise GraphFormatError(f"{self.path}: array {name!r} is not readable ({e})") from None
+        except Exception as e:  # zipfile, zlib and NumPy's header errors
+            raise GraphFormatError(f"{self.path}: array {name!r} is not readable "
+                                   f"({type(e).__name__}: {e})") from None
+
+    def close(self):
+        self._npz.close()
 
 
 def _read_npz(npz_path):
@@ -266,7 +308,7 @@ def _read_npz(npz_path):
 
 
 def graph_from_document(document, arrays, source="graph"):
-    """Build and validate the Graph a JSON document and its constants describe."""
+    """Build and validate the Graph a JSON document and its constants (_Constants) describe."""
     _keys(document, {"format", "version", "name", "inputs", "nodes", "outputs", "out_tree"},
           source)
     if document["format"] != FORMAT:
@@ -291,9 +333,9 @@ def graph_from_document(document, arrays, source="graph"):
                                        f"{node.attrs['name']!r}")
             names.add(node.attrs["name"])
         nodes.append(node)
-    if set(arrays) - used_arrays:
+    if arrays.names - used_arrays:
         raise GraphFormatError(f"{source}: the .npz holds arrays no node uses: "
-                               f"{sorted(set(arrays) - used_arrays)[:3]}")
+                               f"{sorted(arrays.names - used_arrays)[:3]}")
     inputs = _references(document["inputs"], nodes, f"{source}: inputs")
     if [n for n in nodes if n.op == "input"] != inputs:
         raise GraphFormatError(f"{source}: inputs must list every input node once, in order")
@@ -408,10 +450,10 @@ def _node(entry, i, total, n_inputs, nodes, arrays, used_arrays, where):
 def _const_value(entry, shape, dtype, weak, arrays, used_arrays, where):
     if "array" in entry:
         name = entry["array"]
-        if type(name) is not str or name not in arrays or name in used_arrays:
+        if type(name) is not str or name not in arrays.names or name in used_arrays:
             raise GraphFormatError(f"{where}: {_short(name)} names no unused array in the .npz")
         used_arrays.add(name)
-        value = arrays[name]
+        value = arrays.read(name, shape, dtype, where)
         if value.shape != shape or value.dtype != dtype:
             raise GraphFormatError(f"{where}: the .npz array {name!r} is {value.dtype}"
                                    f"{list(value.shape)}, not {dtype}{list(shape)}")
