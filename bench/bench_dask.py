@@ -2,9 +2,12 @@
 
 Workloads (float64): `chain` (`exp(-a*a)*sin(b) + sqrt(abs(c))*0.5 - a/(1+b*b)`, three
 inputs), `sumsq` (`np.sum(a * a)`) and a row `softmax` (rows of --cols elements, whole rows per
-chunk). Inputs come from `da.random.default_rng(seed).random`, one chunk at a time, so nothing
-the size of a whole array is ever held. The elementwise results (chain, softmax) are consumed by
-Dask's `.sum()` (both peers pay the same for it), so results never have to fit in memory.
+chunk). Inputs are made one chunk at a time, so nothing the size of a whole array is ever held:
+by default (`--inputs tiled`) each chunk draws 64 Ki uniform values from its own seed and
+repeats them, one memory pass, so the timings are the workloads' own; `--inputs random`
+(`da.random`) draws every value, which costs more than sumsq itself. The elementwise results
+(chain, softmax) are consumed by Dask's `.sum()` (both peers pay the same for it), so results
+never have to fit in memory.
 
 Peers: `dask` runs the plain function on the Dask arrays (Dask's NumPy path: one NumPy call and
 one temporary per op, per chunk); `tracejit` runs the same function traced (one fused kernel per
@@ -64,14 +67,37 @@ WORKLOADS = {"chain": (chain, 3), "sumsq": (sumsq, 1), "softmax": (softmax, 1)}
 PEERS = ("inputs", "dask", "tracejit")
 
 
-def make_inputs(workload, size, chunk, cols, seed=0):
+TILE = 1 << 16  # values drawn per chunk by --inputs tiled
+
+
+def tiled_chunk(block_info=None, seed=0):
+    """A chunk of uniform [0, 1) values: TILE values drawn for this chunk, repeated."""
+    info = block_info[None]
+    shape = info["chunk-shape"]
+    base = np.random.default_rng([seed, *info["chunk-location"]]).random(TILE)
+    out = np.empty(int(np.prod(shape)))
+    whole = out.size // TILE * TILE
+    out[:whole].reshape(-1, TILE)[:] = base
+    out[whole:] = base[:out.size - whole]
+    return out.reshape(shape)
+
+
+def make_inputs(workload, size, chunk, cols, seed=0, kind="tiled"):
     import dask.array as da
 
-    rng = da.random.default_rng(seed)
     if workload == "softmax":
         rows = max(size // cols, 1)
-        return (rng.random((rows, cols), chunks=(max(chunk // cols, 1), cols)),)
-    return tuple(rng.random(size, chunks=chunk) for _ in range(WORKLOADS[workload][1]))
+        shape, chunks = (rows, cols), (max(chunk // cols, 1), cols)
+    else:
+        shape, chunks = (size,), (chunk,)
+    count = WORKLOADS[workload][1]
+    if kind == "random":
+        rng = da.random.default_rng(seed)
+        return tuple(rng.random(shape, chunks=chunks) for _ in range(count))
+    chunks = da.core.normalize_chunks(chunks, shape)
+    return tuple(da.map_blocks(tiled_chunk, chunks=chunks, dtype=np.float64,
+                               meta=np.empty((0,) * len(shape)), seed=(seed, i))
+                 for i in range(count))
 
 
 def lazy_result(workload, peer, arrays):
@@ -118,7 +144,7 @@ def rss_bytes():
     return _status_bytes("VmRSS") or 0
 
 
-def run_one(workload, peer, scheduler, size, chunk, cols, repeats):
+def run_one(workload, peer, scheduler, size, chunk, cols, repeats, kind):
     """One configuration in this (fresh) process: check, warm up, time; peak memory."""
     import dask
 
@@ -149,7 +175,7 @@ def run_one(workload, peer, scheduler, size, chunk, cols, repeats):
         peak, reset, rss = peak_bytes, reset_peak, rss_bytes
     try:
         # chunks of the timed shapes (kernels for big arrays differ from those for small ones)
-        small = make_inputs(workload, min(size, 4 * chunk + size % chunk), chunk, cols, seed=1)
+        small = make_inputs(workload, min(size, 4 * chunk + size % chunk), chunk, cols, 1, kind)
         got = compute(lazy_result(workload, peer, small), sync=True)
         want = compute(lazy_result(workload, "dask" if peer != "inputs" else peer, small),
                        sync=True)
@@ -157,7 +183,7 @@ def run_one(workload, peer, scheduler, size, chunk, cols, repeats):
         was_reset, resting = reset(), rss()
         times = []
         for i in range(repeats):
-            arrays = make_inputs(workload, size, chunk, cols, seed=2 + i)
+            arrays = make_inputs(workload, size, chunk, cols, 2 + i, kind)
             start = time.perf_counter()
             compute(lazy_result(workload, peer, arrays), sync=True)
             times.append(time.perf_counter() - start)
@@ -178,6 +204,9 @@ def main(argv=None):
     ap.add_argument("--schedulers", nargs="+", default=["threads", "distributed"],
                     choices=["threads", "distributed"])
     ap.add_argument("--only", nargs="+", choices=sorted(WORKLOADS), default=sorted(WORKLOADS))
+    ap.add_argument("--inputs", choices=["tiled", "random"], default="tiled",
+                    help="tiled: per chunk, 64 Ki random values repeated (one memory pass); "
+                    "random: every value drawn (slower than sumsq itself)")
     ap.add_argument("--quick", action="store_true", help="2e7 elements, one repeat")
     ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)  # workload peer scheduler
     args = ap.parse_args(argv)
@@ -185,14 +214,14 @@ def main(argv=None):
     if args.quick:
         size, args.repeats = int(2e7), 1
     if args.one:
-        result = run_one(*args.one, size, chunk, args.cols, args.repeats)
+        result = run_one(*args.one, size, chunk, args.cols, args.repeats, args.inputs)
         print(json.dumps(result))
         return result
 
     import harness
 
     results = []
-    print(f"{size:.3g} float64 elements per input, chunks of {chunk:.3g}; "
+    print(f"{size:.3g} float64 elements per input ({args.inputs}), chunks of {chunk:.3g}; "
           f"median of {args.repeats} (best..worst); peak = RSS high-water mark")
     print(f"{'workload':<9}{'scheduler':<13}{'peer':<10}{'seconds':>22}{'peak MiB':>10}"
           f"{'above rest':>12}{'vs dask':>9}")
@@ -202,7 +231,7 @@ def main(argv=None):
             for peer in PEERS:
                 cmd = [sys.executable, __file__, "--one", workload, peer, scheduler,
                        "--size", str(size), "--chunk", str(chunk), "--cols", str(args.cols),
-                       "--repeats", str(args.repeats)]
+                       "--repeats", str(args.repeats), "--inputs", args.inputs]
                 done = subprocess.run(cmd, capture_output=True, text=True)
                 if done.returncode:
                     print(f"{workload:<9}{scheduler:<13}{peer:<10} failed: "
@@ -221,7 +250,8 @@ def main(argv=None):
             results.append({"workload": workload, "scheduler": scheduler, "peers": row})
     path = harness.save_json("dask", results, config={"size": size, "chunk": chunk,
                                                        "cols": args.cols,
-                                                       "repeats": args.repeats})
+                                                       "repeats": args.repeats,
+                                                       "inputs": args.inputs})
     print(f"wrote {path}")
     return results
 
