@@ -119,9 +119,9 @@ def test_round_of_an_array_raises_numpys_type_error():
 def test_in_place_methods_fall_back():
     def f(x):
         y = x * 2
-        y.sort()  # MARK
+        y.partition(1)  # MARK
         return y
-    with pytest.warns(tj.FallbackWarning, match="sort writes in place"):
+    with pytest.warns(tj.FallbackWarning, match="partition writes in place"):
         result = tj.trace(f)(np.array([3.0, 1.0, 2.0]))
     assert_same(result, np.array([2.0, 4.0, 6.0]))
 

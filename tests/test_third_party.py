@@ -571,6 +571,23 @@ def tensor_contract(a, b):
     return np.tensordot(a, b, axes=([1, 2], [0, 1]))
 
 
+def sliding_median(x):
+    windows = np.stack([x[:-2], x[1:-1], x[2:]])
+    windows.sort(axis=0)
+    x[1:-1] = windows[1]
+
+
+def damped_least_squares(a, y, w, damping):
+    n = w.shape[0]
+    w += np.linalg.solve(a.T @ a + damping * np.eye(n), a.T @ (y - a @ w))
+    return np.linalg.det(a.T @ a)
+
+
+def top_three(scores, values):
+    order = np.argsort(-scores, kind="stable")
+    return values[order[:3]], np.sort(scores)[-3:]
+
+
 # -- the cases -------------------------------------------------------------------------------
 
 
@@ -648,6 +665,9 @@ def _cases():
         "banded": (banded, (5, f(6))),
         "gram_into": (gram_into, (f(5, 3), np.zeros((3, 3)))),
         "tensor_contract": (tensor_contract, (f(3, 2, 4), f(2, 4, 5))),
+        "sliding_median": (sliding_median, (f(9),)),
+        "damped_least_squares": (damped_least_squares, (f(6, 3), f(6), f(3), 0.1)),
+        "top_three": (top_three, (f(7), f(7))),
     }
 
 
@@ -716,7 +736,8 @@ def check_program(fn, *args):
 
 @pytest.mark.parametrize("name", COMPILED)
 def test_traced_program_equals_numpy(name):
-    check_program(*CASES[name])
+    fn, args = CASES[name]
+    check_program(fn, *args)
 
 
 @pytest.mark.parametrize("name", [n if n in EVERY_RUN else pytest.param(n, marks=SLOW)
@@ -894,3 +915,37 @@ def test_tensordot_trace_append_column_stack_and_initial():
                 np.max(a, initial=0.7), np.min(a, axis=0, initial=0.3),
                 np.max(a.astype(np.float32), initial=0.0))
     check_program(f, R.random((3, 4)), R.random((4, 2)), R.random((2, 3, 2)))
+
+
+def test_sorting_and_dense_linear_algebra_run_numpys_own_routines():
+    def f(a, b, m):
+        m2 = m.copy()
+        m2.sort(axis=0)  # in place, as NumPy's method
+        b.sort()
+        return (np.sort(a), np.argsort(a, kind="stable"), m2, np.sort(m, axis=None),
+                np.argsort(m, axis=1), np.sort(a.astype(np.int32))[::-1])
+
+    def g(a, b, c):
+        return (np.linalg.solve(a, b), np.linalg.solve(a, c), np.linalg.inv(a),
+                np.linalg.det(a), np.linalg.inv(a.astype(np.int64) + 3))
+    check_program(f, V, W[:5], M)
+    check_program(g, M[:3] + 3 * np.eye(3), V[:3], M[:3, :2])
+    with pytest.raises(np.linalg.LinAlgError, match="square"):
+        tj.trace(lambda a: np.linalg.inv(a), fallback="raise")(M.copy())
+
+
+def _numeric_grad(f, x, eps=1e-6):
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        d = np.zeros_like(x)
+        d[i] = eps
+        g[i] = (f(x + d) - f(x - d)) / (2 * eps)
+    return g
+
+
+def test_gradients_of_solve_inv_and_det_match_finite_differences():
+    a, b = M[:3] + 3 * np.eye(3), V[:3]
+
+    def f(a):
+        return np.sum(np.linalg.solve(a, b) ** 2) + np.linalg.det(a) + np.linalg.inv(a)[0].sum()
+    np.testing.assert_allclose(tj.grad(f)(a.copy()), _numeric_grad(f, a), atol=1e-6)

@@ -2022,3 +2022,64 @@ def column_stack(tup):
     arrays = _arrays(tup, "column_stack")
     return concatenate([reshape(a, (-1, 1)) if len(shape_of(a)) < 2 else a for a in arrays],
                        axis=1)
+
+
+@implements(np.sort)
+def sort(a, axis=-1, kind=None, order=None, *, stable=None):
+    return _sorting("sort", a, axis, kind, order, stable)
+
+
+@implements(np.argsort)
+def argsort(a, axis=-1, kind=None, order=None, *, stable=None):
+    return _sorting("argsort", a, axis, kind, order, stable)
+
+
+def _sorting(op, a, axis, kind, order, stable):
+    """NumPy's own sort on the host: axis=None sorts the flattened array."""
+    if order is not None:
+        raise with_location(UnsupportedError, f"np.{op}(..., order=...) is not supported in "
+                            "traced code")
+    if stable:
+        kind = "stable"
+    if axis is None:
+        a, axis = ravel(a), -1
+    if not len(shape_of(a)):
+        raise with_location(np.exceptions.AxisError, f"axis {axis} is out of bounds for array "
+                            "of dimension 0")
+    axis = normalize_axis(_static_int(axis, "axis"), len(shape_of(a)))
+    return apply(op, [a], axis=axis, kind=kind)
+
+
+def _square(a, what):
+    shape = tuple(shape_of(a))
+    if len(shape) < 2:
+        raise with_location(np.linalg.LinAlgError, f"{len(shape)}-dimensional array given. "
+                            "Array must be at least two-dimensional")
+    if shape[-1] != shape[-2]:
+        raise with_location(np.linalg.LinAlgError, "Last 2 dimensions of the array must be "
+                            "square")
+
+
+@implements(np.linalg.solve)
+def solve(a, b):
+    _square(a, "solve")
+    na, nb = len(shape_of(a)), len(shape_of(b))
+    if not (na == 2 and nb in (1, 2) or nb == na and shape_of(a)[:-2] == shape_of(b)[:-2]):
+        raise with_location(UnsupportedError, "np.linalg.solve with broadcast batch dimensions "
+                            "is not supported in traced code")
+    if shape_of(b)[-1 if nb == 1 else -2] != shape_of(a)[-1]:
+        raise with_location(ValueError, "solve: Input operand 1 has a mismatch in its core "
+                            "dimension 0")
+    return apply("solve", [a, b])
+
+
+@implements(np.linalg.inv)
+def inv(a):
+    _square(a, "inv")
+    return apply("inv", [a])
+
+
+@implements(np.linalg.det)
+def det(a):
+    _square(a, "det")
+    return apply("det", [a])

@@ -518,6 +518,55 @@ def _accumulate_infer(args, attrs):
 register(Op("accumulate", HOST, _accumulate_infer, _accumulate_ref))
 
 
+# sorting and dense linear algebra run on the host with NumPy's own routines (so ties, NaN
+# order and LinAlgError are NumPy's); their shapes and dtypes are NumPy's on tiny operands
+def _host_infer(ref):
+    def infer(args, attrs):
+        return args[0].shape, ref(*[_dummy(a.shape, a.dtype) for a in args], **attrs).dtype
+    return infer
+
+
+def _sort(x, axis, kind):
+    return np.sort(x, axis=axis, kind=kind)
+
+
+def _argsort(x, axis, kind):
+    return np.argsort(x, axis=axis, kind=kind)
+
+
+def _linalg_infer(ref, shape_of):
+    def infer(args, attrs):
+        a, *rest = args  # an identity matrix, then ones: NumPy's dtype for these operands
+        eye = np.broadcast_to(np.eye(a.shape[-1], dtype=a.dtype), a.shape)
+        return shape_of(*args), ref(eye, *[np.ones(b.shape, b.dtype) for b in rest]).dtype
+    return infer
+
+
+register(Op("sort", HOST, _host_infer(_sort), _sort))
+register(Op("argsort", HOST, _host_infer(_argsort), _argsort, vjp=nondifferentiable))
+def _mT(x):
+    return np.swapaxes(x, -1, -2)
+
+
+def _solve_vjp(ans, g, a, b):
+    # x = a^-1 b: gb = a^-T g, ga = -gb x^T (b a vector: an outer product)
+    gb = np.linalg.solve(_mT(a), g)
+    ga = -np.outer(gb, ans) if b.ndim == 1 else -(gb @ _mT(ans))
+    return ga, gb
+
+
+def _det_vjp(ans, g, a):
+    return (np.expand_dims(g * ans, (-1, -2)) * _mT(np.linalg.inv(a)),)
+
+
+register(Op("solve", HOST, _linalg_infer(np.linalg.solve, lambda a, b: b.shape),
+            np.linalg.solve, vjp=_solve_vjp))
+register(Op("inv", HOST, _linalg_infer(np.linalg.inv, lambda a: a.shape), np.linalg.inv,
+            vjp=lambda ans, g, a: (-(_mT(ans) @ g @ _mT(ans)),)))
+register(Op("det", HOST, _linalg_infer(np.linalg.det, lambda a: a.shape[:-2]), np.linalg.det,
+            vjp=_det_vjp))
+
+
 def _draw(*after, source, method, params, kwargs, **result_and_order):
     """A random draw, made at every call from the generator the function used (np.random's
     global one when source is None), with the same arguments: eager NumPy's stream. `after` is
@@ -1002,7 +1051,7 @@ def returns_numpy_scalar(node):
     if node.op == "astype":
         return returns_numpy_scalar(node.args[0])
     return OPS[node.op].ufunc is not None or OPS[node.op].kind == REDUCTION \
-        or node.op in ("getitem", "take") or node.op == "random" and node.attrs["scalar"]
+        or node.op in ("getitem", "take", "det") or node.op == "random" and node.attrs["scalar"]
 
 
 SUPPORTED_KINDS = "biuf"

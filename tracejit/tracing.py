@@ -360,7 +360,7 @@ class Proxy:
     for _name in ("take", "diagonal", "trace", "searchsorted", "choose", "compress", "nonzero",
                   "argsort", "argpartition"):
         locals()[_name] = _numpy_method(_name)
-    for _name in ("sort", "partition", "put", "resize", "setfield", "itemset"):
+    for _name in ("partition", "resize", "setfield", "itemset"):
         locals()[_name] = _writes_in_place(_name)
     del _name, _numpy_method, _writes_in_place
 
@@ -417,6 +417,13 @@ class Proxy:
 
     def fill(self, value):
         self[...] = value
+
+    def sort(self, axis=-1, kind=None, order=None, *, stable=None):
+        from .numpy_api import sort
+        mutation.write(self, None, sort(self, axis, kind, order, stable=stable))
+
+    def put(self, indices, values, mode="raise"):
+        np.put(self, indices, values, mode)
 
     def __setitem__(self, key, value):
         from .numpy_api import assign
