@@ -536,9 +536,10 @@ def _argsort(x, axis, kind):
 
 def _linalg_infer(ref, shape_of):
     def infer(args, attrs):
-        a, *rest = args  # an identity matrix, then ones: NumPy's dtype for these operands
-        eye = np.broadcast_to(np.eye(a.shape[-1], dtype=a.dtype), a.shape)
-        return shape_of(*args), ref(eye, *[np.ones(b.shape, b.dtype) for b in rest]).dtype
+        a, *rest = args  # a tiny identity matrix, then zeros: NumPy's dtype for these operands
+        eye = np.broadcast_to(np.eye(min(a.shape[-1], 1), dtype=a.dtype),
+                              tuple(min(n, 1) for n in a.shape))
+        return shape_of(*args), ref(eye, *[_dummy(b.shape, b.dtype) for b in rest]).dtype
     return infer
 
 

@@ -48,7 +48,11 @@ _SIGNATURES = {
     "index_put": (None, ("key", "ufunc"), ()), "concatenate": (None, ("axis",), ()),
     "take": (2, ("axis",), ()), "roll": (1, ("shift", "axis"), ()), "tile": (1, ("reps",), ()),
     "repeat": (1, ("repeats", "axis"), ()),
+    "sort": (1, ("axis", "kind"), ()), "argsort": (1, ("axis", "kind"), ()),
+    "solve": (2, (), ()), "inv": (1, (), ()), "det": (1, (), ()),
 }
+# the strings an attribute may hold: names NumPy looks up itself
+_SORT_KINDS = {"quicksort", "mergesort", "heapsort", "stable"}
 
 
 def signature(op_name):
@@ -491,11 +495,13 @@ def _attrs(op, attrs, nargs, where):
 
 
 def _check_value(op, key, value, where):
-    """Strings only where an op expects a name it looks up (a NumPy ufunc, an index argument);
-    every nested value plain."""
+    """Strings only where an op expects a name NumPy looks up (a ufunc, a sort kind) or an
+    index argument; every nested value plain."""
     if type(value) is str:
         if key == "ufunc" and op in ("accumulate", "index_put") and \
                 isinstance(getattr(np, value, None), np.ufunc) and value.isidentifier():
+            return
+        if key == "kind" and op in ("sort", "argsort") and value in _SORT_KINDS:
             return
         raise GraphFormatError(f"{where}: {value!r} is not allowed here")
     if value is None and key == "ufunc" and op == "index_put":
