@@ -588,6 +588,19 @@ def top_three(scores, values):
     return values[order[:3]], np.sort(scores)[-3:]
 
 
+def despeckle(img):
+    # a 3x3 median filter of the interior, written back into the image
+    stack = np.stack([img[1 + di:img.shape[0] - 1 + di, 1 + dj:img.shape[1] - 1 + dj]
+                      for di in (-1, 0, 1) for dj in (-1, 0, 1)])
+    img[1:-1, 1:-1] = np.median(stack, axis=0)
+
+
+def rank_by_row(scores):
+    order = np.argsort(scores, axis=1)
+    best = np.take_along_axis(scores, order[:, -1:], axis=1)
+    return best, np.unravel_index(np.argmax(scores), scores.shape)
+
+
 # -- the cases -------------------------------------------------------------------------------
 
 
@@ -668,6 +681,8 @@ def _cases():
         "sliding_median": (sliding_median, (f(9),)),
         "damped_least_squares": (damped_least_squares, (f(6, 3), f(6), f(3), 0.1)),
         "top_three": (top_three, (f(7), f(7))),
+        "despeckle": (despeckle, (f(6, 7),)),
+        "rank_by_row": (rank_by_row, (f(4, 5),)),
     }
 
 
@@ -949,3 +964,16 @@ def test_gradients_of_solve_inv_and_det_match_finite_differences():
     def f(a):
         return np.sum(np.linalg.solve(a, b) ** 2) + np.linalg.det(a) + np.linalg.inv(a)[0].sum()
     np.testing.assert_allclose(tj.grad(f)(a.copy()), _numeric_grad(f, a), atol=1e-6)
+
+
+def test_fabs_take_along_axis_unravel_index_kron_and_median():
+    def f(a, m):
+        nan_row = np.where(m > 0.9, np.nan, m)
+        return (np.fabs(a - 0.5), np.take_along_axis(m, np.argsort(m, axis=1), axis=1),
+                np.take_along_axis(m, np.argsort(m, axis=0), 0),
+                np.unravel_index(np.argmax(m), m.shape), np.kron(m[:2, :2], m[:2, :3]),
+                np.kron(a[:2], a[:3]), np.median(a), np.median(m, axis=0),
+                np.median(m, axis=1, keepdims=True), np.median(m.astype(np.int32)),
+                np.median(m, keepdims=True), np.median(nan_row, axis=1),
+                np.median(a.astype(np.float32)))
+    check_program(f, V, M.T)

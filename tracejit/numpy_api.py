@@ -2083,3 +2083,75 @@ def inv(a):
 def det(a):
     _square(a, "det")
     return apply("det", [a])
+
+
+@implements(np.take_along_axis)
+def take_along_axis(arr, indices, axis=-1):
+    """arr[..., indices, ...] with the other axes indexed by aranges that broadcast against
+    indices: one gather."""
+    shape, ishape = tuple(shape_of(arr)), tuple(shape_of(indices))
+    if axis is None:
+        return take_along_axis(ravel(arr), indices, 0)
+    if len(ishape) != len(shape):
+        raise with_location(ValueError, "`indices` and `arr` must have the same number of "
+                            "dimensions")
+    axis = normalize_axis(_static_int(axis, "axis"), len(shape))
+    key = tuple(indices if d == axis else np.arange(n).reshape(
+        (1,) * d + (n,) + (1,) * (len(shape) - d - 1)) for d, n in enumerate(shape))
+    return getitem(arr, key)
+
+
+@implements(np.unravel_index)
+def unravel_index(indices, shape, order="C"):
+    if order != "C":
+        raise with_location(UnsupportedError, "np.unravel_index supports order='C' only")
+    dims = _static_ints(shape, "a shape entry")
+    out, stride = [], 1
+    for n in reversed(dims):
+        out.append(call_ufunc(np.remainder, call_ufunc(np.floor_divide, indices, stride), n))
+        stride *= n
+    return tuple(reversed(out))
+
+
+@implements(np.kron)
+def kron(a, b):
+    """Every product a[i] * b[j] laid out blockwise (arrays of up to two dimensions)."""
+    na, nb = len(shape_of(a)), len(shape_of(b))
+    if na != nb or na not in (1, 2):
+        raise with_location(UnsupportedError, "np.kron of arrays with different or more than "
+                            "two dimensions is not supported in traced code")
+    sa, sb = tuple(shape_of(a)), tuple(shape_of(b))
+    if na == 1:
+        return ravel(ufunc_outer(np.multiply, a, b))
+    product = call_ufunc(np.multiply, reshape(a, (sa[0], 1, sa[1], 1)),
+                         reshape(b, (1, sb[0], 1, sb[1])))
+    return reshape(product, (sa[0] * sb[0], sa[1] * sb[1]))
+
+
+@implements(np.median)
+def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    """The mean of the middle values of the sorted array, nan where the slice holds a nan (it
+    sorts last), as NumPy's."""
+    if out is not None:
+        raise with_location(UnsupportedError, "np.median(..., out=...) is not supported")
+    shape_kept = (1,) * len(shape_of(a)) if axis is None else None
+    if axis is None:
+        a, axis = ravel(a), 0
+    if isinstance(axis, (tuple, list)):
+        raise with_location(UnsupportedError, "np.median over several axes is not supported "
+                            "in traced code")
+    axis = normalize_axis(_static_int(axis, "axis"), len(shape_of(a)))
+    n = shape_of(a)[axis]
+    if n == 0:
+        raise with_location(UnsupportedError, "np.median of an empty axis is not supported in "
+                            "traced code")
+    s = moveaxis(sort(a, axis), axis, -1)
+    mid = getitem(s, (Ellipsis, slice((n - 1) // 2, n // 2 + 1)))
+    result = mean(mid, axis=-1, keepdims=False)
+    if s.dtype.kind == "f":
+        result = where_(call_ufunc(np.isnan, getitem(s, (Ellipsis, -1))),
+                        _as_dtype(np.nan, result.dtype), result)
+    if keepdims:
+        result = reshape(expand_dims(result, axis), shape_kept) if shape_kept else \
+            expand_dims(result, axis)
+    return _scalar(result)

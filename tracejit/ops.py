@@ -224,6 +224,7 @@ _ufunc_op(np.positive, "{0}", lambda ans, g, x: (g,))
 # |x| has gradient sign(x): 0 at x == 0, as in JAX
 _ufunc_op(np.absolute, _by_kind("abs({0})", "abs({0})", "{0}"),
           lambda ans, g, x: (g * np.sign(x),))
+_ufunc_op(np.fabs, "abs({0})", lambda ans, g, x: (g * np.sign(x),))  # float loops only
 _ufunc_op(np.sign, "(1 if {0} > 0 else (-1 if {0} < 0 else {0}))", nondifferentiable)
 _ufunc_op(np.square, "({0} * {0})", lambda ans, g, x: (g * (2 * x),))
 # at 0 the gradient is inf, as NumPy's 0.5 / sqrt(0) gives
