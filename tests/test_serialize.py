@@ -377,7 +377,7 @@ def _get(document, path):
     return document
 
 
-FUZZ_EXAMPLES = int(os.environ.get("TRACEJIT_FUZZ_EXAMPLES", "300"))
+FUZZ_EXAMPLES = int(os.environ.get("TRACEJIT_LOADER_FUZZ_EXAMPLES", "300"))
 
 
 def _fuzz(tmp_path_factory, data):
