@@ -19,6 +19,9 @@ import pytest
 # traced call into a plain eager call and make the kernel/cache assertions meaningless.
 # This runs before any test module imports tracejit.
 os.environ.pop("TRACEJIT_DISABLE", None)
+# Kernels compile in each run: one loaded from an earlier run's disk cache would not count as
+# compiled. tests/test_disk_cache.py turns the cache on for the processes it starts.
+os.environ["TRACEJIT_CACHE_DIR"] = ""
 
 
 def pytest_configure(config):

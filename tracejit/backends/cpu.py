@@ -14,7 +14,7 @@ from numba import types  # noqa: E402
 
 from ..ops import compute_dtype  # noqa: E402
 from ..passes.fusion import op_cost  # noqa: E402
-from . import scalar_helpers, vecmath  # noqa: E402
+from . import disk_cache, scalar_helpers, vecmath  # noqa: E402
 from .base import CompiledKernel  # noqa: E402
 from .codegen import (  # noqa: E402
     CONTIGUOUS,
@@ -138,6 +138,7 @@ def compile_kernel(kernel, layouts, parallel=None, over=None, out_layouts=None):
             ns = _namespace()
             exec(compile(source, f"<tracejit-kernel {source_name(source)}>", "exec"), ns)
             disp = numba.njit(parallel=par, error_model="numpy", nogil=True)(ns["kernel"])
+            disp = disk_cache.attach(disp, source, par)  # loads what another process compiled
             _dispatchers[(source, par)] = disp
             while len(_dispatchers) > MAX_KERNELS:
                 _dispatchers.popitem(last=False)
@@ -145,6 +146,7 @@ def compile_kernel(kernel, layouts, parallel=None, over=None, out_layouts=None):
             _dispatchers.move_to_end((source, par))
         compiled_now = sig not in disp.overloads
         entry = disp.compile(sig)
+        compiled_now = compiled_now and not disk_cache.loaded(disp, sig)
     if par:
         entry = _serialise_if_needed(entry)
     return CompiledKernel(kernel, source, entry, compiled_now)
