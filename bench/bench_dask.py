@@ -21,8 +21,9 @@ RSS high-water mark (VmHWM) of that process for `threads`, and of each worker pr
 "above rest" subtracts the RSS the process holds at rest after the warm-up (its libraries:
 Numba and LLVM make tracejit's processes start larger).
 Before timing, each run compiles on a few chunks of the timed shapes and checks tracejit's
-result against Dask's own path there. Times are the median of --repeats runs
-(with best and worst).
+result against Dask's own path there. Times are the median of --repeats runs (with best and
+worst); the peers take turns, one run each per round, so a machine whose load drifts slows
+them alike. Peak memory is the largest of the runs.
 
 Usage: python bench/bench_dask.py [--size N] [--chunk N] [--cols N] [--repeats N]
            [--schedulers threads distributed] [--only chain sumsq softmax] [--quick]
@@ -195,6 +196,17 @@ def run_one(workload, peer, scheduler, size, chunk, cols, repeats, kind):
             cluster.close()
 
 
+def _run_process(workload, peer, scheduler, size, chunk, args):
+    """One timed run in a fresh process (its own peak memory); its result, or the error."""
+    cmd = [sys.executable, __file__, "--one", workload, peer, scheduler, "--size", str(size),
+           "--chunk", str(chunk), "--cols", str(args.cols), "--repeats", "1",
+           "--inputs", args.inputs]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=float, default=2e8, help="elements per input array")
@@ -227,26 +239,29 @@ def main(argv=None):
           f"{'above rest':>12}{'vs dask':>9}")
     for workload in args.only:
         for scheduler in args.schedulers:
+            runs = {peer: [] for peer in PEERS}
+            for _ in range(args.repeats):  # peers take turns: a load that drifts hits all
+                for peer in PEERS:
+                    runs[peer].append(_run_process(workload, peer, scheduler, size, chunk,
+                                                   args))
             row = {}
             for peer in PEERS:
-                cmd = [sys.executable, __file__, "--one", workload, peer, scheduler,
-                       "--size", str(size), "--chunk", str(chunk), "--cols", str(args.cols),
-                       "--repeats", str(args.repeats), "--inputs", args.inputs]
-                done = subprocess.run(cmd, capture_output=True, text=True)
-                if done.returncode:
+                done = [r for r in runs[peer] if "seconds" in r]
+                if not done:
                     print(f"{workload:<9}{scheduler:<13}{peer:<10} failed: "
-                          f"{done.stderr.strip().splitlines()[-1:]}")
+                          f"{runs[peer][0]['error']}")
                     continue
-                r = json.loads(done.stdout.strip().splitlines()[-1])
-                row[peer] = r
-                med = statistics.median(r["seconds"])
+                seconds = [r["seconds"][0] for r in done]
+                row[peer] = {"seconds": seconds, "peak_rss": max(r["peak_rss"] for r in done),
+                             "above_rest": max(r["peak_rss"] - r["resting_rss"] for r in done)}
+                med = statistics.median(seconds)
                 ratio = ""
                 if peer == "tracejit" and "dask" in row:
                     ratio = f"{statistics.median(row['dask']['seconds']) / med:.2f}x"
-                spread = f"{med:.2f} ({min(r['seconds']):.2f}..{max(r['seconds']):.2f})"
-                above = (r["peak_rss"] - r["resting_rss"]) / 2**20
+                spread = f"{med:.2f} ({min(seconds):.2f}..{max(seconds):.2f})"
                 print(f"{workload:<9}{scheduler:<13}{peer:<10}{spread:>22}"
-                      f"{r['peak_rss'] / 2**20:>10.0f}{above:>12.0f}{ratio:>9}", flush=True)
+                      f"{row[peer]['peak_rss'] / 2**20:>10.0f}"
+                      f"{row[peer]['above_rest'] / 2**20:>12.0f}{ratio:>9}", flush=True)
             results.append({"workload": workload, "scheduler": scheduler, "peers": row})
     path = harness.save_json("dask", results, config={"size": size, "chunk": chunk,
                                                        "cols": args.cols,
