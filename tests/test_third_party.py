@@ -977,3 +977,24 @@ def test_fabs_take_along_axis_unravel_index_kron_and_median():
                 np.median(m, keepdims=True), np.median(nan_row, axis=1),
                 np.median(a.astype(np.float32)))
     check_program(f, V, M.T)
+
+
+def test_out_of_scans_and_rounding_flat_view_and_contiguous_copies():
+    def f(a, b, m, c):
+        np.cumsum(a, out=b)
+        np.add.reduce(m, axis=0, out=c)
+        np.round(a, 1, out=a)
+        m.flat[[0, 5]] = -1.0
+        m.T.flat[1:3] = 3.0  # flat positions of the transpose: a strided write into m
+        first, few = m.flat[1], m.flat[2:4]
+        v = m.view()
+        v[1, 1] = 9.0
+        t = np.ascontiguousarray(m.T)  # a copy: writing it leaves m alone
+        t[0, 0] = 100.0
+        r = np.ascontiguousarray(m[1])  # a view: writing it writes m
+        r[0] = 50.0
+        m[:3][np.diag_indices_from(m[:3])] = 0.0
+        m[np.triu_indices_from(m[:3], 1)] += 1.0
+        m[m.sum(axis=1) > 2.0, :] = 0.5
+        return first, few, t, np.real(m), np.imag(m)
+    check_program(f, V, np.zeros(7), R.random((4, 3)), np.zeros(3))

@@ -55,11 +55,10 @@ def share(result, source, op_name, attrs):
     return result
 
 
-def _reshape_copies(buffer, path, shape):
-    """Whether NumPy's reshape of the view `path` of `buffer` copies (True) or is a view
-    (False), decided by NumPy itself on a stand-in with the buffer's C-order strides and no
-    memory of its own; None when the buffer's strides are not known while tracing (an
-    argument that is not C-contiguous)."""
+def _standin(buffer, path):
+    """The view `path` of `buffer` as NumPy would lay it out, on a stand-in with the buffer's
+    C-order strides and no memory of its own (nothing is ever read or copied); None when the
+    buffer's strides are not known while tracing (an argument that is not C-contiguous)."""
     if not buffer.contiguous or any(op not in ("getitem", "transpose", "reshape")
                                     for op, _ in path):
         return None
@@ -70,13 +69,34 @@ def _reshape_copies(buffer, path, shape):
     view = np.lib.stride_tricks.as_strided(np.zeros(1, node.dtype), node.shape, strides,
                                            writeable=False)
     try:
-        for op_name, attrs in path:  # view ops only: nothing is ever read or copied
+        for op_name, attrs in path:
             view = np.reshape(view, attrs["shape"], copy=False) if op_name == "reshape" \
                 else OPS[op_name].ref(view, **attrs)
+    except ValueError:
+        return None
+    return view
+
+
+def _reshape_copies(buffer, path, shape):
+    """Whether NumPy's reshape of the view `path` of `buffer` copies (True) or is a view
+    (False), as NumPy decides on the stand-in; None when that is not known while tracing."""
+    view = _standin(buffer, path)
+    if view is None:
+        return None
+    try:
         np.reshape(view, shape, copy=False)
     except ValueError:
         return True
     return False
+
+
+def is_c_contiguous(proxy):
+    """True if eager NumPy's array for this traced value is C-contiguous (False when that is
+    not known while tracing)."""
+    if proxy._base is None:
+        return True  # a value computed by the function: a fresh C-ordered array
+    view = _standin(proxy._base, proxy._path)
+    return view is not None and view.flags.c_contiguous
 
 
 def _rebuild(node, path, value):

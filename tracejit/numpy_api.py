@@ -11,7 +11,7 @@ import numpy as np
 
 from . import patches
 from .errors import ShapeError, TraceError, UnsupportedError, with_location
-from .mutation import share, write, write_indexed
+from .mutation import is_c_contiguous, share, write, write_indexed
 from .ops import SUPPORTED_KINDS, UFUNC_OPS, ArrayKey, Index, resolve
 from .selection import Selection
 from .tracing import Proxy, apply, as_node, call_ufunc, const_node, current_trace
@@ -68,7 +68,7 @@ def clip(a, a_min=None, a_max=None, out=None, **kwargs):
 @implements(np.round, np.around)
 def round_(a, decimals=0, out=None):
     if out is not None:
-        raise with_location(UnsupportedError, "np.round(..., out=...) is not supported")
+        return _into_out("round", round_(a, decimals), out, "unsafe")
     decimals = _static_int(decimals, "np.round's decimals")
     integer = a.dtype.kind in "iu"
     if decimals >= 0 and integer:
@@ -527,7 +527,8 @@ def norm(x, ord=None, axis=None, keepdims=False):
 
 def _scan(op):
     def handler(a, axis=None, dtype=None, out=None):
-        _only_defaults(op, out)
+        if out is not None:
+            return _into_out(op, handler(a, axis, dtype), out, "unsafe")
         if axis is not None:
             axis = normalize_axis(operator.index(axis), a.ndim)
         return apply(op, [a], axis=axis, dtype=None if dtype is None else np.dtype(dtype))
@@ -711,6 +712,9 @@ def ufunc_reduce(ufunc, a, axis=0, dtype=None, out=None, keepdims=False, initial
     if op is None:
         raise with_location(UnsupportedError, f"np.{ufunc.__name__}.reduce is not supported "
                             "in traced code")
+    if out is not None:
+        return _into_out(f"{ufunc.__name__}.reduce", ufunc_reduce(
+            ufunc, a, axis, dtype, keepdims=keepdims, initial=initial, where=where), out)
     _only_defaults(f"{ufunc.__name__}.reduce", out, initial, where)
     attrs = {"dtype": None if dtype is None else np.dtype(dtype)} if op in ("sum", "prod") else {}
     if dtype is not None and not attrs:
@@ -797,7 +801,7 @@ def getitem(a, key):
     if isinstance(a, Proxy) and a.node.weak:
         raise with_location(TypeError, f"a Python {a.dtype.kind == 'f' and 'float' or 'int'} "
                             "argument cannot be indexed")
-    key = key if isinstance(key, tuple) else (key,)
+    key = _mask_then_full_slices(key if isinstance(key, tuple) else (key,))
     if len(key) == 1 and _is_bool_mask(key[0]) and isinstance(key[0], Proxy):
         _check_mask(key[0], a, "indexing")
         return Selection(a, key[0])  # its length depends on the mask's values
@@ -815,7 +819,7 @@ def assign(target, key, value):
     """target[key] = value on a traced array: basic indexing, integer index arrays (an
     `index_put`), or a boolean mask of the target's shape or of its leading axes with a scalar
     value (a traced condition, `x[x < 0] = 0`)."""
-    key = key if isinstance(key, tuple) else (key,)
+    key = _mask_then_full_slices(key if isinstance(key, tuple) else (key,))
     if len(key) == 1 and _is_bool_mask(key[0]):
         mask, mshape = key[0], tuple(shape_of(key[0]))
         _check_mask(mask, target, "assignment")
@@ -852,6 +856,14 @@ def assign(target, key, value):
 
 def _is_bool_mask(k):
     return isinstance(k, (Proxy, np.ndarray)) and k.dtype == np.bool_
+
+
+def _mask_then_full_slices(key):
+    """x[mask, :] and x[mask, ...] are x[mask]."""
+    if len(key) > 1 and _is_bool_mask(key[0]) and all(
+            k is Ellipsis or isinstance(k, slice) and k == slice(None) for k in key[1:]):
+        return key[:1]
+    return key
 
 
 def _check_mask(mask, a, what):
@@ -1482,6 +1494,20 @@ patches.wrap(np, "asarray", _array_record(_np_asarray))
 patches.wrap(np, "asanyarray", _array_record(np.asanyarray))
 
 
+def _contiguous_record(original):
+    def record(a, dtype=None, **kwargs):
+        if not isinstance(a, Proxy) or a.node.weak or kwargs:
+            return original(a, dtype, **kwargs)
+        if not is_c_contiguous(a):
+            a = a.copy()  # NumPy copies a view whose strides are not C-ordered
+        a = _array_of_traced(_np_asarray, a, dtype)
+        return a if a.ndim else _view("reshape", a, shape=(1,))
+    return record
+
+
+patches.wrap(np, "ascontiguousarray", _contiguous_record(np.ascontiguousarray))
+
+
 def _sequence_record(name):
     """np.stack([[c, -s], [s, c]]) and friends: NumPy dispatches on the arrays in the sequence,
     so traced values inside nested lists reach the handler only through this wrapper."""
@@ -1907,9 +1933,10 @@ def _as_dtype(x, dtype):
     return apply("astype", [x], dtype=dtype) if isinstance(x, Proxy) else np.asarray(x, dtype)
 
 
-def _into_out(name, result, out):
-    """`out=` of a NumPy function that is no ufunc (np.dot, np.clip): the result written into
-    out, which must be traced and of the result's shape (NumPy's casting rule for ufuncs)."""
+def _into_out(name, result, out, casting="same_kind"):
+    """`out=` of a NumPy function that is no ufunc (np.dot, np.clip, np.cumsum): the result
+    written into out, which must be traced and of the result's shape, cast by `casting`."""
+    out = out[0] if isinstance(out, tuple) and len(out) == 1 else out
     if not isinstance(out, Proxy):
         raise with_location(TraceError, f"np.{name}(..., out=...) into an array that is not "
                             "traced is not supported yet")
@@ -1919,8 +1946,8 @@ def _into_out(name, result, out):
     if name == "dot" and out.dtype != result.dtype:
         raise with_location(ValueError, "output array is not acceptable (must have the right "
                             "datatype, number of dimensions, and be a C-Array)")
-    if not np.can_cast(result.dtype, out.dtype, "same_kind"):  # NumPy's own TypeError
-        np.copyto(np.zeros((), out.dtype), np.zeros((), result.dtype), casting="same_kind")
+    if not np.can_cast(result.dtype, out.dtype, casting):  # NumPy's own TypeError
+        np.copyto(np.zeros((), out.dtype), np.zeros((), result.dtype), casting=casting)
     write(out, None, result)
     return out
 
@@ -2155,3 +2182,35 @@ def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
         result = reshape(expand_dims(result, axis), shape_kept) if shape_kept else \
             expand_dims(result, axis)
     return _scalar(result)
+
+
+def _indices_from(name):
+    original = getattr(np, name.replace("_from", ""))
+
+    def handler(arr, k=0):
+        shape = tuple(shape_of(arr))
+        if name == "diag_indices_from":
+            if len(shape) < 2 or len(set(shape)) != 1:
+                raise with_location(ValueError, "All dimensions of input must be of equal "
+                                    "length" if len(shape) >= 2 else
+                                    "input array must be at least 2-d")
+            return original(shape[0], len(shape))
+        if len(shape) != 2:
+            raise with_location(ValueError, "input array must be 2-d")
+        return original(shape[0], k, shape[1])
+    return implements(getattr(np, name))(handler)
+
+
+for _name in ("diag_indices_from", "triu_indices_from", "tril_indices_from"):
+    _indices_from(_name)
+del _name
+
+
+@implements(np.real)
+def real(val):
+    return val.real
+
+
+@implements(np.imag)
+def imag(val):
+    return val.imag

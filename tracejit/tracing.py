@@ -418,6 +418,16 @@ class Proxy:
     def fill(self, value):
         self[...] = value
 
+    def view(self, dtype=None, type=None):
+        if (dtype is None or np.dtype(dtype) == self.dtype) and type is None:
+            return self[...]  # a new view of the same memory
+        raise with_location(UnsupportedError, "ndarray.view with another dtype or type is not "
+                            "supported in traced code")
+
+    @property
+    def flat(self):
+        return _FlatIndexer(self)
+
     def sort(self, axis=-1, kind=None, order=None, *, stable=None):
         from .numpy_api import sort
         mutation.write(self, None, sort(self, axis, kind, order, stable=stable))
@@ -433,6 +443,28 @@ class Proxy:
         if self._is_eager_scalar():  # `s += x` on a scalar rebinds s to a new value
             return python_operator(ufunc, self, other)
         return call_ufunc(ufunc, self, other, out=self)
+
+
+class _FlatIndexer:
+    """x.flat[key]: the flat positions key selects, as index arrays into x (C order), so
+    reads are copies, as NumPy's flatiter gives, and writes land in x whatever its layout."""
+
+    def __init__(self, proxy):
+        self._proxy = proxy
+
+    def _key(self, key):
+        p = self._proxy
+        positions = key if isinstance(key, Proxy) else np.arange(p.size)[key]
+        return np.unravel_index(positions, p.shape)
+
+    def __getitem__(self, key):
+        return self._proxy[self._key(key)]
+
+    def __setitem__(self, key, value):
+        self._proxy[self._key(key)] = value
+
+    def __len__(self):
+        return self._proxy.size
 
 
 def call_ufunc(ufunc, *inputs, out=None, dtype=None, **kwargs):
