@@ -601,6 +601,11 @@ def rank_by_row(scores):
     return best, np.unravel_index(np.argmax(scores), scores.shape)
 
 
+def largest_outlier(x, limit):
+    z = (x - x.mean()) / x.std()
+    return x[np.abs(z) > limit].max()  # MARK-MASKMAX
+
+
 # -- the cases -------------------------------------------------------------------------------
 
 
@@ -683,14 +688,16 @@ def _cases():
         "top_three": (top_three, (f(7), f(7))),
         "despeckle": (despeckle, (f(6, 7),)),
         "rank_by_row": (rank_by_row, (f(4, 5),)),
+        "largest_outlier": (largest_outlier, (np.r_[f(9), 5.0], 1.5)),
     }
 
 
 CASES = _cases()
 
-# Python control flow on array values and data-dependent slices: eager NumPy, with a warning
-# naming the line (its MARK)
-FALLS_BACK = {"python_max_table": "MARK-PYMAX", "sparse_rows": "MARK-DATASLICE"}
+# Python control flow on array values, data-dependent slices and the max of a selection that
+# may be empty: eager NumPy, with a warning naming the line (its MARK)
+FALLS_BACK = {"python_max_table": "MARK-PYMAX", "sparse_rows": "MARK-DATASLICE",
+              "largest_outlier": "MARK-MASKMAX"}
 COMPILED = [name for name in CASES if name not in FALLS_BACK]
 # compiled end to end in every run (the others under TRACEJIT_SLOW=1): one of each kind of
 # write the tracer records, kept small so the suite's compile time stays low
