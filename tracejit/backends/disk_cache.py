@@ -36,7 +36,10 @@ def cache_dir():
     configured = os.environ.get("TRACEJIT_CACHE_DIR")
     if configured is not None:
         return None if configured.strip() in ("", "0") else Path(configured).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except RuntimeError:  # no home directory: no disk cache
+        return None
     return Path(base) / "tracejit"
 
 
