@@ -168,9 +168,9 @@ def robust_clip(x, k=3.0):
     return np.clip(x, mu - k * sd, mu + k * sd)
 
 
-@corpus(lambda r, z: (normal(r, z.n),), fallback="numpy.median is not supported")
+@corpus(lambda r, z: (normal(r, z.n),))
 def median_abs_deviation(x):
-    med = np.median(x)  # FALLBACK
+    med = np.median(x)
     return np.median(np.abs(x - med))
 
 
@@ -887,9 +887,9 @@ def dropout_seeded(x, rate=0.5):
     return np.where(keep, x / (1 - rate), 0.0)
 
 
-@corpus(lambda r, z: (normal(r, z.n),), fallback="boolean-mask indexing")
+@corpus(lambda r, z: (normal(r, z.n),))
 def positives_mean(x):
-    return x[x > 0].mean()  # FALLBACK
+    return x[x > 0].mean()
 
 
 @corpus(lambda r, z: (normal(r, z.n),), fallback=r"bool\(\) of a traced array")

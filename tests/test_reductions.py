@@ -180,7 +180,7 @@ def test_bad_axis_is_a_shape_error_naming_the_line(axis):
 
 @pytest.mark.parametrize("call", [lambda a: np.sum(a, out=np.empty(())),
                                   lambda a: np.sum(a, where=a > 0),
-                                  lambda a: np.max(a, initial=3.0)])
+                                  lambda a: np.sum(a, initial=3.0)])
 def test_unsupported_arguments(call):
     with pytest.raises(tj.UnsupportedError):
         tj.trace(call, fallback="raise")(np.ones(3))
