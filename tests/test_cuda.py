@@ -24,7 +24,8 @@ from conftest import check_against_numpy  # noqa: E402
 import tracejit as tj  # noqa: E402
 from tracejit.backends import cuda as cuda_backend  # noqa: E402
 
-if not cuda_backend.SIMULATED and not cuda_backend.cuda.is_available():
+if os.environ.get("TRACEJIT_CUDA_DEVICE") != "1" and not cuda_backend.SIMULATED \
+        and not cuda_backend.cuda.is_available():
     pytest.skip("numba.cuda was imported before this module could select its simulator, and "
                 "it sees no GPU", allow_module_level=True)
 
