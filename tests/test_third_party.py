@@ -601,6 +601,17 @@ def rank_by_row(scores):
     return best, np.unravel_index(np.argmax(scores), scores.shape)
 
 
+def radial_profile(radius, data, nbins):
+    weighted, edges = np.histogram(radius, nbins, weights=data)
+    counts, _ = np.histogram(radius, nbins)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    return weighted / np.maximum(counts, 1), np.interp(radius, centres, weighted)
+
+
+def bin_of_each(values, edges):
+    return np.searchsorted(edges, values, side="right") - 1
+
+
 def largest_outlier(x, limit):
     z = (x - x.mean()) / x.std()
     return x[np.abs(z) > limit].max()  # MARK-MASKMAX
@@ -689,6 +700,8 @@ def _cases():
         "despeckle": (despeckle, (f(6, 7),)),
         "rank_by_row": (rank_by_row, (f(4, 5),)),
         "largest_outlier": (largest_outlier, (np.r_[f(9), 5.0], 1.5)),
+        "radial_profile": (radial_profile, (f(20), f(20), 4)),
+        "bin_of_each": (bin_of_each, (f(8), np.linspace(0.0, 1.0, 5))),
     }
 
 
@@ -1005,3 +1018,14 @@ def test_out_of_scans_and_rounding_flat_view_and_contiguous_copies():
         m[m.sum(axis=1) > 2.0, :] = 0.5
         return first, few, t, np.real(m), np.imag(m)
     check_program(f, V, np.zeros(7), R.random((4, 3)), np.zeros(3))
+
+
+def test_searchsorted_interp_and_histogram_run_numpys_own_routines():
+    def f(a, v, x, xp, fp, w):
+        return (np.searchsorted(a, v), np.searchsorted(a, v, side="right"),
+                np.searchsorted(a, 0.5), np.interp(x, xp, fp), np.interp(0.3, xp, fp),
+                np.histogram(x, 4), np.histogram(x, 3, weights=w),
+                np.histogram(x, 5, range=(0.0, 2.0)), np.histogram(x.astype(np.int64), 3))
+    check_program(f, np.sort(V), W[:4], W, np.array([0.0, 0.4, 1.0]), V[:3], V)
+    with pytest.raises(tj.UnsupportedError, match="number of bins"):
+        tj.trace(lambda x: np.histogram(x, "auto"), fallback="raise")(V.copy())

@@ -2214,3 +2214,52 @@ def real(val):
 @implements(np.imag)
 def imag(val):
     return val.imag
+
+
+@implements(np.searchsorted)
+def searchsorted(a, v, side="left", sorter=None):
+    if sorter is not None or side not in ("left", "right"):
+        raise with_location(UnsupportedError, "np.searchsorted with sorter= is not supported "
+                            "in traced code" if sorter is not None else
+                            f"side must be 'left' or 'right' (got {side!r})")
+    if len(shape_of(a)) != 1:
+        raise with_location(ValueError, "object too deep for desired array")
+    return _scalar(apply("searchsorted", [a, v], side=side))
+
+
+@implements(np.interp)
+def interp(x, xp, fp, left=None, right=None, period=None):
+    """NumPy's own piecewise-linear interpolation on the host."""
+    if left is not None or right is not None or period is not None:
+        raise with_location(UnsupportedError, "np.interp with left=, right= or period= is not "
+                            "supported in traced code")
+    if len(shape_of(xp)) != 1 or tuple(shape_of(xp)) != tuple(shape_of(fp)):
+        raise with_location(ValueError, "fp and xp are not of the same length." if len(
+            shape_of(xp)) == 1 else "object too deep for desired array")
+    if not shape_of(xp)[0]:
+        raise with_location(ValueError, "array of sample points is empty")
+    return _scalar(apply("interp", [x, xp, fp]))
+
+
+@implements(np.histogram)
+def histogram(a, bins=10, range=None, density=None, weights=None):
+    """Counts (or summed weights) over `bins` equal bins, with NumPy's edges: the counts and
+    the edges are two host steps of NumPy's own np.histogram."""
+    if not isinstance(bins, (int, np.integer)) or isinstance(bins, bool) or density:
+        raise with_location(UnsupportedError, "np.histogram with bin edges, a bin rule or "
+                            "density=True is not supported in traced code; give the number "
+                            "of bins")
+    if range is not None:
+        range = tuple(float(_static_number(r)) for r in range)
+    args = [a] if weights is None else [a, weights]
+    if weights is not None and tuple(shape_of(weights)) != tuple(shape_of(a)):
+        raise with_location(ValueError, "weights should have the same shape as a.")
+    return tuple(apply("histogram", args, bins=int(bins), range=range, part=part)
+                 for part in (0, 1))
+
+
+def _static_number(x):
+    if isinstance(x, Proxy):
+        raise with_location(UnsupportedError, "np.histogram's range must be known while "
+                            "tracing")
+    return x

@@ -544,6 +544,26 @@ def _linalg_infer(ref, shape_of):
     return infer
 
 
+def _searchsorted(a, v, side):
+    return np.searchsorted(a, v, side=side)
+
+
+def _histogram(a, *weights, bins, range, part):
+    return np.histogram(a, bins, range, weights=weights[0] if weights else None)[part]
+
+
+def _histogram_infer(args, attrs):
+    dtype = _histogram(*[_dummy(a.shape, a.dtype) for a in args], **attrs).dtype
+    return (attrs["bins"] + attrs["part"],), dtype  # bins counts, bins + 1 edges
+
+
+register(Op("searchsorted", HOST, lambda args, attrs: (
+    args[1].shape, _searchsorted(_dummy(args[0].shape, args[0].dtype), _dummy(
+        args[1].shape, args[1].dtype), **attrs).dtype), _searchsorted, vjp=nondifferentiable))
+register(Op("interp", HOST, lambda args, attrs: (args[0].shape, np.interp(*[
+    _dummy(a.shape, a.dtype) if a.ndim == 0 else np.zeros(1, a.dtype) for a in args]).dtype),
+    np.interp))
+register(Op("histogram", HOST, _histogram_infer, _histogram, vjp=nondifferentiable))
 register(Op("sort", HOST, _host_infer(_sort), _sort))
 register(Op("argsort", HOST, _host_infer(_argsort), _argsort, vjp=nondifferentiable))
 def _mT(x):
