@@ -961,8 +961,9 @@ def test_sorting_and_dense_linear_algebra_run_numpys_own_routines():
                 np.argsort(m, axis=1), np.sort(a.astype(np.int32))[::-1])
 
     def g(a, b, c):
+        spd = a @ a.T
         return (np.linalg.solve(a, b), np.linalg.solve(a, c), np.linalg.inv(a),
-                np.linalg.det(a), np.linalg.inv(a.astype(np.int64) + 3))
+                np.linalg.det(a), np.linalg.inv(a.astype(np.int64) + 3), np.linalg.cholesky(spd))
     check_program(f, V, W[:5], M)
     check_program(g, M[:3] + 3 * np.eye(3), V[:3], M[:3, :2])
     with pytest.raises(np.linalg.LinAlgError, match="square"):

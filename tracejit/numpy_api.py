@@ -2263,3 +2263,10 @@ def _static_number(x):
         raise with_location(UnsupportedError, "np.histogram's range must be known while "
                             "tracing")
     return x
+
+
+@implements(np.linalg.cholesky)
+def cholesky(a, /, *, upper=False):
+    _square(a, "cholesky")
+    lower = apply("cholesky", [a])
+    return matrix_transpose(lower) if upper else lower

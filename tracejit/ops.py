@@ -587,6 +587,8 @@ register(Op("inv", HOST, _linalg_infer(np.linalg.inv, lambda a: a.shape), np.lin
             vjp=lambda ans, g, a: (-(_mT(ans) @ g @ _mT(ans)),)))
 register(Op("det", HOST, _linalg_infer(np.linalg.det, lambda a: a.shape[:-2]), np.linalg.det,
             vjp=_det_vjp))
+register(Op("cholesky", HOST, _linalg_infer(np.linalg.cholesky, lambda a: a.shape),
+            np.linalg.cholesky))
 
 
 def _draw(*after, source, method, params, kwargs, **result_and_order):
