@@ -832,6 +832,10 @@ def _augmented(v, w):
     return v.sum()
 
 
+def _int_augmented(x):
+    x[x > 2] += 0.5
+
+
 def _reductions(v, m):
     keep = m[:, 0] > 0
     s = v[v > 0.1]
@@ -842,6 +846,9 @@ def _reductions(v, m):
 
 def test_augmented_assignment_and_reductions_of_selections():
     check_program(_augmented, V, W)
+    check_program(_augmented, V.astype(np.float32), W)  # in place: v's float32 is kept
+    with pytest.raises(TypeError, match="same_kind"):  # NumPy's UFuncTypeError, as eagerly
+        tj.trace(_int_augmented, fallback="raise")(np.arange(5))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the empty selection's mean is nan
         check_program(_reductions, V, M)

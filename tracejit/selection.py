@@ -150,8 +150,7 @@ def _install_operators():
     for name, uf in names.items():
         setattr(Selection, f"__{name}__", lambda s, o, uf=uf: uf(s, o))
         setattr(Selection, f"__r{name}__", lambda s, o, uf=uf: uf(o, s))
-        # `x[m] += 1` computes a new selection, then Python assigns it back through the mask
-        setattr(Selection, f"__i{name}__", lambda s, o, uf=uf: uf(s, o))
+        setattr(Selection, f"__i{name}__", lambda s, o, uf=uf: _inplace(uf, s, o))
     for name in ("eq", "ne", "lt", "le", "gt", "ge"):
         uf = getattr(np, {"eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal",
                           "gt": "greater", "ge": "greater_equal"}[name])
@@ -159,6 +158,16 @@ def _install_operators():
     for name, uf in {"neg": np.negative, "pos": np.positive, "abs": np.absolute,
                      "invert": np.invert}.items():
         setattr(Selection, f"__{name}__", lambda s, uf=uf: uf(s))
+
+
+def _inplace(ufunc, sel, other):
+    """`x[m] += v`: NumPy adds into the copy x[m] (its dtype, its casting rule), then Python
+    assigns that copy back through the mask."""
+    def dummy(x):
+        return np.zeros(1, x.dtype) if hasattr(x, "dtype") else x
+    ufunc(dummy(sel), dummy(other), out=np.zeros(1, sel.dtype))  # NumPy's own casting error
+    result = ufunc(sel, other)
+    return result if result.dtype == sel.dtype else result.astype(sel.dtype)
 
 
 _install_operators()
