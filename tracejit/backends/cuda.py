@@ -13,8 +13,10 @@ The scalar code comes from the op table; this module supplies the namespace it c
 `np` is a module of CUDA math (libdevice through `math`) and NumPy's scalar types, and the
 scalar helpers are recompiled as device functions over that namespace.
 
-Memory: each launch copies NumPy inputs to the device and its outputs back (device arrays that
-expose `__cuda_array_interface__` are used without a copy); the executor's arena is host memory.
+Memory: called with NumPy arrays, the executor's plan runs as usual and each launch copies its
+inputs to the device and its outputs back. Called with device arrays (`call_on_device`), the
+plan runs on the device (`device_runner`): arguments are read in place, intermediates live in
+a device arena laid out by the memory plan and kept between calls, results stay on the device.
 """
 
 import contextlib
@@ -27,8 +29,18 @@ import numpy as np
 from numba import cuda, types
 from numba.cuda import libdevice
 
-from ..kernels import CONTIGUOUS, ELEMENT, REDUCE, ROW, SCALAR, describe, index_into, source_name
-from ..ops import compute_dtype
+from ..kernels import (
+    CONTIGUOUS,
+    ELEMENT,
+    REDUCE,
+    ROW,
+    SCALAR,
+    describe,
+    index_into,
+    result_cast,
+    source_name,
+)
+from ..ops import cast, compute_dtype
 from . import scalar_helpers, vecmath
 from .base import CompiledKernel, is_device_array
 
@@ -306,7 +318,7 @@ def reduction_source(desc):
         for st in accs:
             red, a = desc.reduction(st), f"{st.name}_a"
             x = st.node.args[0]
-            value = _cast(read(st.node)(x), x.dtype, red.acc)
+            value = cast(read(st.node)(x), x.dtype, red.acc)
             if red.arg:
                 inner += [f"{st.name}_x = {value}",
                           f"if {st.name}_i == rowsize or {red.update(a, st.name + '_x')}:",
@@ -329,7 +341,7 @@ def reduction_source(desc):
         for st in accs:
             red = desc.reduction(st)
             body.append(f"{st.name} = {st.name}_i" if red.arg else
-                        f"{st.name} = {_result(st.name + '_a', st.node.dtype)}")
+                        f"{st.name} = {result_cast(st.name + '_a', st.node.dtype)}")
         body += row_statements(p + 1)
     stores = [f"{o.name}[{desc.row_index(o.node, names) if o.node.shape else '0'}] = "
               f"{st_of[o.node].name}" for o in desc.outputs if st_of[o.node].role != ELEMENT]
@@ -366,7 +378,7 @@ def _finish_source(desc, read):
         else:
             body += ["for b in range(nparts):",
                      f"    {a} = {red.update(a, f'{st.name}_p[b]')}",
-                     f"{st.name} = {_result(a, st.node.dtype)}"]
+                     f"{st.name} = {result_cast(a, st.node.dtype)}"]
     body += [f"{st.name} = {desc.expr(st, read(st.node))}" for st in desc.statements
              if st.role == ROW and st.at == 1]
     st_of = {st.node: st for st in desc.statements}
@@ -412,16 +424,6 @@ def _combine(desc, accs):
             lines.append(f"{st.name}_i = {st.name}_shi[0]")
     lines.append("cuda.syncthreads()")  # before the shared arrays are written again
     return lines
-
-
-def _cast(expr, src, dst):
-    from ..ops import cast
-    return cast(expr, src, dst)
-
-
-def _result(expr, dtype):
-    from ..kernels import result_cast
-    return result_cast(expr, dtype)
 
 
 def kernel_source(desc):
