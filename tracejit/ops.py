@@ -560,11 +560,35 @@ def _histogram_infer(args, attrs):
 register(Op("searchsorted", HOST, lambda args, attrs: (
     args[1].shape, _searchsorted(_dummy(args[0].shape, args[0].dtype), _dummy(
         args[1].shape, args[1].dtype), **attrs).dtype), _searchsorted, vjp=nondifferentiable))
+def _interp_vjp(ans, g, x, xp, fp):
+    # y = fp[k] + slope * (x - xp[k]) on the segment k holding x; constant outside [xp0, xpn]
+    n = xp.shape[0]
+    if n < 2:
+        return np.zeros_like(x), np.zeros_like(xp), np.sum(g) + np.zeros_like(fp)
+    k = np.clip(np.searchsorted(xp, x, side="right") - 1, 0, n - 2)
+    x0, x1, f0, f1 = xp[k], xp[k + 1], fp[k], fp[k + 1]
+    slope = (f1 - f0) / (x1 - x0)
+    inside = (x >= xp[0]) & (x <= xp[n - 1])
+    t = np.where(inside, (x - x0) / (x1 - x0), np.where(x < xp[0], 0.0, 1.0))
+    g_fp, g_xp = np.zeros_like(fp), np.zeros_like(xp)
+    np.add.at(g_fp, k, g * (1 - t))
+    np.add.at(g_fp, k + 1, g * t)
+    np.add.at(g_xp, k, np.where(inside, g * slope * (t - 1), 0.0))
+    np.add.at(g_xp, k + 1, np.where(inside, -g * slope * t, 0.0))
+    return np.where(inside, g * slope, 0.0), g_xp, g_fp
+
+
 register(Op("interp", HOST, lambda args, attrs: (args[0].shape, np.interp(*[
     _dummy(a.shape, a.dtype) if a.ndim == 0 else np.zeros(1, a.dtype) for a in args]).dtype),
-    np.interp))
+    np.interp, vjp=_interp_vjp))
 register(Op("histogram", HOST, _histogram_infer, _histogram, vjp=nondifferentiable))
-register(Op("sort", HOST, _host_infer(_sort), _sort))
+def _sort_vjp(ans, g, x, axis, kind):
+    # each sorted position's gradient goes back to the element that landed there
+    rank = np.argsort(np.argsort(x, axis=axis, kind="stable"), axis=axis, kind="stable")
+    return (np.take_along_axis(g, rank, axis=axis),)
+
+
+register(Op("sort", HOST, _host_infer(_sort), _sort, vjp=_sort_vjp))
 register(Op("argsort", HOST, _host_infer(_argsort), _argsort, vjp=nondifferentiable))
 def _mT(x):
     return np.swapaxes(x, -1, -2)
@@ -587,8 +611,19 @@ register(Op("inv", HOST, _linalg_infer(np.linalg.inv, lambda a: a.shape), np.lin
             vjp=lambda ans, g, a: (-(_mT(ans) @ g @ _mT(ans)),)))
 register(Op("det", HOST, _linalg_infer(np.linalg.det, lambda a: a.shape[:-2]), np.linalg.det,
             vjp=_det_vjp))
+def _cholesky_vjp(ans, g, a):
+    # NumPy reads a's lower triangle only: with S = L^-T Phi(L^T g) L^-1 (Phi: the lower
+    # triangle, its diagonal halved), the gradient is tril(S + S^T) - diag(S)
+    lt_g = _mT(ans) @ g
+    eye = np.eye(ans.shape[-1])
+    phi = np.tril(lt_g) - 0.5 * eye * lt_g
+    inv = np.linalg.inv(ans)
+    s = _mT(inv) @ phi @ inv
+    return (np.tril(s + _mT(s)) - eye * s,)
+
+
 register(Op("cholesky", HOST, _linalg_infer(np.linalg.cholesky, lambda a: a.shape),
-            np.linalg.cholesky))
+            np.linalg.cholesky, vjp=_cholesky_vjp))
 
 
 def _draw(*after, source, method, params, kwargs, **result_and_order):

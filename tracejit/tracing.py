@@ -141,7 +141,9 @@ def _no_conversion(what):
 def _refuse_conversion(self, what):
     self._check(None)  # a leaked value gets the leak message, not the conversion one
     weak = self.node.weak  # a Python scalar argument, or arithmetic on one
-    if what == "np.asarray()" and not (weak and _scalar_arguments(self.node)):
+    # a Python int argument NumPy needs as a value (np.arange(n), a shape) is traced by value
+    if what == "np.asarray()" and not (weak and self.dtype.kind == "i"
+                                       and _scalar_arguments(self.node)):
         raise with_location(
             TraceError, "np.asarray() of a traced Python scalar (a scalar argument, or a "
             "list or tuple of them): NumPy needs concrete values, which do not exist while "
