@@ -30,10 +30,10 @@ class Selection:
     __hash__ = object.__hash__
 
     def __init__(self, values, mask):
-        from .tracing import Proxy
-        # snapshots: later writes into x or the mask's array do not change this copy
-        self.values = Proxy(values.node, values._trace)
-        self.mask = Proxy(mask.node, mask._trace)
+        # snapshots (new proxies of the current values, no buffer): later writes into x or
+        # the mask's array do not change this copy
+        self.values = type(values)(values.node, values._trace)
+        self.mask = type(mask)(mask.node, mask._trace)
 
     @property
     def dtype(self):
