@@ -117,6 +117,29 @@ def bench_overhead(*, timing, keep_going, n: int = 100):
     return row
 
 
+def bench_argument_kinds(*, timing, keep_going, n: int = 100):
+    """The cached call with each kind of argument the fast path takes (arrays, Python and NumPy
+    scalars) and a pytree (a dict of arrays, the slower general path); the njit kernel's time
+    is in bench_overhead's row."""
+    a, b, c = ref.make_inputs("fma", size=n)
+    cases = {"arrays": (a, b, c), "python float": (a, b, 0.5), "numpy float64": (a, b,
+             np.float64(0.5)), "dict of arrays": ({"a": a, "b": b, "c": c},)}
+    rows = []
+    for kind, args in cases.items():
+        fn = ref.fma_numpy if kind != "dict of arrays" else (lambda p: p["a"] * p["b"] + p["c"])
+        expected = fn(*args)
+        peers = {"numpy": (fn, args)}
+        notes = {}
+        tp = harness.tracejit_peer(fn, args, fuse=True)
+        if tp.ok:
+            peers["tracejit fused"] = (tp.fn, args)
+        else:
+            notes["tracejit fused"] = f"tracejit: not supported yet ({tp.reason})"
+        rows.append(harness.run_peers(f"overhead, {kind}", expected, peers, notes=notes,
+                                      keep_going=keep_going, timing=timing, **_tol(expected)))
+    return rows
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     n = args.size or (1_000_000 if args.quick else 10_000_000)
@@ -154,7 +177,8 @@ def main(argv=None) -> dict:
     print()
     table = harness.report(f"elementwise, n={n:,}", rows, peers=PEERS, unit="ms")
     print()
-    otable = harness.report("per-call overhead, a * b + c, n=100", [over], unit="us")
+    kinds = bench_argument_kinds(timing=tiny_timing, keep_going=args.keep_going)
+    otable = harness.report("per-call overhead, a * b + c, n=100", [over, *kinds], unit="us")
     s = over.extra["overhead"]
     if s:
         print(f"tracejit cached call - njit kernel alone: {s['tracejit_minus_njit_us']:+.2f} us;"
