@@ -1,5 +1,6 @@
-"""Checkpoints: graphs saved as versioned JSON plus an .npz of array constants, and parameter
-pytrees as .npz files.
+"""Checkpoints: graphs saved as versioned JSON plus an .npz of array constants, symbolic programs
+over variables without a declared shape or dtype (the recorded calls, in the same way), and
+parameter pytrees as .npz files.
 
 Saving writes plain data only: op names, argument references, attributes from a whitelist of
 plain types (None, bool, int, float, str, tuples, dtypes, static indices), shapes and dtypes.
@@ -7,11 +8,17 @@ Loading trusts nothing in the files: it checks the format version, every op name
 table, its arity and attribute names, every attribute value's type, every shape and dtype against
 the op's own rules (and NumPy's, for views), that references point to earlier nodes (no cycles),
 and it reads arrays with allow_pickle=False. Nothing from a file is evaluated or imported; a bad
-file raises GraphFormatError saying what is wrong and where.
+file raises GraphFormatError saying what is wrong and where. A symbolic program names each
+call's function (a ufunc, a NumPy function or ndarray method the tracer supports, an operator),
+resolved on load from an explicit table of those functions.
 """
 
+import functools
+import inspect
 import json
+import keyword
 import math
+import operator
 import os
 
 import numpy as np
@@ -23,6 +30,7 @@ from .ops import OPS, SUPPORTED_KINDS, ArrayKey, Index
 
 FORMAT = "tracejit.graph"
 VERSION = 1
+SYMBOLS_FORMAT = "tracejit.symbols"  # a symbolic program: its calls, compiled when called
 PARAMS_FORMAT = "tracejit.params"
 
 # A value larger than this (bytes) is refused: no real graph needs it, and a hostile file could
@@ -228,11 +236,16 @@ def save_graph(path, graph):
 def load_graph(path):
     """The Graph saved at `path` (.json and .npz), validated; GraphFormatError if it is not a
     graph this version of tracejit wrote."""
+    return _read(path, graph_from_document)
+
+
+def _read(path, build):
+    """build(the JSON document at `path`, its .npz constants, the file's name)."""
     json_path, npz_path = _paths(path)
     document = _read_json(json_path)
     arrays = _Constants(npz_path)
     try:
-        return graph_from_document(document, arrays, os.path.basename(json_path))
+        return build(document, arrays, os.path.basename(json_path))
     except RecursionError:  # attribute values or result structures nested absurdly deep
         raise GraphFormatError(f"{json_path}: values nested too deep") from None
     finally:
@@ -585,13 +598,316 @@ def _check_static(op, args, attrs, where):
 
 
 # ---------------------------------------------------------------------------------------------
+# symbolic programs: the calls symbols recorded, for variables without a shape or dtype
+#
+# {"format": "tracejit.symbols", "version": 1, "symbols": [...], "outputs": [...], "out_tree"}
+# where each symbol is one of (references are {"symbol": i} to an earlier one):
+#   {"variable": name, "shape": null or [length or null, ...], "dtype": null or "<f8", "loc"}
+#   {"constant": a value, "loc"}
+#   {"call": "numpy.exp" / "numpy.add.reduce" / "numpy.linalg.solve" / "operator.add" /
+#            "ndarray.sum" (a method) / "ndarray.T" (a property), "args": [...], "kwargs", "loc"}
+#   {"grad": reference, "wrt": [variable references], "head": a value, "loc"}: the gradients,
+#       read by index (operator.getitem)
+# A value is plain data (as attributes), {"list"/"tuple": [...]}, {"slice": [start, stop,
+# step]}, a reference, or {"array": name in the .npz, "shape", "dtype"}.
+
+_OPERATORS = ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and_", "or_", "xor",
+              "lshift", "rshift", "matmul", "eq", "ne", "lt", "le", "gt", "ge", "neg", "pos",
+              "abs", "invert", "getitem")
+_UFUNC_METHODS = ("reduce", "accumulate", "reduceat", "outer")
+# ndarray methods that need values or write in place: never recorded by a working program
+_VALUE_METHODS = {"fill", "put", "partition", "resize", "setfield", "item", "tolist"}
+_UFUNC_KEYWORDS = {"where", "casting", "order", "dtype", "subok"}
+
+
+def _function_name(fn):
+    module = getattr(fn, "__module__", None) or "numpy"
+    return module.replace("numpy._core.", "numpy.").replace("numpy.core.", "numpy.") + \
+        "." + fn.__name__
+
+
+@functools.cache
+def _callables():
+    """{saved name: function} of everything a symbolic program may call; a method or property
+    of ndarray maps to its name."""
+    from .numpy_api import FUNCTIONS
+    from .symbolic import _UNKNOWN_UNTIL_CALLED
+    from .tracing import Proxy
+    table = {f"operator.{name}": getattr(operator, name) for name in _OPERATORS}
+    for name in dir(np):
+        ufunc = getattr(np, name)
+        if isinstance(ufunc, np.ufunc) and ufunc.__name__ == name:
+            table[f"numpy.{name}"] = ufunc
+            table.update({f"numpy.{name}.{m}": getattr(ufunc, m) for m in _UFUNC_METHODS})
+    for fn in FUNCTIONS:
+        table.setdefault(_function_name(fn), fn)
+    for name in dir(np.ndarray):
+        if not name.startswith("_") and hasattr(Proxy, name) and \
+                name not in _VALUE_METHODS | _UNKNOWN_UNTIL_CALLED:
+            table[f"ndarray.{name}"] = name
+    return table
+
+
+@functools.cache
+def _names():
+    return {fn: name for name, fn in _callables().items() if type(fn) is not str}
+
+
+def save_symbols(path, outputs):
+    """Write symbols (or a pytree of them) as `path`.json and `path`.npz."""
+    document, arrays = symbols_document(outputs)
+    json_path, npz_path = _paths(path)
+    with open(json_path, "w") as f:
+        json.dump(document, f, indent=1)
+    np.savez(npz_path, **arrays)
+
+
+def symbols_document(outputs):
+    """(the JSON document of a symbolic program, its array constants by name)."""
+    from .symbolic import Variable, _postorder, variables_of
+    leaves, tree = pytree.flatten(outputs)
+    # variables first, in creation order: the loaded program takes them in the same order
+    order = variables_of(leaves)
+    order += [s for s in _postorder(leaves) if not isinstance(s, Variable)]
+    ids, entries, arrays = {}, [], {}
+    for sym in order:
+        entry = _symbol_entry(sym, ids, arrays, f"symbol {len(entries)} ({sym._label})")
+        entry["loc"] = _loc(sym._loc)
+        ids[id(sym)] = len(entries)
+        entries.append(entry)
+    document = {"format": SYMBOLS_FORMAT, "version": VERSION, "symbols": entries,
+                "outputs": [ids[id(s)] for s in leaves], "out_tree": _encode_tree(tree)}
+    return document, arrays
+
+
+def _symbol_entry(sym, ids, arrays, where):
+    from .symbolic import Variable, _call_method, _constant, _Gradients
+
+    def value(x):
+        return _encode_value(x, ids, arrays, where)
+    if isinstance(sym, Variable):
+        return {"variable": sym.name, "shape": None if sym.shape is None else list(sym.shape),
+                "dtype": None if sym.dtype is None else sym.dtype.str}
+    if isinstance(sym, _Gradients):
+        return {"grad": value(sym._of), "wrt": [value(v) for v in sym._wrt],
+                "head": value(sym._args[1])}
+    fn, args = sym._fn, sym._args
+    if fn is _constant:
+        return {"constant": value(args[0])}
+    if fn is _call_method or fn is getattr:
+        name, args = f"ndarray.{args[1]}", (args[0], *args[2:])
+    else:
+        try:
+            name = _names().get(fn)
+        except TypeError:  # not hashable: not a function of the table
+            name = None
+        if name is None:
+            raise UnsupportedError(f"{where}: a call of {getattr(fn, '__name__', fn)!r} cannot "
+                                   "be saved; save with example arrays for the variables")
+    return {"call": name, "args": [value(a) for a in args],
+            "kwargs": {k: value(v) for k, v in sym._kwargs.items()}}
+
+
+def _encode_value(x, ids, arrays, where):
+    from .symbolic import Symbol
+    if isinstance(x, Symbol):
+        return {"symbol": ids[id(x)]}
+    if type(x) in (list, tuple):
+        return {type(x).__name__: [_encode_value(v, ids, arrays, where) for v in x]}
+    if type(x) is slice:
+        return {"slice": [_encode_value(v, ids, arrays, where)
+                          for v in (x.start, x.stop, x.step)]}
+    if type(x) is np.ndarray:
+        name = f"c{len(arrays)}"
+        arrays[name] = x
+        return {"array": name, "shape": list(x.shape), "dtype": x.dtype.str}
+    return _encode(x, where)
+
+
+def symbols_from_document(document, arrays, source="symbols"):
+    """The symbols a JSON document of a symbolic program describes, validated."""
+    from .symbolic import Symbol, Variable, _constant, _Gradients
+    _keys(document, {"format", "version", "symbols", "outputs", "out_tree"}, source)
+    if document["version"] != VERSION or type(document["version"]) is not int:
+        raise GraphFormatError(f"{source}: unsupported format version "
+                               f"{_short(document['version'])}; this tracejit reads version "
+                               f"{VERSION}")
+    entries = document["symbols"]
+    if type(entries) is not list:
+        raise GraphFormatError(f"{source}: symbols is not a list")
+    symbols, used_arrays, names = [], set(), set()
+    for i, entry in enumerate(entries):
+        where = f"{source}: symbol {i}"
+        kind = next((k for k in ("variable", "constant", "call", "grad")
+                     if type(entry) is dict and k in entry), None)
+        if kind is None:
+            raise GraphFormatError(f"{where}: not a variable, constant, call or grad")
+        fields = {"variable": {"shape", "dtype"}, "constant": set(), "call": {"args", "kwargs"},
+                  "grad": {"wrt", "head"}}[kind]
+        _keys(entry, {kind, "loc", *fields}, where)
+        loc = entry["loc"]
+        if loc is not None and not (type(loc) is list and len(loc) == 2 and
+                                    type(loc[0]) is str and type(loc[1]) is int):
+            raise GraphFormatError(f"{where}: loc is not [file, line]")
+        loc = tuple(loc) if loc else None
+
+        def value(x, what, where=where):
+            return _decode_value(x, symbols, arrays, used_arrays, f"{where} {what}")
+        if kind == "variable":
+            sym = _variable(entry, names, where)
+        elif kind == "constant":
+            constant = value(entry["constant"], "value")
+            if type(constant) not in (bool, int, float, np.ndarray) and \
+                    not isinstance(constant, np.generic):
+                raise GraphFormatError(f"{where}: a constant is a number or an array")
+            sym = Symbol(_constant, (constant,), label="const", loc=loc)
+        elif kind == "grad":
+            of, head = value(entry["grad"], "grad"), value(entry["head"], "head")
+            wrt = [value(v, "wrt") for v in entry["wrt"]] if type(entry["wrt"]) is list \
+                else None
+            if not isinstance(of, Symbol) or isinstance(of, _Gradients) or wrt is None or \
+                    not all(isinstance(v, Variable) for v in wrt):
+                raise GraphFormatError(f"{where}: a gradient is of a symbol with respect to "
+                                       "a list of variables")
+            if not (head is None or isinstance(head, (Symbol, np.ndarray, np.generic)) or
+                    type(head) in (bool, int, float)) or isinstance(head, _Gradients):
+                raise GraphFormatError(f"{where}: head is not a value")
+            sym = _Gradients(of, wrt, head, loc)
+        else:
+            sym = _call(entry, value, loc, where)
+        if isinstance(sym, Variable):
+            sym._loc = loc
+        symbols.append(sym)
+    if arrays.names - used_arrays:
+        raise GraphFormatError(f"{source}: the .npz holds arrays no symbol uses: "
+                               f"{sorted(arrays.names - used_arrays)[:3]}")
+    refs = document["outputs"]
+    if type(refs) is not list or not all(type(r) is int and 0 <= r < len(symbols) and
+                                         not isinstance(symbols[r], _Gradients) for r in refs):
+        raise GraphFormatError(f"{source}: outputs {_short(refs)} are not references to "
+                               "symbols")
+    tree = _tree(document["out_tree"], f"{source}: out_tree", [0])
+    if pytree.num_leaves(tree) != len(refs):
+        raise GraphFormatError(f"{source}: out_tree has {pytree.num_leaves(tree)} leaves for "
+                               f"{len(refs)} outputs")
+    return pytree.unflatten(tree, [symbols[r] for r in refs])
+
+
+def _variable(entry, names, where):
+    from .symbolic import Variable
+    name, shape, dtype = entry["variable"], entry["shape"], entry["dtype"]
+    if type(name) is not str or not name.isidentifier() or keyword.iskeyword(name):
+        raise GraphFormatError(f"{where}: {_short(name)} is not a variable name")
+    if name in names:
+        raise GraphFormatError(f"{where}: two variables are named {name!r}")
+    names.add(name)
+    if shape is not None and not (type(shape) is list and len(shape) <= 32 and all(
+            d is None or (type(d) is int and 0 <= d < 2**62) for d in shape)):
+        raise GraphFormatError(f"{where}: {_short(shape)} is not a shape")
+    return Variable(name, shape, None if dtype is None else _dtype(dtype, f"{where} dtype"))
+
+
+def _call(entry, value, loc, where):
+    from .symbolic import Symbol, _call_method, _Gradients
+    name, args, kwargs = entry["call"], entry["args"], entry["kwargs"]
+    fn = _callables().get(name) if type(name) is str else None
+    if fn is None:
+        raise GraphFormatError(f"{where}: {_short(name)} is not a function a symbolic program "
+                               "may call")
+    where = f"{where} ({name})"
+    if type(args) is not list or type(kwargs) is not dict:
+        raise GraphFormatError(f"{where}: args is not a list or kwargs not an object")
+    if not all(k.isidentifier() and k != "out" for k in kwargs):
+        raise GraphFormatError(f"{where}: keyword arguments {sorted(kwargs)} are not allowed")
+    args = [value(a, f"argument {i}") for i, a in enumerate(args)]
+    kwargs = {k: value(v, f"argument {k}") for k, v in kwargs.items()}
+    leaves = pytree.flatten((args, kwargs))[0]
+    groups = [x for x in leaves if isinstance(x, _Gradients)]
+    if not any(isinstance(x, Symbol) for x in leaves):
+        raise GraphFormatError(f"{where}: no argument is a symbol")
+    if groups and not (name == "operator.getitem" and args[0] is groups[0] and len(groups) == 1
+                       and type(args[1]) is int and 0 <= args[1] < len(groups[0]._wrt)):
+        raise GraphFormatError(f"{where}: gradients are read by index, one at a time")
+    method = isinstance(fn, str)
+    if (method or name == "operator.getitem") and not (args and isinstance(args[0], Symbol)):
+        raise GraphFormatError(f"{where}: the first argument is not a symbol")
+    if method and not callable(getattr(np.ndarray, fn)):  # a property
+        if len(args) != 1 or kwargs:
+            raise GraphFormatError(f"{where}: a property takes the symbol only")
+        return Symbol(getattr, (args[0], fn), label=fn, loc=loc)
+    _check_arity(fn, args, kwargs, where)
+    if method:
+        return Symbol(_call_method, (args[0], fn, *args[1:]), kwargs, label=fn, loc=loc)
+    return Symbol(fn, args, kwargs, label=name.rsplit(".", 1)[-1].rstrip("_"), loc=loc)
+
+
+def _check_arity(fn, args, kwargs, where):
+    from .tracing import Proxy
+    if isinstance(fn, np.ufunc):
+        if len(args) != fn.nin or not set(kwargs) <= _UFUNC_KEYWORDS:
+            raise GraphFormatError(f"{where}: takes {fn.nin} arguments and keywords from "
+                                   f"{sorted(_UFUNC_KEYWORDS)}")
+        return
+    if isinstance(fn, str):
+        fn = getattr(Proxy, fn)
+    try:
+        inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError as e:
+        raise GraphFormatError(f"{where}: {e}") from None
+    except ValueError:  # no signature to check: the call checks its arguments
+        pass
+
+
+def _decode_value(x, symbols, arrays, used_arrays, where):
+    def inner(v):
+        return _decode_value(v, symbols, arrays, used_arrays, where)
+    if type(x) is dict and len(x) == 1:
+        (tag, items), = x.items()
+        if tag == "symbol":
+            if type(items) is not int or not 0 <= items < len(symbols):
+                raise GraphFormatError(f"{where}: {_short(x)} does not refer to an earlier "
+                                       "symbol")
+            return symbols[items]
+        if tag in ("list", "tuple") and type(items) is list:
+            return (list if tag == "list" else tuple)(inner(v) for v in items)
+        if tag == "slice" and type(items) is list and len(items) == 3:
+            parts = [inner(v) for v in items]
+            if not all(p is None or type(p) is int for p in parts):
+                raise GraphFormatError(f"{where}: a slice holds ints or None")
+            return slice(*parts)
+    if type(x) is dict and set(x) == {"array", "shape", "dtype"}:
+        name, dtype = x["array"], _dtype(x["dtype"], where)
+        shape = _shape(x["shape"], dtype, where)
+        if type(name) is not str or name not in arrays.names or name in used_arrays:
+            raise GraphFormatError(f"{where}: {_short(name)} names no unused array in the .npz")
+        used_arrays.add(name)
+        array = arrays.read(name, shape, dtype, where)
+        if array.shape != shape or array.dtype != dtype:
+            raise GraphFormatError(f"{where}: the .npz array {name!r} is {array.dtype}"
+                                   f"{list(array.shape)}, not {dtype}{list(shape)}")
+        array.flags.writeable = False
+        return array
+    decoded = _decode(x, where)  # a number, string, dtype, None or Ellipsis
+    if type(decoded) in (Index, ArrayKey, tuple):
+        raise GraphFormatError(f"{where}: {_short(x)} is not an argument value")
+    if type(decoded) is int and not -2**63 <= decoded < 2**64:
+        raise GraphFormatError(f"{where}: {decoded} does not fit in 64 bits")
+    return decoded
+
+
+# ---------------------------------------------------------------------------------------------
 # public entry points
 
 def load(path):
     """Load a saved program (`D.save(path)`, `f.save(path, *args)`): symbols with the saved
     structure, one Variable per input; `tj.compile(tj.load(path))(x=...)` runs it."""
     from .symbolic import symbols_of
-    return symbols_of(load_graph(path))
+
+    def build(document, arrays, source):
+        if type(document) is dict and document.get("format") == SYMBOLS_FORMAT:
+            return symbols_from_document(document, arrays, source)
+        return symbols_of(graph_from_document(document, arrays, source))
+    return _read(path, build)
 
 
 def save_params(path, params):

@@ -108,10 +108,16 @@ class Symbol:
         return gradients(self, wrt, head)
 
     def save(self, path, **examples):
-        """Save this program as `path`.json and `path`.npz (read back by tracejit.load); the
-        examples give the shape and dtype of variables declared without them."""
-        from .serialize import save_graph
-        save_graph(path, program_graph(self, examples))
+        """Save this program as `path`.json and `path`.npz (read back by tracejit.load). With
+        examples (the shape and dtype of variables declared without them), or when every
+        variable declares both, it is saved as a typed graph; otherwise as its recorded calls,
+        which compile for whatever arrays a call passes."""
+        from .serialize import save_graph, save_symbols
+        if not examples and any(v.shape is None or None in v.shape or v.dtype is None
+                                for v in variables_of([self])):
+            save_symbols(path, self)
+        else:
+            save_graph(path, program_graph(self, examples))
 
     def __repr__(self):
         loc = f" ({self._loc[0].rsplit('/', 1)[-1]}:{self._loc[1]})" if self._loc else ""
