@@ -65,6 +65,9 @@ CASES = {
                                    (_normal(40, dtype=np.float32), 0.75)),
     "elementwise-int-helpers": (lambda a, b: (a // b, a % b, a ** 2, a << 3),
                                 (rng.integers(-50, 50, 60), rng.integers(1, 9, 60))),
+    "elementwise-rounding": (lambda a: (np.rint(a * 3), np.floor(a) + np.ceil(a), np.trunc(a),
+                                        np.cbrt(a), np.exp2(a), np.signbit(a)),
+                             (_normal(50) * 4,)),
     "elementwise-float16": (lambda a: a * a + np.float16(1), (_normal(33, dtype=np.float16),)),
     "elementwise-0d": (lambda a, b: a * b + 1.0, (np.asarray(2.0), _normal(5))),
     "full-reduction": (lambda a, b: np.sum((a - b) ** 2), (_normal(500), _normal(500))),
@@ -146,10 +149,11 @@ def test_kernels_are_cached_by_source():
     assert fn.cache_info().kernels_compiled == 1
 
 
-# every kernel kind once: flat, strided and broadcast elementwise with device helpers and
-# float16, split full reductions (sum; argmax and max), block-per-row, thread-per-column,
-# rowwise, a matmul epilogue, and the tiled matmul
-PTX_CASES = ["elementwise-broadcast-strided", "elementwise-int-helpers", "elementwise-float16",
+# every kernel kind once: flat, strided and broadcast elementwise with device helpers,
+# libdevice math and float16, split full reductions (sum; argmax and max), block-per-row,
+# thread-per-column, rowwise, a matmul epilogue, and the tiled matmul
+PTX_CASES = ["elementwise-broadcast-strided", "elementwise-int-helpers", "elementwise-rounding",
+             "elementwise-float16",
              "full-reduction", "full-argmax-nan", "axis-reduction", "column-reduction",
              "rowwise-softmax", "matmul-epilogue"]
 _PTX_SCRIPT = textwrap.dedent("""
