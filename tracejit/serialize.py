@@ -609,7 +609,8 @@ def _check_static(op, args, attrs, where):
 #   {"grad": reference, "wrt": [variable references], "head": a value, "loc"}: the gradients,
 #       read by index (operator.getitem)
 # A value is plain data (as attributes), {"list"/"tuple": [...]}, {"slice": [start, stop,
-# step]}, a reference, or {"array": name in the .npz, "shape", "dtype"}.
+# step]}, {"type": "float"} (bool, int, float, complex), a reference, or {"array": name in the
+# .npz, "shape", "dtype"}.
 
 _OPERATORS = ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and_", "or_", "xor",
               "lshift", "rshift", "matmul", "eq", "ne", "lt", "le", "gt", "ge", "neg", "pos",
@@ -618,6 +619,7 @@ _UFUNC_METHODS = ("reduce", "accumulate", "reduceat", "outer")
 # ndarray methods that need values or write in place: never recorded by a working program
 _VALUE_METHODS = {"fill", "put", "partition", "resize", "setfield", "item", "tolist"}
 _UFUNC_KEYWORDS = {"where", "casting", "order", "dtype", "subok"}
+_SCALAR_TYPES = {"bool": bool, "int": int, "float": float, "complex": complex}
 
 
 def _function_name(fn):
@@ -717,6 +719,8 @@ def _encode_value(x, ids, arrays, where):
     if type(x) is slice:
         return {"slice": [_encode_value(v, ids, arrays, where)
                           for v in (x.start, x.stop, x.step)]}
+    if type(x) is type and x in _SCALAR_TYPES.values():  # x.astype(float): a dtype's alias
+        return {"type": x.__name__}
     if type(x) is np.ndarray:
         name = f"c{len(arrays)}"
         arrays[name] = x
@@ -870,6 +874,8 @@ def _decode_value(x, symbols, arrays, used_arrays, where):
             return symbols[items]
         if tag in ("list", "tuple") and type(items) is list:
             return (list if tag == "list" else tuple)(inner(v) for v in items)
+        if tag == "type" and items in _SCALAR_TYPES:
+            return _SCALAR_TYPES[items]
         if tag == "slice" and type(items) is list and len(items) == 3:
             parts = [inner(v) for v in items]
             if not all(p is None or type(p) is int for p in parts):
