@@ -250,13 +250,26 @@ def _sample_document():
     return json.dumps(document), arrays
 
 
+def _symbols_document():
+    """A small symbolic program over untyped variables: constants, a property, a slice, a
+    method, ufuncs, a NumPy function with keywords, and a gradient."""
+    A, B = tj.Variable("A"), tj.Variable("B", shape=(None, 3), dtype=np.float64)
+    x = np.sum(np.tanh(A.T[1:] * tj.Constant(np.arange(6.0).reshape(2, 3)) + B), axis=1)
+    program = {"z": x * 2.0, "m": np.maximum(A, 0).astype(np.float32),
+               "g": tj.gradients(x, "A")}
+    document, arrays = serialize.symbols_document(program)
+    return json.dumps(document), arrays
+
+
 SAMPLE, SAMPLE_ARRAYS = _sample_document()
+SYMBOLS, SYMBOLS_ARRAYS = _symbols_document()
 
 
-def _sample(tmp_path):
-    """The sample's document, and its .npz written as tmp_path/g.npz."""
-    np.savez(tmp_path / "g.npz", **SAMPLE_ARRAYS)
-    return json.loads(SAMPLE)
+def _sample(tmp_path, symbols=False):
+    """The sample's document (the graph's or the symbolic program's), and its .npz written as
+    tmp_path/g.npz."""
+    np.savez(tmp_path / "g.npz", **(SYMBOLS_ARRAYS if symbols else SAMPLE_ARRAYS))
+    return json.loads(SYMBOLS if symbols else SAMPLE)
 
 
 def _write(tmp_path, document, arrays=None, name="h"):
@@ -327,6 +340,73 @@ HOSTILE = {
 def test_hostile_documents(case, tmp_path):
     document = _sample(tmp_path)
     change, message = HOSTILE[case]
+    change(document)
+    with pytest.raises(tj.GraphFormatError, match=message):
+        tj.load(_write(tmp_path, document))
+
+
+def _call(name, change):
+    def edit(doc):
+        change(next(e for e in doc["symbols"] if e.get("call") == name))
+    return edit
+
+
+def _symbol(kind, change):
+    def edit(doc):
+        change(next(e for e in doc["symbols"] if kind in e))
+    return edit
+
+
+HOSTILE_SYMBOLS = {
+    "unknown version": (lambda d: d.update(version=2), "unsupported format version 2"),
+    "os.system": (_call("numpy.tanh", lambda e: e.update(call="os.system")),
+                  "\"os.system\" is not a function a symbolic program may call"),
+    "eval": (_call("numpy.tanh", lambda e: e.update(call="builtins.eval")), "may call"),
+    "a method that writes a file": (_call("ndarray.astype", lambda e: e.update(
+        call="ndarray.tofile")), "may call"),
+    "a property known only when called": (_call("ndarray.T", lambda e: e.update(
+        call="ndarray.shape")), "may call"),
+    "operator arity": (_call("operator.mul", lambda e: e["args"].append(e["args"][0])),
+                       "too many positional arguments"),
+    "ufunc arity": (_call("numpy.tanh", lambda e: e["args"].append(1)), "takes 1 arguments"),
+    "unknown keyword": (_call("numpy.sum", lambda e: e["kwargs"].update(bogus=1)),
+                        "unexpected keyword argument 'bogus'"),
+    "out=": (_call("numpy.sum", lambda e: e["kwargs"].update(out={"symbol": 0})),
+             r"keyword arguments \['axis', 'out'\] are not allowed"),
+    "forward reference": (_call("operator.mul", lambda e: e["args"].__setitem__(0, {
+        "symbol": 10**6})), "does not refer to an earlier symbol"),
+    "no symbol argument": (_call("numpy.tanh", lambda e: e.update(args=[2])),
+                           "no argument is a symbol"),
+    "code as a variable name": (_symbol("variable", lambda e: e.update(
+        variable="__import__('os')")), "is not a variable name"),
+    "two variables of one name": (lambda d: [e.update(variable="A") for e in d["symbols"]
+                                             if "variable" in e], "two variables are named 'A'"),
+    "bad variable shape": (_symbol("variable", lambda e: e.update(shape=[-1])), "not a shape"),
+    "gradient of a call": (_symbol("grad", lambda e: e.update(wrt=[{"symbol": 3}])),
+                           "with respect to a list of variables"),
+    "gradient out of range": (lambda d: next(e for e in d["symbols"] if e.get("call") ==
+                                             "operator.getitem" and e["args"][1] == 0)[
+        "args"].__setitem__(1, 5), "gradients are read by index"),
+    "string constant": (_symbol("constant", lambda e: e.update(constant="rm -rf")),
+                        "a constant is a number or an array"),
+    "constant of another dtype": (_symbol("constant", lambda e: e["constant"].update(
+        dtype="<f4")), r"float64\[2, 3\], not float32\[2, 3\]"),
+    "internal index value": (_call("numpy.sum", lambda e: e["kwargs"].update(axis={
+        "index": [0]})), "is not an argument value"),
+    "huge int": (_call("numpy.sum", lambda e: e["kwargs"].update(axis=2**70)),
+                 "does not fit in 64 bits"),
+    "dangling output": (lambda d: d.update(outputs=[0, 10**6, 1]),
+                        "are not references to symbols"),
+    "not a symbol": (lambda d: d["symbols"].append({"import": "os"}),
+                     "not a variable, constant, call or grad"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_SYMBOLS))
+def test_hostile_symbol_documents(case, tmp_path):
+    document = _sample(tmp_path, symbols=True)
+    tj.load(_write(tmp_path, document))  # the sample itself loads
+    change, message = HOSTILE_SYMBOLS[case]
     change(document)
     with pytest.raises(tj.GraphFormatError, match=message):
         tj.load(_write(tmp_path, document))
