@@ -19,11 +19,11 @@ import json, numpy as np, tracejit as tj
 
 @tj.trace
 def f(a, b):
-    return np.exp(-a * a) * b + 1.0
+    return a * b + 1.0
 
 a, b = np.linspace(-2.0, 2.0, 101), np.arange(101.0)
-got, want = f(a, b), np.exp(-a * a) * b + 1.0
-assert got.dtype == want.dtype and np.allclose(got, want, rtol=1e-15, atol=0)
+got, want = f(a, b), a * b + 1.0
+assert got.dtype == want.dtype and np.array_equal(got, want)
 print(json.dumps(f.cache_info()._asdict()))
 """
 
