@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import tracejit as tj
 from tracejit import pytree, serialize
 from tracejit.ops import OPS
-from tracejit.symbolic import program_graph
+from tracejit.symbolic import Symbol, program_graph
 
 ONES = np.ones(10)
 
@@ -468,7 +468,9 @@ _VALUES = st.recursive(
     st.text(max_size=6),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
         st.sampled_from(["float", "dtype", "tuple", "index", "array_key", "scalar", "kind",
-                         "children", "keys", "op", "args", "attrs", "shape"]), inner, max_size=3),
+                         "children", "keys", "op", "args", "attrs", "shape", "symbol", "list",
+                         "slice", "type", "array", "call", "kwargs", "variable", "constant",
+                         "grad", "wrt", "head"]), inner, max_size=3),
     max_leaves=8)
 
 
@@ -482,6 +484,7 @@ def _paths(obj, prefix=()):
             yield from _paths(v, prefix + (i,))
 
 
+CALLABLES = serialize._callables()  # what a symbolic program may call, by saved name
 _DTYPES = ["|b1", "|i1", "|u1", "<i4", "<i8", "<u8", "<f2", "<f4", "<f8"]
 
 
@@ -492,7 +495,7 @@ def _mutate(document, data):
         action = data.draw(st.sampled_from(["replace", "delete", "insert", "nudge", "op",
                                             "dtype", "swap"]))
         wanted = {"nudge": lambda v: type(v) is int,
-                  "op": lambda v: type(v) is str and v in OPS,
+                  "op": lambda v: type(v) is str and (v in OPS or v in CALLABLES),
                   "dtype": lambda v: type(v) is str and v in _DTYPES,
                   "swap": lambda v: type(v) is list and len(v) > 1}.get(action, lambda v: True)
         paths = [p for p in _paths(document) if p and wanted(_get(document, p))]
@@ -507,7 +510,8 @@ def _mutate(document, data):
         elif action == "nudge":
             parent[path[-1]] += data.draw(st.sampled_from([-1, 1, -2, 2, 10**6, 2**63]))
         elif action == "op":
-            parent[path[-1]] = data.draw(st.sampled_from(sorted(OPS)))
+            names = OPS if parent[path[-1]] in OPS else CALLABLES
+            parent[path[-1]] = data.draw(st.sampled_from(sorted(names)))
         elif action == "dtype":
             parent[path[-1]] = data.draw(st.sampled_from(_DTYPES))
         elif action == "swap":
@@ -531,7 +535,8 @@ FUZZ_EXAMPLES = int(os.environ.get("TRACEJIT_LOADER_FUZZ_EXAMPLES", "300"))
 
 def _fuzz(tmp_path_factory, data):
     tmp_path = tmp_path_factory.mktemp("fuzz")
-    document = _sample(tmp_path)
+    symbols = data.draw(st.integers(0, 2)) == 0  # a third of the files: a symbolic program
+    document = _sample(tmp_path, symbols)
     if data.draw(st.integers(0, 9)) == 0:  # the .npz: overwrite a few bytes, or truncate it
         raw = bytearray((tmp_path / "g.npz").read_bytes())
         for _ in range(data.draw(st.integers(1, 4))):
@@ -548,6 +553,9 @@ def _fuzz(tmp_path_factory, data):
             raw[i] = data.draw(st.integers(0, 255))
         raw = raw[: data.draw(st.integers(0, len(raw)))]
         path = _write(tmp_path, raw.decode("latin-1"))
+    if symbols:
+        _check_loaded_symbols(path)
+        return
     try:
         graph = serialize.load_graph(path)
     except tj.GraphFormatError:
@@ -558,6 +566,22 @@ def _fuzz(tmp_path_factory, data):
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         tj.interpret(graph, *zeros)
+
+
+def _check_loaded_symbols(path):
+    """A symbolic program loads as symbols or raises GraphFormatError; what loads saves again
+    as a document that loads to the same program (its calls run when it is compiled and
+    called, with the shapes of that call, as a program the user wrote)."""
+    try:
+        loaded = tj.load(path)
+    except tj.GraphFormatError:
+        return
+    assert all(isinstance(s, Symbol) for s in pytree.flatten(loaded)[0])
+    document, arrays = serialize.symbols_document(loaded)
+    np.savez(f"{path}2.npz", **arrays)
+    with open(f"{path}2.json", "w") as fh:
+        json.dump(document, fh)
+    assert serialize.symbols_document(tj.load(f"{path}2"))[0] == document
 
 
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None,

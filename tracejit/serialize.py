@@ -852,14 +852,20 @@ def _check_arity(fn, args, kwargs, where):
             raise GraphFormatError(f"{where}: takes {fn.nin} arguments and keywords from "
                                    f"{sorted(_UFUNC_KEYWORDS)}")
         return
-    if isinstance(fn, str):
-        fn = getattr(Proxy, fn)
+    signature = _signature(getattr(Proxy, fn) if isinstance(fn, str) else fn)
     try:
-        inspect.signature(fn).bind(*args, **kwargs)
+        if signature is not None:  # without one, the call checks its arguments
+            signature.bind(*args, **kwargs)
     except TypeError as e:
         raise GraphFormatError(f"{where}: {e}") from None
-    except ValueError:  # no signature to check: the call checks its arguments
-        pass
+
+
+@functools.cache
+def _signature(fn):
+    try:
+        return inspect.signature(fn)
+    except ValueError:
+        return None
 
 
 def _decode_value(x, symbols, arrays, used_arrays, where):
