@@ -40,9 +40,9 @@ def _check(traced, *args, rtol=None, own=True):
     assert_same(computed, expected, rtol=rtol)
     if not own:
         return result
-    own = dask.compute(*(traced.eager(*args) if isinstance(result, tuple)
-                         else (traced.eager(*args),)))
-    assert_same(computed, own if isinstance(result, tuple) else own[0], rtol=rtol)
+    theirs = dask.compute(*(traced.eager(*args) if isinstance(result, tuple)
+                            else (traced.eager(*args),)))
+    assert_same(computed, theirs if isinstance(result, tuple) else theirs[0], rtol=rtol)
     return result
 
 
