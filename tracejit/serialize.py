@@ -40,7 +40,7 @@ _MAX_JSON_BYTES = 2**30
 
 # Per op: (number of arguments, or None for any number >= minimum), attribute names it must
 # have, attribute names it may have. Ufunc ops take ufunc.nin arguments and no attributes.
-_VARIADIC = {"concatenate": 1, "index_put": 2}
+_VARIADIC = {"concatenate": 1, "index_put": 2, "histogram": 1}
 _SIGNATURES = {
     "where": (3, (), ()), "astype": (1, ("dtype",), ()), "stop_gradient": (1, (), ()),
     **{op: (1, ("axis", "keepdims"), ("dtype",)) for op in ("sum", "prod")},
@@ -57,7 +57,9 @@ _SIGNATURES = {
     "take": (2, ("axis",), ()), "roll": (1, ("shift", "axis"), ()), "tile": (1, ("reps",), ()),
     "repeat": (1, ("repeats", "axis"), ()),
     "sort": (1, ("axis", "kind"), ()), "argsort": (1, ("axis", "kind"), ()),
-    "solve": (2, (), ()), "inv": (1, (), ()), "det": (1, (), ()),
+    "solve": (2, (), ()), "inv": (1, (), ()), "det": (1, (), ()), "cholesky": (1, (), ()),
+    "searchsorted": (2, ("side",), ()), "interp": (3, (), ()),
+    "histogram": (None, ("bins", "range", "part"), ()),
 }
 # the strings an attribute may hold: names NumPy looks up itself
 _SORT_KINDS = {"quicksort", "mergesort", "heapsort", "stable"}
@@ -516,6 +518,8 @@ def _check_value(op, key, value, where):
             return
         if key == "kind" and op in ("sort", "argsort") and value in _SORT_KINDS:
             return
+        if key == "side" and op == "searchsorted" and value in ("left", "right"):
+            return
         raise GraphFormatError(f"{where}: {value!r} is not allowed here")
     if value is None and key == "ufunc" and op == "index_put":
         return
@@ -561,6 +565,9 @@ def _check_static(op, args, attrs, where):
                  "elements)")
     if "repeats" in attrs and not (type(attrs["repeats"]) is int and attrs["repeats"] >= 0):
         fail("repeats is not a count")
+    if op == "histogram" and not (len(args) <= 2 and attrs["part"] in (0, 1) and type(
+            attrs["bins"]) is int and attrs["bins"] >= 1):
+        fail("a histogram has one or two arguments, a number of bins and part 0 or 1")
     index = attrs.get("index")
     if index is not None:
         if type(index) is not Index:
