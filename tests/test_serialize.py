@@ -114,6 +114,8 @@ def test_unsaveable_symbols_say_why(tmp_path):
     mixed = tj.load(tmp_path / "t") + tj.Variable("y")  # a typed graph inside untyped symbols
     with pytest.raises(tj.UnsupportedError, match="cannot be saved; save with example"):
         mixed.save(tmp_path / "m")
+    with pytest.raises(tj.UnsupportedError, match="'ndarray.fill' cannot be saved"):
+        tj.Variable("z").fill(0.0).save(tmp_path / "f")  # writes in place: no traced form
     (x * 2).save(tmp_path / "typed")  # fully declared: the typed graph, as before
     assert json.loads((tmp_path / "typed.json").read_text())["format"] == "tracejit.graph"
 

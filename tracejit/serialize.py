@@ -710,9 +710,10 @@ def _symbol_entry(sym, ids, arrays, where):
             name = _names().get(fn)
         except TypeError:  # not hashable: not a function of the table
             name = None
-        if name is None:
-            raise UnsupportedError(f"{where}: a call of {getattr(fn, '__name__', fn)!r} cannot "
-                                   "be saved; save with example arrays for the variables")
+    if name not in _callables():
+        what = name or getattr(fn, "__name__", repr(fn))
+        raise UnsupportedError(f"{where}: a call of {what!r} cannot be saved; save with "
+                               "example arrays for the variables")
     return {"call": name, "args": [value(a) for a in args],
             "kwargs": {k: value(v) for k, v in sym._kwargs.items()}}
 
