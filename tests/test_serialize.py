@@ -395,6 +395,8 @@ HOSTILE_SYMBOLS = {
         dtype="<f4")), r"float64\[2, 3\], not float32\[2, 3\]"),
     "internal index value": (_call("numpy.sum", lambda e: e["kwargs"].update(axis={
         "index": [0]})), "is not an argument value"),
+    "unhashable type name": (_call("numpy.sum", lambda e: e["kwargs"].update(dtype={
+        "type": []})), "is not an attribute value"),
     "huge int": (_call("numpy.sum", lambda e: e["kwargs"].update(axis=2**70)),
                  "does not fit in 64 bits"),
     "dangling output": (lambda d: d.update(outputs=[0, 10**6, 1]),

@@ -888,7 +888,7 @@ def _decode_value(x, symbols, arrays, used_arrays, where):
             return symbols[items]
         if tag in ("list", "tuple") and type(items) is list:
             return (list if tag == "list" else tuple)(inner(v) for v in items)
-        if tag == "type" and items in _SCALAR_TYPES:
+        if tag == "type" and type(items) is str and items in _SCALAR_TYPES:
             return _SCALAR_TYPES[items]
         if tag == "slice" and type(items) is list and len(items) == 3:
             parts = [inner(v) for v in items]
