@@ -2,12 +2,13 @@
 vectorises the fused loops around them (Numba calls scalar libm, and there is no SVML here).
 
 Each function is range reduction plus a polynomial, with bit manipulation through integer views
-and selects instead of branches. float64 follows fdlibm/musl (log family) and SLEEF/Cephes (exp
-family) and stays within 1 ulp of NumPy; float32 computes in float64 and rounds once, so it is
-within 1 ulp of the correctly rounded value. The op table's scalar code names these functions
-(`vexp(x)`, ...); `LIBM` maps each name to the NumPy function a backend without this file (CUDA)
-uses instead. Functions not listed here (sin, cos, tan, arctan, erf, power) stay on libm: see
-bench/README.md for why.
+and selects instead of branches. float64 follows fdlibm/musl (log family, sinh/cosh/tanh forms)
+and SLEEF/Cephes (exp family, carrying the reduced argument in two doubles); float32 exp, log and
+tanh run in float32 with Cephes' polynomials (eight lanes), the other float32 functions compute
+in float64 and round once. The op table (ops.VECTOR_MATH) says which loop dtypes use which
+function, by name (`vexp(x)`, ...); `LIBM` maps each name to the NumPy function a backend
+without vector math (CUDA) uses instead. Accuracy and the functions left on libm: see
+bench/README.md and tests/test_vecmath.py.
 """
 
 import numpy as np
@@ -21,7 +22,6 @@ from .scalar_helpers import _expf
 # (alwaysinline) into the kernel loops that call it, where the loop is vectorised. Numba's own
 # inlining (inline="always") would type the helpers again at each call site: seconds per kernel.
 _inline = njit(error_model="numpy", cache=False, forceinline=True)
-_function = _inline
 
 
 # --------------------------------------------------------------------------- bit views, fma
@@ -111,14 +111,14 @@ def _expm1_reduced(x):
     return s, ((r - s) + p) + c * (1.0 + s), n
 
 
-@_function
+@_inline
 def _exp64(x):
     s, lo, n = _expm1_reduced(min(max(x, -746.0), 710.0))  # beyond: 0 and inf
     y = _scale(1.0 + (s + lo), n)
     return x if x != x else y
 
 
-@_function
+@_inline
 def _expm1_64(x):
     s, lo, n = _expm1_reduced(min(max(x, -40.0), 710.0))  # expm1(-40) is -1 in float64
     t = _pow2(n - 1.0)  # 2**n * (1 + s + lo) - 1, halved so that n = 1024 does not overflow
@@ -142,7 +142,7 @@ def _exp_parts(v):
     return 4.0 * _fma(t, lo, _fma(t, s, t - 0.25)), 2.0 * quarter_exp, 2.0 * lost
 
 
-@_function
+@_inline
 def _sinh64(x):
     a = abs(x)
     e, half_exp, _ = _exp_parts(min(a, 710.5))
@@ -152,7 +152,7 @@ def _sinh64(x):
     return x if x != x else y
 
 
-@_function
+@_inline
 def _cosh64(x):
     a = abs(x)
     e, half_exp, half_lost = _exp_parts(min(a, 710.5))
@@ -163,7 +163,7 @@ def _cosh64(x):
     return a if x != x else y
 
 
-@_function
+@_inline
 def _tanh64(x):
     a = abs(x)
     small = a < 1.0
@@ -221,14 +221,14 @@ def _log_special(x, y):
     return x if (x != x or x == np.inf) else y
 
 
-@_function
+@_inline
 def _log64(x):
     f, k = _log_split(x)
     hfsq, tail = _log_poly(f)
     return _log_special(x, tail + k * _LN2_LO - hfsq + f + k * _LN2_HI)
 
 
-@_function
+@_inline
 def _log1p64(x):
     u = 1.0 + x
     f, k = _log_split(u)
@@ -258,7 +258,7 @@ _IVLN10_HI, _IVLN10_LO = 4.34294481878168880939e-01, 2.50829467116452752298e-11
 _LOG10_2_HI, _LOG10_2_LO = 3.01029995663611771306e-01, 3.69423907715893078616e-13
 
 
-@_function
+@_inline
 def _log2_64(x):
     f, k = _log_split(x)
     hi, lo = _log_hi_lo(f)
@@ -269,7 +269,7 @@ def _log2_64(x):
     return _log_special(x, val_lo + w)
 
 
-@_function
+@_inline
 def _log10_64(x):
     f, k = _log_split(x)
     hi, lo = _log_hi_lo(f)
@@ -307,7 +307,7 @@ def _from_bits32(typingctx, i):
 _f = np.float32
 
 
-@_function
+@_inline
 def _log32(x):
     """Cephes' logf: x = 2**k * m with m in [sqrt(2)/2, sqrt(2)), log(m) by a degree-9
     polynomial in m - 1. Subnormal arguments are scaled by 2**25 first."""
@@ -336,13 +336,13 @@ def _log32(x):
     return x if (x != x or x == _f(np.inf)) else y
 
 
-@_function
+@_inline
 def _exp32(x):
     """scalar_helpers' float32 exp, compiled once here (it is inlined by Numba where used)."""
     return _expf(x)
 
 
-@_function
+@_inline
 def _tanh32(x):
     """Cephes' tanhf: an odd polynomial below 0.625, 1 - 2 / (exp(2|x|) + 1) above."""
     a = abs(x)
