@@ -738,7 +738,7 @@ def _encode_value(x, ids, arrays, where):
 
 def symbols_from_document(document, arrays, source="symbols"):
     """The symbols a JSON document of a symbolic program describes, validated."""
-    from .symbolic import Symbol, Variable, _constant, _Gradients
+    from .symbolic import Symbol, _constant, _Gradients
     _keys(document, {"format", "version", "symbols", "outputs", "out_tree"}, source)
     if document["version"] != VERSION or type(document["version"]) is not int:
         raise GraphFormatError(f"{source}: unsupported format version "
@@ -766,7 +766,7 @@ def symbols_from_document(document, arrays, source="symbols"):
         def value(x, what, where=where):
             return _decode_value(x, symbols, arrays, used_arrays, f"{where} {what}")
         if kind == "variable":
-            sym = _variable(entry, names, where)
+            sym = _variable(entry, names, loc, where)
         elif kind == "constant":
             constant = value(entry["constant"], "value")
             if type(constant) not in (bool, int, float, np.ndarray) and \
@@ -774,21 +774,9 @@ def symbols_from_document(document, arrays, source="symbols"):
                 raise GraphFormatError(f"{where}: a constant is a number or an array")
             sym = Symbol(_constant, (constant,), label="const", loc=loc)
         elif kind == "grad":
-            of, head = value(entry["grad"], "grad"), value(entry["head"], "head")
-            wrt = [value(v, "wrt") for v in entry["wrt"]] if type(entry["wrt"]) is list \
-                else None
-            if not isinstance(of, Symbol) or isinstance(of, _Gradients) or wrt is None or \
-                    not all(isinstance(v, Variable) for v in wrt):
-                raise GraphFormatError(f"{where}: a gradient is of a symbol with respect to "
-                                       "a list of variables")
-            if not (head is None or isinstance(head, (Symbol, np.ndarray, np.generic)) or
-                    type(head) in (bool, int, float)) or isinstance(head, _Gradients):
-                raise GraphFormatError(f"{where}: head is not a value")
-            sym = _Gradients(of, wrt, head, loc)
+            sym = _gradients(entry, value, loc, where)
         else:
             sym = _call(entry, value, loc, where)
-        if isinstance(sym, Variable):
-            sym._loc = loc
         symbols.append(sym)
     if arrays.names - used_arrays:
         raise GraphFormatError(f"{source}: the .npz holds arrays no symbol uses: "
@@ -805,7 +793,21 @@ def symbols_from_document(document, arrays, source="symbols"):
     return pytree.unflatten(tree, [symbols[r] for r in refs])
 
 
-def _variable(entry, names, where):
+def _gradients(entry, value, loc, where):
+    from .symbolic import Symbol, Variable, _Gradients
+    of, head = value(entry["grad"], "grad"), value(entry["head"], "head")
+    wrt = [value(v, "wrt") for v in entry["wrt"]] if type(entry["wrt"]) is list else None
+    if not isinstance(of, Symbol) or isinstance(of, _Gradients) or wrt is None or \
+            not all(isinstance(v, Variable) for v in wrt):
+        raise GraphFormatError(f"{where}: a gradient is of a symbol with respect to a list of "
+                               "variables")
+    if not (head is None or isinstance(head, (Symbol, np.ndarray, np.generic)) or
+            type(head) in (bool, int, float)) or isinstance(head, _Gradients):
+        raise GraphFormatError(f"{where}: head is not a value")
+    return _Gradients(of, wrt, head, loc)
+
+
+def _variable(entry, names, loc, where):
     from .symbolic import Variable
     name, shape, dtype = entry["variable"], entry["shape"], entry["dtype"]
     if type(name) is not str or not name.isidentifier() or keyword.iskeyword(name):
@@ -816,7 +818,9 @@ def _variable(entry, names, where):
     if shape is not None and not (type(shape) is list and len(shape) <= 32 and all(
             d is None or (type(d) is int and 0 <= d < 2**62) for d in shape)):
         raise GraphFormatError(f"{where}: {_short(shape)} is not a shape")
-    return Variable(name, shape, None if dtype is None else _dtype(dtype, f"{where} dtype"))
+    variable = Variable(name, shape, None if dtype is None else _dtype(dtype, f"{where} dtype"))
+    variable._loc = loc
+    return variable
 
 
 def _call(entry, value, loc, where):
