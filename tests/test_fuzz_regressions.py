@@ -140,3 +140,17 @@ def test_constant_index_array_out_of_range_raises_even_when_unused(index):
     check_against_numpy(f, np.ones((1, 2)))
     check_against_numpy(lambda a: index(a) * 2, np.ones((1, 2)))
     check_against_numpy(f, np.ones((3, 3)))
+
+
+def test_merged_kernels_that_need_each_other_are_scheduled_apart():
+    # the forward sum of x[:4] and the backward `* C` read C and fuse as siblings; tanh's kernel
+    # also computes part of the gradient, which needs that merged kernel: a cycle of two kernels
+    def f(a, c):
+        x = np.concatenate([np.tanh(a), a[1:3]], axis=0)
+        return (np.sum(x[:4]) * c + a).sum()
+
+    a, c = np.linspace(-1, 1, 4), np.array([1.5])
+    value, grad = tj.value_and_grad(f)(a, c)
+    t = np.tanh(a)
+    np.testing.assert_allclose(value, f(a, c), rtol=1e-12)
+    np.testing.assert_allclose(grad, 4 * c[0] * (1 - t * t) + 1, rtol=1e-12)

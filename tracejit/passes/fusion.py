@@ -177,7 +177,7 @@ def check_group(members, dom):
     return None
 
 
-def group_nodes(graph, fuse=True):
+def group_nodes(graph, fuse=True, siblings=True):
     """node -> group id for every elementwise or reduction node (one group per node when fuse
     is False), and each group's Domain."""
     groups, group_of, ancestors, domain, notes = _Groups(), {}, {}, {}, {}
@@ -214,7 +214,7 @@ def group_nodes(graph, fuse=True):
                 domain[g] = dom
             elif dom is not None and dom.axes is not None:  # worth explaining
                 notes.setdefault(node, []).append(f"{node.op} not fused with {a.op}: {reason}")
-    if fuse:
+    if fuse and siblings:
         _merge_siblings(graph, groups, group_of, ancestors, domain, index)
     return {n: groups.find(g) for n, g in group_of.items()}, groups, domain, notes
 
@@ -271,8 +271,20 @@ def _convex_union(groups, group_of, ancestors, a, b):
 
 
 def schedule(graph, fuse=True):
-    """The graph as an ordered list of Kernel and HostStep. Inputs and constants are not steps."""
-    group_of, groups, domain, notes = group_nodes(graph, fuse)
+    """The graph as an ordered list of Kernel and HostStep. Inputs and constants are not steps.
+    Each kernel is convex, but two kernels can still each need the other's results (through a
+    third kernel, or host steps, that a merge made them depend on): such a schedule is cyclic
+    and is built again with fewer merges, first without sibling merges, then one op per kernel
+    (always acyclic)."""
+    for fused, siblings in ((fuse, True), (fuse, False), (False, False)):
+        steps = _schedule(graph, fused, siblings)
+        if steps is not None:
+            return steps
+    raise AssertionError("one op per kernel gave a cyclic schedule")
+
+
+def _schedule(graph, fuse, siblings):
+    group_of, groups, domain, notes = group_nodes(graph, fuse, siblings)
     index = {n: i for i, n in enumerate(graph.nodes)}
     users = graph.users()
     returned = set(graph.outputs)
@@ -446,7 +458,8 @@ def plan_passes(members, dom):
 
 
 def _order(steps, step_of, index):
-    """Topological order of steps, earliest graph position first (Kahn's algorithm)."""
+    """Topological order of steps, earliest graph position first (Kahn's algorithm); None if
+    the steps depend on each other in a cycle."""
     deps = {id(s): set() for s in steps}
     for s in steps:
         for a in s.inputs:
@@ -476,5 +489,4 @@ def _order(steps, step_of, index):
             waiting[d].discard(k)
             if not waiting[d]:
                 heapq.heappush(ready, (first[d], d))
-    assert len(order) == len(steps), "fusion produced a cyclic schedule"
-    return order
+    return order if len(order) == len(steps) else None  # None: a cycle
