@@ -282,12 +282,12 @@ def build(graph, steps, leaf_layouts, parallel=None, backend="cpu"):
         lines = [line for line in lines if not line.startswith(buffer)]
         for v in plan.storage[plan.assignment[value]].values:
             stored[v] = f"x{x.attrs['index']}"
-    region_writes = {}
     for i, (v, write) in enumerate(plan.regions.items()):  # its kernel stores v into the slice
         ns[f"w{i}_key"] = write.attrs["index"].key
         lines.append(f"w{i} = {stored[write]}[w{i}_key]")
         stored[v] = f"w{i}"
-        region_writes[write] = v
+    region_writes = set(plan.regions.values())
+    written_over = {write for write, _ in plan.in_place}
     names, layout, kernels = {}, {}, []
     for node, lay in zip(graph.inputs, leaf_layouts):
         name = f"x{node.attrs['index']}"
@@ -345,7 +345,7 @@ def build(graph, steps, leaf_layouts, parallel=None, backend="cpu"):
             node = step.node
             fname = fresh("f")
             if node in region_writes:  # its value's kernel has stored the slice
-                if node not in dict(plan.in_place):  # a buffer of its own: copy the rest in
+                if node not in written_over:  # a buffer of its own: copy the rest in
                     ns[f"{fname}_keys"] = outside(node)
                     lines.append(f"_fill_outside({value(node.args[0])}, {stored[node]}, "
                                  f"{fname}_keys)")
