@@ -131,6 +131,34 @@ def measure_stats(
     )
 
 
+def measure_interleaved(
+    calls: dict[str, tuple[Callable[..., Any], Sequence[Any]]], *, rounds: int = 3,
+    **timing: Any,
+) -> dict[str, Timing]:
+    """Time every ``(fn, args)`` in ``calls`` in turn, ``rounds`` times over, and pool each one's
+    samples: a burst of load from other processes then falls on every peer alike rather than on
+    whichever ran at that moment."""
+    pooled: dict[str, list[Timing]] = {name: [] for name in calls}
+    for r in range(rounds):
+        for name, (fn, args) in calls.items():
+            pooled[name].append(measure_stats(fn, *args, **{"warmup": 1 if r else 2, **timing}))
+    out = {}
+    for name, runs in pooled.items():
+        samples = [s for t in runs for s in t.samples]
+        out[name] = Timing(median=statistics.median(samples), best=min(samples),
+                           worst=max(samples), repeats=len(samples), number=runs[-1].number,
+                           samples=samples)
+    return out
+
+
+def quartiles(samples: Sequence[float]) -> tuple[float, float]:
+    """The interquartile range (25th and 75th percentiles) of timing samples."""
+    if len(samples) < 2:
+        return samples[0], samples[0]
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return q1, q3
+
+
 def measure(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
     """Median seconds per call of ``fn(*args)`` (warm-up excluded). See :func:`measure_stats`."""
     return measure_stats(fn, *args, **kwargs).median

@@ -53,6 +53,73 @@ def chain_numba(a, b, c):
     return out.reshape(np.shape(a))
 
 
+@numba.njit(fastmath=False, nogil=True)
+def chain_numba_serial(a, b, c):
+    """Serial njit chain on 1-D arrays: the cost of a plain Numba call on tiny arrays."""
+    out = np.empty_like(a)
+    for i in range(a.size):
+        ai = a[i]
+        bi = b[i]
+        out[i] = np.exp(-ai * ai) * np.sin(bi) + np.sqrt(np.abs(c[i])) * 0.5 - ai / (1.0 + bi * bi)
+    return out
+
+
+# --------------------------------------------------------------------------- Black-Scholes
+
+BS_RATE, BS_VOLATILITY = 0.02, 0.30
+_CND_A = (0.31938153, -0.356563782, 1.781477937, -1.821255978, 1.330274429)
+_RSQRT2PI = 0.39894228040143267794
+
+
+def cnd_numpy(d):
+    """The normal CDF by the usual 5-term polynomial (NumPy has no erf)."""
+    a1, a2, a3, a4, a5 = _CND_A
+    k = 1.0 / (1.0 + 0.2316419 * np.abs(d))
+    ret = _RSQRT2PI * np.exp(-0.5 * d * d) * (k * (a1 + k * (a2 + k * (a3 + k * (a4 + k * a5)))))
+    return np.where(d > 0, 1.0 - ret, ret)
+
+
+def black_scholes_numpy(price, strike, years):
+    """European call and put prices, as in Numba's and NumPy's usual Black-Scholes examples."""
+    r, v = BS_RATE, BS_VOLATILITY
+    sqrt_t = np.sqrt(years)
+    d1 = (np.log(price / strike) + (r + 0.5 * v * v) * years) / (v * sqrt_t)
+    d2 = d1 - v * sqrt_t
+    cnd1, cnd2 = cnd_numpy(d1), cnd_numpy(d2)
+    discount = np.exp(-r * years)
+    call = price * cnd1 - strike * discount * cnd2
+    put = strike * discount * (1.0 - cnd2) - price * (1.0 - cnd1)
+    return call, put
+
+
+@numba.njit(fastmath=False, nogil=True, inline="always")
+def _cnd(d):
+    a1, a2, a3, a4, a5 = _CND_A
+    k = 1.0 / (1.0 + 0.2316419 * np.abs(d))
+    ret = _RSQRT2PI * np.exp(-0.5 * d * d) * (k * (a1 + k * (a2 + k * (a3 + k * (a4 + k * a5)))))
+    return 1.0 - ret if d > 0 else ret
+
+
+@numba.njit(**_JIT)
+def _black_scholes_kernel(price, strike, years, call, put, r, v):
+    for i in prange(price.size):
+        s, x, t = price[i], strike[i], years[i]
+        sqrt_t = np.sqrt(t)
+        d1 = (np.log(s / x) + (r + 0.5 * v * v) * t) / (v * sqrt_t)
+        d2 = d1 - v * sqrt_t
+        cnd1, cnd2 = _cnd(d1), _cnd(d2)
+        discount = np.exp(-r * t)
+        call[i] = s * cnd1 - x * discount * cnd2
+        put[i] = x * discount * (1.0 - cnd2) - s * (1.0 - cnd1)
+
+
+def black_scholes_numba(price, strike, years):
+    s, x, t = _flat(price), _flat(strike), _flat(years)
+    call, put = np.empty_like(s), np.empty_like(s)
+    _black_scholes_kernel(s, x, t, call, put, BS_RATE, BS_VOLATILITY)
+    return call.reshape(np.shape(price)), put.reshape(np.shape(price))
+
+
 # --------------------------------------------------------------------------- memory-bound
 
 MEMBOUND_EXPR = "a * b + c * d - e"
@@ -114,6 +181,23 @@ def _sumsq_kernel(a, b):
 
 def sumsq_numba(a, b):
     return np.float64(_sumsq_kernel(_flat(a), _flat(b)))
+
+
+# --------------------------------------------------------------------------- STREAM
+
+
+@numba.njit(**_JIT)
+def stream_copy(src, dst):
+    """STREAM copy, dst[i] = src[i]: 16 bytes moved per element as STREAM counts them."""
+    for i in prange(src.size):
+        dst[i] = src[i]
+
+
+@numba.njit(**_JIT)
+def stream_triad(a, b, c, scalar):
+    """STREAM triad, a[i] = b[i] + scalar * c[i]: 24 bytes per element."""
+    for i in prange(a.size):
+        a[i] = b[i] + scalar * c[i]
 
 
 # --------------------------------------------------------------------------- column sums
@@ -269,6 +353,10 @@ def make_inputs(workload: str, *, size: int | None = None, dtype=np.float64, see
     def rnd(*shape, dt=dtype):
         return rng.standard_normal(shape, dtype=np.float64).astype(dt, copy=False)
 
+    if workload == "black-scholes":
+        n = min(size or 5_000_000, 10_001 if small else size or 5_000_000)
+        return (rng.uniform(5.0, 30.0, n).astype(dtype), rng.uniform(1.0, 100.0, n).astype(dtype),
+                rng.uniform(0.25, 10.0, n).astype(dtype))
     if workload in ("chain", "memory-bound", "sumsq", "fma"):
         n = size or {"fma": 100}.get(workload, 10_000_000)
         if small:
@@ -298,6 +386,7 @@ def make_inputs(workload: str, *, size: int | None = None, dtype=np.float64, see
 # workload -> (numpy fn, numba fn, rtol, atol per dtype)
 PAIRS = {
     "chain": (chain_numpy, chain_numba),
+    "black-scholes": (black_scholes_numpy, black_scholes_numba),
     "memory-bound": (membound_numpy, membound_numba),
     "fma": (fma_numpy, fma_numba),
     "sumsq": (sumsq_numpy, sumsq_numba),
