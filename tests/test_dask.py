@@ -198,6 +198,28 @@ def _task_parts(task):
             stack.extend(t)
 
 
+def test_same_call_gives_the_same_dask_keys_named_after_the_function():
+    x = _chunked(M, M_SPLIT)
+    first, again = _sumsq(x), _sumsq(x)
+    assert first.name == again.name  # Dask computes dask.compute(f(x), f(x)) once
+    assert _sumsq(x + 1).name != first.name and softmax(x).name != chain(x, x, x).name
+    ours = [name for name in first.dask.layers if name not in x.dask.layers]
+    assert ours and all(name.startswith("tracejit-_sumsq-") for name in ours)
+    merged = dask.optimize(first, again, _sumsq(_chunked(M, M_SPLIT)))
+    assert len({c.name for c in merged}) == 1
+
+
+def test_reduction_fuses_with_the_task_making_its_input():
+    def make(block_info=None):
+        return np.ones(block_info[None]["chunk-shape"])
+
+    x = da.map_blocks(make, chunks=((300, 200, 17, 483),), dtype=np.float64)
+    (opt,) = dask.optimize(_sumsq(x))
+    # one task per chunk (make, kernel and Dask's chunk step fused) and one merging the four
+    (plain,) = dask.optimize(da.sum(x * x))
+    assert len(opt.__dask_graph__()) == len(plain.__dask_graph__()) == 4 + 1
+
+
 def test_views_and_matmul_are_dasks_own():
     @tj.trace
     def f(x, w):

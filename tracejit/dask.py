@@ -112,7 +112,7 @@ def lower(graph, values, fuse=True, parallel=None):
     import dask.array as da
 
     # Dask runs the chunks in parallel: kernels run on one core unless parallel=True
-    lowering = _Lowering(fuse, False if parallel is None else parallel)
+    lowering = _Lowering(fuse, False if parallel is None else parallel, graph.name)
     env, split, unmapped = lowering.env, lowering.split, []
     for n in graph.nodes:
         kind = OPS[n.op].kind
@@ -146,10 +146,11 @@ def lower(graph, values, fuse=True, parallel=None):
 class _Lowering:
     """env: node -> its materialised value (a Dask array, or a scalar argument); nodes not in
     env are deferred into the kernel of the next value Dask needs. split: node -> its axes that
-    chunk boundaries split."""
+    chunk boundaries split. Dask's layers are named after the traced function ("tracejit-f-...")."""
 
-    def __init__(self, fuse, parallel):
+    def __init__(self, fuse, parallel, name):
         self.options = (fuse, parallel)
+        self.prefix = f"tracejit-{name.strip('<>')}"
         self.env, self.split = {}, {}
 
     def split_of(self, node):
@@ -179,7 +180,8 @@ class _Lowering:
             partials = self.blockwise([partial], x, axes)
             merge = getattr(np, combine)
             return da.reduction(partials, chunk=_partial, combine=merge, aggregate=merge,
-                                axis=axes, keepdims=keepdims, dtype=n.dtype, concatenate=True,
+                                name=f"{self.prefix}-{n.op}", axis=axes, keepdims=keepdims,
+                                dtype=n.dtype, concatenate=True,
                                 meta=np.empty((0,) * n.ndim, n.dtype))
         (axis,) = axes
         best = _node(combine, [x], {"axis": axes, "keepdims": True}, n)
@@ -187,7 +189,8 @@ class _Lowering:
         pairs = self.blockwise([best, where], x, axes)
         pick = getattr(np, n.op)
         return da.reduction(pairs, chunk=_partial, combine=_ArgMerge(pick),
-                            aggregate=_ArgMerge(pick, final=True), axis=axes,
+                            aggregate=_ArgMerge(pick, final=True), name=f"{self.prefix}-{n.op}",
+                            axis=axes,
                             keepdims=keepdims, dtype=n.dtype, concatenate=True,
                             meta=np.empty((0,) * n.ndim, n.dtype))
 
@@ -220,14 +223,16 @@ class _Lowering:
         if len(roots) == 2:
             step, dtype = _PackArgs(step), _arg_record(dtype)
         result = da.blockwise(step, out, *[x for pair in zip(arrays, indices) for x in pair],
-                              dtype=dtype, concatenate=True, new_axes=new_axes or None,
+                              token=self.prefix, dtype=dtype, concatenate=True,
+                              new_axes=new_axes or None,
                               adjust_chunks=reduced_symbols or None,
                               meta=np.empty((0,) * len(out), dtype))
         if len(roots) == 2:  # local indices -> global: add where each chunk starts
             (axis,) = axes
             starts = np.cumsum((0,) + chunkss[out[axis]][:-1])
             result = result.map_blocks(_ShiftArgs(axis, tuple(int(s) for s in starts)),
-                                       dtype=dtype, meta=np.empty((0,) * len(out), dtype))
+                                       token=f"{self.prefix}-shift", dtype=dtype,
+                                       meta=np.empty((0,) * len(out), dtype))
         return result
 
     def _segment(self, roots):
@@ -347,6 +352,11 @@ class ChunkStep:
         self.token = hashlib.sha1(f"{graph}|{graph.out_tree}|{self.options}".encode()
                                   ).hexdigest()
 
+    def __dask_tokenize__(self):
+        # by content: the same function on the same arrays gives the same Dask keys, so Dask
+        # computes a shared step once (dask.compute(f(x), f(x)), persisted results)
+        return "tracejit.ChunkStep", self.token
+
     def executable(self, blocks):
         sig = tuple((np.shape(b), getattr(b, "dtype", type(b)), _layout(b)) for b in blocks)
         key = (self.token, sig)
@@ -379,6 +389,9 @@ class _PackArgs:
     def __init__(self, step):
         self.step = step
 
+    def __dask_tokenize__(self):
+        return "tracejit.PackArgs", self.step.token
+
     def __call__(self, *blocks):
         vals, where = self.step(*blocks)
         out = np.empty(vals.shape, _arg_record(vals.dtype))
@@ -391,6 +404,9 @@ class _ShiftArgs:
 
     def __init__(self, axis, starts):
         self.axis, self.starts = axis, starts
+
+    def __dask_tokenize__(self):
+        return "tracejit.ShiftArgs", self.axis, self.starts
 
     def __call__(self, pairs, block_id=None):
         out = pairs.copy()
@@ -410,6 +426,9 @@ class _ArgMerge:
 
     def __init__(self, pick, final=False):
         self.pick, self.final = pick, final
+
+    def __dask_tokenize__(self):
+        return "tracejit.ArgMerge", self.pick.__name__, self.final
 
     def __call__(self, pairs, axis, keepdims, **_):
         (ax,) = axis
