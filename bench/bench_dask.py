@@ -12,8 +12,8 @@ never have to fit in memory.
 Peers: `dask` runs the plain function on the Dask arrays (Dask's NumPy path: one NumPy call and
 one temporary per op, per chunk); `tracejit` runs the same function traced (one fused kernel per
 chunk). Schedulers: `threads` (2 threads) and `distributed` (a `LocalCluster` of 2 worker
-processes, one thread each). `inputs` times computing the inputs alone (their `.sum()`): the
-part of every run that no peer can speed up.
+processes, one thread each). `inputs` times making the inputs alone (each chunk made, one
+value of it kept): the part of every run that no peer can speed up.
 
 Each (workload, peer, scheduler) runs in a fresh process, so its peak memory is its own: the
 RSS high-water mark (VmHWM) of that process for `threads`, and of each worker process for
@@ -25,8 +25,14 @@ result against Dask's own path there. Times are the median of --repeats runs (wi
 worst); the peers take turns, one run each per round, so a machine whose load drifts slows
 them alike. Peak memory is the largest of the runs.
 
+`--breakdown` shows where the time goes per chunk instead: each peer computed once on the
+threaded scheduler without Dask's graph optimisation (one task per step: making a chunk, each
+NumPy call or the kernel, each merge of the reduction tree) under Dask's profiler, the task
+times summed per step.
+
 Usage: python bench/bench_dask.py [--size N] [--chunk N] [--cols N] [--repeats N]
            [--schedulers threads distributed] [--only chain sumsq softmax] [--quick]
+           [--breakdown]
 The full size of the issue (2e9 elements per input, 16 GB each; eager NumPy would need five
 such arrays for the chain): python bench/bench_dask.py --size 2e9 --repeats 1
 """
@@ -101,11 +107,17 @@ def make_inputs(workload, size, chunk, cols, seed=0, kind="tiled"):
                  for i in range(count))
 
 
+def first_value(block):
+    return block[(slice(0, 1),) * block.ndim]
+
+
 def lazy_result(workload, peer, arrays):
     import dask.array as da
 
-    if peer == "inputs":
-        return da.stack([a.sum() for a in arrays]).sum()
+    if peer == "inputs":  # each chunk made and one value of it kept (fused into one task)
+        firsts = [a.map_blocks(first_value, chunks=tuple((1,) * len(c) for c in a.chunks))
+                  for a in arrays]
+        return da.stack([f.sum() for f in firsts]).sum()
     fn = WORKLOADS[workload][0]
     if peer == "tracejit":
         import tracejit as tj
@@ -196,6 +208,37 @@ def run_one(workload, peer, scheduler, size, chunk, cols, repeats, kind):
             cluster.close()
 
 
+def breakdown(workload, size, chunk, cols, kind):
+    """Where the time goes per chunk: each peer computed unfused (one Dask task per step) on 2
+    threads under Dask's profiler; per step, its tasks' total and median time."""
+    import dask
+    from dask.diagnostics import Profiler
+    from dask.utils import key_split
+
+    warnings.simplefilter("error")
+    dask.config.set(scheduler="threads", num_workers=2)
+    warm = make_inputs(workload, min(size, 4 * chunk + size % chunk), chunk, cols, 1, kind)
+    for peer in PEERS:
+        lazy_result(workload, peer, warm).compute()
+    print(f"{workload}: {size:.3g} float64 elements per input ({kind}), chunks of {chunk:.3g}, "
+          "unfused, 2 threads")
+    for peer in PEERS:
+        arrays = make_inputs(workload, size, chunk, cols, 2, kind)
+        with Profiler() as prof:
+            start = time.perf_counter()
+            dask.compute(lazy_result(workload, peer, arrays), optimize_graph=False)
+            wall = time.perf_counter() - start
+        steps = {}
+        for task in prof.results:
+            steps.setdefault(key_split(task.key), []).append(task.end_time - task.start_time)
+        busy = sum(map(sum, steps.values()))
+        print(f"{peer}: {wall:.3f} s; of its {2 * wall:.3f} thread-seconds, "
+              f"{2 * wall - busy:.3f} outside tasks (scheduling, freeing, idle)")
+        for name, times in steps.items():
+            print(f"  {name:<30}{len(times):>6} tasks {sum(times):8.3f} s, "
+                  f"median {statistics.median(times) * 1e3:7.2f} ms")
+
+
 def _run_process(workload, peer, scheduler, size, chunk, args):
     """One timed run in a fresh process (its own peak memory); its result, or the error."""
     cmd = [sys.executable, __file__, "--one", workload, peer, scheduler, "--size", str(size),
@@ -220,11 +263,17 @@ def main(argv=None):
                     help="tiled: per chunk, 64 Ki random values repeated (one memory pass); "
                     "random: every value drawn (slower than sumsq itself)")
     ap.add_argument("--quick", action="store_true", help="2e7 elements, one repeat")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="per-step task times of each peer (unfused, threads) instead")
     ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)  # workload peer scheduler
     args = ap.parse_args(argv)
     size, chunk = int(args.size), int(args.chunk)
     if args.quick:
         size, args.repeats = int(2e7), 1
+    if args.breakdown:
+        for workload in args.only:
+            breakdown(workload, size, chunk, args.cols, args.inputs)
+        return None
     if args.one:
         result = run_one(*args.one, size, chunk, args.cols, args.repeats, args.inputs)
         print(json.dumps(result))
