@@ -18,7 +18,10 @@ SPECIAL = [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 1e-310, -1e-310,
            1e-300, 1e300, -1e300, 1.7e308, -1.7e308, 1e-20, -1e-20, 1e-8, 1.0, -1.0, -0.999999,
            0.5, 0.34657359027997264, 0.3466, 1.0000001, 21.99, 22.0, 22.01, 40.0, -40.0, 44.0,
            88.72, 88.73, 89.0, -87.3, -103.9, -104.1, 709.78, 709.79, 710.47, 710.48, -745.1,
-           -746.0]
+           -746.0,
+           # sin and cos: near multiples of pi/2, the edges of the reductions, huge arguments
+           np.pi, -np.pi, np.pi / 2, np.pi / 4, 2 * np.pi, 1e5 * np.pi, 7.450580596923828e-09,
+           2.0**-12, 65536.0, 4294967295.0, 4294967296.0, 1e22, -1e22, 3.4e38]
 
 
 def sample(n, dtype, seed=0):
@@ -111,6 +114,28 @@ def test_within_ulps_of_numpy(computed, name):
     if dtype(0).dtype.char not in VECTOR_MATH[name]:
         pytest.skip(f"float64 {name} runs on libm")
     check(name, dtype, x, got, want, exact)
+
+
+# (x, sin(x), cos(x)) correctly rounded (mpmath, 3000 bits): arguments whose reduction by pi/2
+# cancels many bits; the first is the double nearest a multiple of pi/2 (x mod pi/2 = 4.7e-19),
+# where glibc's cos is 8 ulp off
+NEAR_MULTIPLES = [(5.319372648326541e+255, 1.0, -4.687165924254628e-19),
+                  (1e22, -0.8522008497671888, 0.523214785395139),
+                  (3.141592653589793, 1.2246467991473532e-16, -1.0),
+                  (314159.2653589793, -3.3960653996302193e-11, 1.0),
+                  (13493037704.522018, -5.25981795148872e-07, 0.9999999999998617),
+                  (1.348269851146737e+308, 0.6237626581778968, 0.7816138088997944)]
+
+
+def test_sin_cos_near_multiples_of_half_pi():
+    x, want_sin, want_cos = (np.array(v) for v in zip(*NEAR_MULTIPLES))
+    x = np.concatenate([x, -x])
+    names = vector_functions(np.float64)
+    out = np.empty((len(names), x.size))
+    LOOPS[np.float64](x, out)
+    got = dict(zip(names, out))
+    np.testing.assert_array_equal(got["sin"], np.concatenate([want_sin, -want_sin]))
+    np.testing.assert_array_equal(got["cos"], np.concatenate([want_cos, want_cos]))
 
 
 @pytest.mark.slow

@@ -245,7 +245,7 @@ _ufunc_op(np.cbrt, "np.cbrt({0})", lambda ans, g, x: (g / (3 * (ans * ans)),))
 # and so do the functions not listed.
 VECTOR_MATH = {"exp": "efd", "expm1": "efd", "log": "efd", "log1p": "efd", "log2": "efd",
                "log10": "efd", "cosh": "efd", "sinh": "ef", "tanh": "ef",
-               "arctan": "ef"}  # dtype chars
+               "arctan": "ef", "sin": "efd", "cos": "efd"}  # dtype chars
 
 
 def _math_code(name):

@@ -11,12 +11,14 @@ without vector math (CUDA) uses instead. Accuracy and the functions left on libm
 bench/README.md and tests/test_vecmath.py.
 """
 
+import math
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-from .scalar_helpers import _expf
+from .scalar_helpers import _expf, _fma32
 
 # Every function and helper is compiled once per process and signature, and LLVM inlines it
 # (alwaysinline) into the kernel loops that call it, where the loop is vectorised. Numba's own
@@ -388,6 +390,262 @@ def _arctan32(x):
     return np.float32(_arctan_via64(np.float64(x)))
 
 
+# --------------------------------------------------------------------------- sin and cos
+# x = n * pi/2 + r with |r| <= pi/4, r carried as two doubles, then fdlibm's kernels (float64)
+# or musl's shorter float32 ones (in float64) for sin(r) and cos(r), picked by n mod 4.
+# Moderate |x| (below 2**32): n * pi/2 in three parts; fma(-n, P1, x) is exact because the
+# result is small and on the grid of both terms, and n * P2 is split exactly with an fma.
+# Larger |x| (Payne-Hanek): x = m * 2**s with m the 53-bit integer significand, so only the bits
+# of 2/pi that make m * 2**s * bit smaller than 4 matter; a table indexed by x's exponent holds
+# those bits as four doubles of 52-53 bits each (scaled by 2**s), each product m * part splits
+# exactly with an fma, and the integer parts fall away mod 4. The fraction keeps about 2**-100
+# absolute: within an ulp unless x lies within 2**-45 relative of a multiple of pi/2 (a few
+# doubles of the 2**64 have such a near miss). A gather in the vector loop, no branch.
+
+_2_OVER_PI = 0.6366197723675814
+_PIO2_1, _PIO2_2, _PIO2_3 = 1.5707963267948966, 6.123233995736766e-17, -1.4973849048591698e-33
+_MODERATE = 4294967296.0  # 2**32: below, the three-part reduction errs less than 2**-125
+# 2/pi to 1216 bits (fdlibm's ipio2 table, in hex)
+_TWO_OVER_PI_BITS = int(
+    "a2f9836e4e441529fc2757d1f534ddc0db6295993c439041fe5163abdebbc561b7246e3a424dd2e006492eea"
+    "09d1921cfe1deb1cb129a73ee88235f52ebb4484e99c7026b45f7e413991d639835339f49c845f8bbdf9283b"
+    "1ff897ffde05980fef2f118b5a0a6d1f6d367ecf27cb09b74f463f669e5fea2d7527bac7ebe5f17b3d0739f7"
+    "8a5292ea6bfb5fb11f8d5d0856033046fc7b6bab", 16)
+_HUGE_E0 = 1023 + 32  # first exponent field of the table
+
+
+def _two_over_pi_window(s, first, last):
+    """The bits first..last (after the binary point) of 2/pi as a float, times 2**s."""
+    top = 1216
+    window = (_TWO_OVER_PI_BITS >> (top - last)) & ((1 << (last - first + 1)) - 1)
+    return math.ldexp(float(window), s - last)  # window < 2**53: exact
+
+
+def _payne_hanek_table():
+    rows = []
+    for e in range(_HUGE_E0, 2047):
+        s = e - 1075  # x = m * 2**s
+        bounds = [(s - 1, s + 50), (s + 51, s + 103), (s + 104, s + 156), (s + 157, s + 209)]
+        rows.append([_two_over_pi_window(s, max(a, 1), b) if b >= 1 else 0.0
+                     for a, b in bounds])
+    return np.array(rows).T.copy()
+
+
+_PH0, _PH1, _PH2, _PH3 = _payne_hanek_table()
+_PH_ROWS = _PH0.size
+
+
+@_inline
+def _two_sum(a, b):
+    s = a + b
+    t = s - a
+    return s, (a - (s - t)) + (b - t)
+
+
+@_inline
+def _rint(v):
+    """v rounded to an integer, |v| < 2**51."""
+    return (v + _MAGIC) - _MAGIC
+
+
+@_inline
+def _rem_pio2_moderate(x):
+    """(hi, lo, n): x - n * pi/2 = hi + lo, |hi| <= pi/4 + ulp; for |x| < 2**32."""
+    n = _rint(x * _2_OVER_PI)
+    r1 = _fma(-n, _PIO2_1, x)  # exact
+    p = n * _PIO2_2
+    hi, lo = _two_sum(r1, -p)
+    lo = _fma(-n, _PIO2_3, lo - _fma(n, _PIO2_2, -p))
+    return hi, lo, n
+
+
+@_inline
+def _rem_pio2_huge(x):
+    """(hi, lo, n) as _rem_pio2_moderate, for 2**32 <= |x| < inf (garbage below)."""
+    b = _bits(x)
+    row = min(max(((b >> 52) & 0x7FF) - _HUGE_E0, 0), _PH_ROWS - 1)
+    m = _from_bits((b & _EXP_FIELD) | _TWO52_BITS)  # the significand as an integer
+    h0, h1, h2, h3 = _PH0[row], _PH1[row], _PH2[row], _PH3[row]
+    p0 = m * h0  # below 2**55, on the grid 2**-50
+    q = p0 * 0.25
+    q = q if q >= 4503599627370496.0 else (q + 4503599627370496.0) - 4503599627370496.0
+    f0 = (p0 - 4.0 * q) + _fma(m, h0, -p0)  # m * h0 mod 4, exact (|f0| <= 4 on 2**-50)
+    p1 = m * h1
+    a, e1 = _two_sum(f0, p1)
+    n = _rint(a)
+    p2 = m * h2
+    # the fraction of x * 2/pi: the terms left are below 2**-49, summed with their rounding
+    # errors carried (Ogita-Rump-Oishi Sum2), so that a near multiple of pi/2 keeps its digits
+    s, e2 = _two_sum(a - n, _fma(m, h1, -p1))
+    s, e3 = _two_sum(s, e1)
+    s, e4 = _two_sum(s, p2)
+    c = ((e2 + e3) + e4) + (_fma(m, h2, -p2) + m * h3)
+    hi = s + c
+    lo = c - (hi - s)
+    y = hi * _PIO2_1
+    lo = _fma(hi, _PIO2_1, -y) + _fma(hi, _PIO2_2, lo * _PIO2_1)
+    sign = np.copysign(1.0, x)
+    return sign * y, sign * lo, sign * n
+
+
+@_inline
+def _rem_pio2(x):
+    """(hi, lo, q): x = n * pi/2 + hi + lo, |hi + lo| <= pi/4, hi = hi + lo rounded, q = n mod 4
+    (an int)."""
+    small = abs(x) < _MODERATE
+    hi, lo, n = _rem_pio2_moderate(x if small else 0.0)
+    hi_h, lo_h, n_h = _rem_pio2_huge(x)
+    hi = hi if small else hi_h
+    lo = lo if small else lo_h
+    n = n if small else n_h
+    y = hi + lo
+    return y, lo - (y - hi), _bits(n + _MAGIC) & 3
+
+
+_S1, _S2, _S3 = -1.66666666666666324348e-01, 8.33333333332248946124e-03, -1.98412698298579493134e-04
+_S4, _S5, _S6 = 2.75573137070700676789e-06, -2.50507602534068634195e-08, 1.58969099521155010221e-10
+_C1, _C2, _C3 = 4.16666666666666019037e-02, -1.38888888888741095749e-03, 2.48015872894767294178e-05
+_C4, _C5, _C6 = -2.75573143513906633035e-07, 2.08757232129817482790e-09, -1.13596475577881948265e-11
+
+
+@_inline
+def _sin_kernel(x, y):
+    """fdlibm's __kernel_sin: sin(x + y) for |x + y| <= pi/4, y the tail of x."""
+    z = x * x
+    v = z * x
+    r = _S2 + z * (_S3 + z * (_S4 + z * (_S5 + z * _S6)))
+    return x - ((z * (0.5 * y - v * r) - y) - v * _S1)
+
+
+@_inline
+def _cos_kernel(x, y):
+    """fdlibm's __kernel_cos (musl's form): cos(x + y) for |x + y| <= pi/4."""
+    z = x * x
+    w = z * z
+    r = z * (_C1 + z * (_C2 + z * _C3)) + w * w * (_C4 + z * (_C5 + z * _C6))
+    hz = 0.5 * z
+    w = 1.0 - hz
+    return w + (((1.0 - w) - hz) + (z * r - x * y))
+
+
+@_inline
+def _by_quadrant(s, c, q):
+    """sin(n * pi/2 + r) from s = sin(r), c = cos(r) and q = n mod 4."""
+    y = c if q & 1 else s
+    return -y if q & 2 else y
+
+
+@_inline
+def _sin64(x):
+    hi, lo, q = _rem_pio2(x)
+    y = _by_quadrant(_sin_kernel(hi, lo), _cos_kernel(hi, lo), q)
+    y = x if abs(x) < 7.450580596923828e-09 else y  # 2**-27: sin(x) rounds to x (keeps -0.0)
+    return y if abs(x) < np.inf else x - x  # nan for inf and nan
+
+
+@_inline
+def _cos64(x):
+    hi, lo, q = _rem_pio2(x)
+    y = _by_quadrant(_sin_kernel(hi, lo), _cos_kernel(hi, lo), q + 1)
+    return y if abs(x) < np.inf else x - x
+
+
+# float32 sin and cos run in float32 (eight lanes: float64 would halve the loop's width) and
+# take one path for every argument: Payne-Hanek as above with the 24-bit significand and four
+# float32 windows of 2/pi per exponent (23-24 bits each, so each product splits exactly with an
+# fma), the fraction summed with its rounding errors carried (Ogita-Rump-Oishi Sum2): about
+# 2**-60 absolute. Then Cephes' float32 kernels with the tail.
+
+_F32_MAGIC = np.float32(12582912.0)  # 1.5 * 2**23
+_E32_0 = 127 - 13  # first exponent field of the table; below, sin(x) is x and cos(x) is 1
+
+
+def _payne_hanek_table32():
+    rows = []
+    for e in range(_E32_0, 255):
+        s = e - 150  # x = m * 2**s
+        bounds = [(s - 1, s + 21), (s + 22, s + 45), (s + 46, s + 69), (s + 70, s + 93)]
+        rows.append([_two_over_pi_window(s, max(a, 1), b) if b >= 1 else 0.0
+                     for a, b in bounds])
+    return np.array(rows, dtype=np.float32).T.copy()  # exact: 24 bits or fewer
+
+
+_PHF0, _PHF1, _PHF2, _PHF3 = _payne_hanek_table32()
+_PHF_ROWS = _PHF0.size
+
+
+@_inline
+def _two_sum32(a, b):
+    s = a + b
+    t = s - a
+    return s, (a - (s - t)) + (b - t)
+
+
+@_inline
+def _rem_pio2_32(x):
+    """(hi, lo, q): x = n * pi/2 + hi + lo, |hi + lo| <= pi/4, q = n mod 4 (an int32); for
+    2**-13 <= |x| < inf (garbage elsewhere)."""
+    b = _bits32(x)
+    row = min(max(np.int32(((b >> 23) & 0xFF) - _E32_0), np.int32(0)), np.int32(_PHF_ROWS - 1))
+    m = _from_bits32(np.int32((b & 0x7FFFFF) | 0x4B000000))  # the significand as an integer
+    t0, t1, t2, t3 = _PHF0[row], _PHF1[row], _PHF2[row], _PHF3[row]
+    p0 = m * t0  # below 2**26, on the grid 2**-21
+    v = p0 * _f(0.25)
+    v = v if v >= _f(8388608.0) else (v + _f(8388608.0)) - _f(8388608.0)
+    f0 = (p0 - _f(4.0) * v) + _fma32(m, t0, -p0)  # m * t0 mod 4, exact
+    p1 = m * t1
+    a, e1 = _two_sum32(f0, p1)
+    shifted = a + _F32_MAGIC
+    n = shifted - _F32_MAGIC
+    p2 = m * t2
+    s, e2 = _two_sum32(a - n, _fma32(m, t1, -p1))  # the terms left are below 2**-20
+    s, e3 = _two_sum32(s, e1)
+    s, e4 = _two_sum32(s, p2)
+    c = ((e2 + e3) + e4) + (_fma32(m, t2, -p2) + m * t3)
+    hi = s + c
+    lo = c - (hi - s)
+    y = hi * _f(1.5707964)  # times pi/2 = 1.5707964 - 4.371139e-08 (48 bits)
+    lo = _fma32(hi, _f(1.5707964), -y) + _fma32(hi, _f(-4.371139e-08), lo * _f(1.5707964))
+    r = y + lo
+    lo = lo - (r - y)
+    q = np.int32(_bits32(shifted) & 3)
+    neg = x < _f(0.0)
+    return (-r if neg else r), (-lo if neg else lo), (-q if neg else q)
+
+
+@_inline
+def _sin_kernel_f32(x, y):
+    """Cephes' sinf polynomial: sin(x + y) for |x + y| <= pi/4, y the tail of x."""
+    z = x * x
+    p = _fma32(_fma32(z, _f(-1.9515295891e-4), _f(8.3321608736e-3)), z, _f(-1.6666654611e-1))
+    return x + _fma32(x * z, p, y)
+
+
+@_inline
+def _cos_kernel_f32(x, y):
+    """Cephes' cosf polynomial: cos(x + y) for |x + y| <= pi/4."""
+    z = x * x
+    q = _fma32(_fma32(z, _f(2.443315711809948e-5), _f(-1.388731625493765e-3)), z,
+               _f(4.166664568298827e-2))
+    return _f(1.0) + _fma32(z, _fma32(z, q, _f(-0.5)), -x * y)
+
+
+@_inline
+def _sin32(x):
+    hi, lo, q = _rem_pio2_32(x)
+    y = _by_quadrant(_sin_kernel_f32(hi, lo), _cos_kernel_f32(hi, lo), q)
+    y = x if abs(x) < _f(2.0**-12) else y  # sin(x) rounds to x (and keeps -0.0)
+    return y if abs(x) < _f(np.inf) else x - x
+
+
+@_inline
+def _cos32(x):
+    hi, lo, q = _rem_pio2_32(x)
+    y = _by_quadrant(_sin_kernel_f32(hi, lo), _cos_kernel_f32(hi, lo), np.int32(q + np.int32(1)))
+    y = _f(1.0) if abs(x) < _f(2.0**-12) else y
+    return y if abs(x) < _f(np.inf) else x - x
+
+
 # --------------------------------------------------------------------------- public names
 
 def _generic(name, f64, f32=None):
@@ -423,9 +681,11 @@ vsinh = _generic("vsinh", _sinh64)
 vcosh = _generic("vcosh", _cosh64)
 vtanh = _generic("vtanh", _tanh64, _tanh32)
 varctan = _generic("varctan", None, _arctan32)
+vsin = _generic("vsin", _sin64, _sin32)
+vcos = _generic("vcos", _cos64, _cos32)
 
 # name in kernel source -> the NumPy ufunc it computes (what a backend without vector math uses)
 LIBM = {"vexp": np.exp, "vexpm1": np.expm1, "vlog": np.log, "vlog1p": np.log1p,
         "vlog2": np.log2, "vlog10": np.log10, "vsinh": np.sinh, "vcosh": np.cosh,
-        "vtanh": np.tanh, "varctan": np.arctan}
+        "vtanh": np.tanh, "varctan": np.arctan, "vsin": np.sin, "vcos": np.cos}
 FUNCTIONS = {name: globals()[name] for name in LIBM}
