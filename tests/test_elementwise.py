@@ -984,10 +984,10 @@ STREAMED = [
 def test_outputs_past_the_cache_are_streamed(fn, dtype, monkeypatch):
     # non-temporal stores for big, cheap kernels: lower the size threshold so small arrays
     # take that path; sizes around it and around the chunk size, checked against NumPy
-    from tracejit.backends import codegen, cpu
+    from tracejit.backends import cpu
     monkeypatch.setattr(cpu, "STREAM_BYTES", 1 << 14)
     traced = tj.trace(fn, fallback="raise", parallel=True)
-    for n in (5, 300, codegen.CHUNK, 2 * codegen.CHUNK + 77):
+    for n in (5, 300, cpu.CHUNK, 2 * cpu.CHUNK + 77):
         a, b, c = (np.arange(n, dtype=dtype) % 13 + k for k in (1, 2, 3))
         assert_same(traced(a, b, c), fn(a, b, c))
     (k,) = traced.explain(a, b, c).kernels

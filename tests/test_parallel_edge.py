@@ -9,9 +9,9 @@ import pytest
 from conftest import DTYPES, check_against_numpy
 
 import tracejit as tj
-from tracejit.backends import codegen, cpu
+from tracejit.backends import cpu
 
-N = 3 * codegen.CHUNK + 5  # several chunks and a partial one
+N = 3 * cpu.CHUNK + 5  # several chunks and a partial one
 ROWS = (256, 1024)
 F32 = {"rtol": 1e-5, "atol": 1e-4}  # float32 sums accumulate in float64, NumPy's pairwise
 

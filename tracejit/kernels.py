@@ -5,10 +5,14 @@ terms every backend renders the same way:
   domain     the shape iterated over and, for reduction kernels, the reduced axes (a row is
              one index of the kept axes; its elements are the indices of the reduced axes);
   operands   the inputs (each a scalar, a contiguous or a strided array, read broadcast) and
-             the outputs (contiguous arrays) in the order the kernel takes them;
+             the outputs (contiguous arrays, or strided: the slice of a larger array that a
+             slice assignment writes; an output may be written over an input, in place), in
+             the order the kernel takes them;
   statements the kernel's nodes in order, each with its role (computed per element, per row, or
              a reduction) and the pass over the row that computes it;
-  reductions how each reduction starts, accumulates and combines partial results.
+  reductions how each reduction starts, accumulates and combines partial results;
+  buffered   element values a later pass over the row needs and that cost too much to compute
+             again (fusion.plan_passes): a backend keeps their row in a buffer or recomputes.
 The scalar code of a statement comes from the op table (`Op.code`, `ReduceCode`) as Python
 source over the names `np` and the `_helpers` of scalar_helpers: each backend compiles it in
 a namespace of its own, so the CPU can bind `np.exp` to vectorisable math and CUDA to libdevice.
@@ -93,6 +97,7 @@ class Operand:
     name: str  # the kernel's parameter
     node: object
     layout: str  # SCALAR, CONTIGUOUS or STRIDED
+    over: int = None  # an output's: the index of the input it is written over, in place
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,7 @@ class KernelDesc:
     outputs: tuple
     statements: tuple
     reports_errors: bool
+    buffered: tuple = ()
 
     @property
     def kept(self):
@@ -160,13 +166,18 @@ class KernelDesc:
         return ", ".join(self.row_names(node.shape, names)) or "()"
 
 
-def describe(kernel, layouts):
-    """The loop-level description of a fusion Kernel whose inputs arrive with these layouts."""
+def describe(kernel, layouts, out_layouts=None, over=None):
+    """The loop-level description of a fusion Kernel whose inputs arrive with these layouts;
+    `out_layouts` says how each output is stored (CONTIGUOUS unless given), `over` maps an
+    output's index to the index of the input it is written over."""
+    over = over or {}
     ins = tuple(Operand(f"x{i}", n, lay) for i, (n, lay) in enumerate(zip(kernel.inputs, layouts)))
-    outs = tuple(Operand(f"out{i}", n, CONTIGUOUS) for i, n in enumerate(kernel.outputs))
+    outs = tuple(Operand(f"out{i}", n, lay, over.get(i))
+                 for i, (n, lay) in enumerate(zip(kernel.outputs, out_layouts
+                                                  or [CONTIGUOUS] * len(kernel.outputs))))
     if kernel.kind == "elementwise":
         statements = tuple(Statement(f"t{i}", n, ELEMENT, 0) for i, n in enumerate(kernel.nodes))
-        axes, passes = (), 0
+        axes, passes, buffered = (), 0, ()
     else:
         meta = kernel.meta
         roles, at, reduce_pass = meta["roles"], meta["at"], meta["reduce_pass"]
@@ -174,5 +185,6 @@ def describe(kernel, layouts):
             Statement(f"t{i}", n, roles[n], reduce_pass[n] if roles[n] == REDUCE else at[n])
             for i, n in enumerate(kernel.nodes))
         axes, passes = tuple(sorted(meta["axes"])), meta["count"]
+        buffered = tuple(meta["buffered"])
     return KernelDesc(kernel.kind, tuple(kernel.shape), axes, passes, ins, outs, statements,
-                      reports_errors(kernel.nodes))
+                      reports_errors(kernel.nodes), buffered)

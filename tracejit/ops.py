@@ -756,7 +756,7 @@ register(Op("full", ELEMENTWISE, _full_infer, _full_ref,
 
 
 def _literal(value, dtype):
-    from .backends.codegen import literal
+    from .kernels import literal
     return literal(value, dtype)
 
 
