@@ -391,27 +391,23 @@ def _arctan32(x):
 
 
 # --------------------------------------------------------------------------- sin and cos
-# x = n * pi/2 + r with |r| <= pi/4, r carried as two doubles, then fdlibm's kernels (float64)
-# or musl's shorter float32 ones (in float64) for sin(r) and cos(r), picked by n mod 4.
-# Moderate |x| (below 2**32): n * pi/2 in three parts; fma(-n, P1, x) is exact because the
-# result is small and on the grid of both terms, and n * P2 is split exactly with an fma.
-# Larger |x| (Payne-Hanek): x = m * 2**s with m the 53-bit integer significand, so only the bits
-# of 2/pi that make m * 2**s * bit smaller than 4 matter; a table indexed by x's exponent holds
-# those bits as four doubles of 52-53 bits each (scaled by 2**s), each product m * part splits
-# exactly with an fma, and the integer parts fall away mod 4. The fraction keeps about 2**-100
-# absolute: within an ulp unless x lies within 2**-45 relative of a multiple of pi/2 (a few
-# doubles of the 2**64 have such a near miss). A gather in the vector loop, no branch.
+# x = n * pi/2 + r with |r| <= pi/4, r carried as two doubles, then fdlibm's kernels for sin(r)
+# and cos(r), picked by n mod 4. One reduction for every argument, Payne-Hanek without branches:
+# x = m * 2**s with m the 53-bit integer significand, so only the bits of 2/pi that make
+# m * 2**s * bit smaller than 4 matter; a table indexed by x's exponent holds them as four
+# doubles of 52-53 bits (scaled by 2**s), each product m * part splits exactly with an fma, the
+# integer parts fall away mod 4, and the fraction is summed with its rounding errors carried
+# (Ogita-Rump-Oishi Sum2), so even the double nearest a multiple of pi/2 keeps its digits. The
+# table lookups are a gather in the vector loop.
 
-_2_OVER_PI = 0.6366197723675814
-_PIO2_1, _PIO2_2, _PIO2_3 = 1.5707963267948966, 6.123233995736766e-17, -1.4973849048591698e-33
-_MODERATE = 4294967296.0  # 2**32: below, the three-part reduction errs less than 2**-125
+_PIO2_1, _PIO2_2 = 1.5707963267948966, 6.123233995736766e-17  # pi/2 to 106 bits
 # 2/pi to 1216 bits (fdlibm's ipio2 table, in hex)
 _TWO_OVER_PI_BITS = int(
     "a2f9836e4e441529fc2757d1f534ddc0db6295993c439041fe5163abdebbc561b7246e3a424dd2e006492eea"
     "09d1921cfe1deb1cb129a73ee88235f52ebb4484e99c7026b45f7e413991d639835339f49c845f8bbdf9283b"
     "1ff897ffde05980fef2f118b5a0a6d1f6d367ecf27cb09b74f463f669e5fea2d7527bac7ebe5f17b3d0739f7"
     "8a5292ea6bfb5fb11f8d5d0856033046fc7b6bab", 16)
-_HUGE_E0 = 1023 + 32  # first exponent field of the table
+_HUGE_E0 = 1023 - 28  # first exponent field of the table; below, sin(x) is x and cos(x) is 1
 
 
 def _two_over_pi_window(s, first, last):
@@ -449,57 +445,34 @@ def _rint(v):
 
 
 @_inline
-def _rem_pio2_moderate(x):
-    """(hi, lo, n): x - n * pi/2 = hi + lo, |hi| <= pi/4 + ulp; for |x| < 2**32."""
-    n = _rint(x * _2_OVER_PI)
-    r1 = _fma(-n, _PIO2_1, x)  # exact
-    p = n * _PIO2_2
-    hi, lo = _two_sum(r1, -p)
-    lo = _fma(-n, _PIO2_3, lo - _fma(n, _PIO2_2, -p))
-    return hi, lo, n
-
-
-@_inline
-def _rem_pio2_huge(x):
-    """(hi, lo, n) as _rem_pio2_moderate, for 2**32 <= |x| < inf (garbage below)."""
+def _rem_pio2(x):
+    """(hi, lo, q): x = n * pi/2 + hi + lo, |hi + lo| <= pi/4, hi = hi + lo rounded, q = n mod 4
+    (an int); for 2**-28 <= |x| < inf (garbage elsewhere)."""
     b = _bits(x)
     row = min(max(((b >> 52) & 0x7FF) - _HUGE_E0, 0), _PH_ROWS - 1)
     m = _from_bits((b & _EXP_FIELD) | _TWO52_BITS)  # the significand as an integer
     h0, h1, h2, h3 = _PH0[row], _PH1[row], _PH2[row], _PH3[row]
     p0 = m * h0  # below 2**55, on the grid 2**-50
-    q = p0 * 0.25
-    q = q if q >= 4503599627370496.0 else (q + 4503599627370496.0) - 4503599627370496.0
-    f0 = (p0 - 4.0 * q) + _fma(m, h0, -p0)  # m * h0 mod 4, exact (|f0| <= 4 on 2**-50)
+    v = p0 * 0.25
+    v = v if v >= 4503599627370496.0 else (v + 4503599627370496.0) - 4503599627370496.0
+    f0 = (p0 - 4.0 * v) + _fma(m, h0, -p0)  # m * h0 mod 4, exact (|f0| <= 4 on 2**-50)
     p1 = m * h1
     a, e1 = _two_sum(f0, p1)
     n = _rint(a)
     p2 = m * h2
-    # the fraction of x * 2/pi: the terms left are below 2**-49, summed with their rounding
-    # errors carried (Ogita-Rump-Oishi Sum2), so that a near multiple of pi/2 keeps its digits
-    s, e2 = _two_sum(a - n, _fma(m, h1, -p1))
+    s, e2 = _two_sum(a - n, _fma(m, h1, -p1))  # the terms left are below 2**-49
     s, e3 = _two_sum(s, e1)
     s, e4 = _two_sum(s, p2)
     c = ((e2 + e3) + e4) + (_fma(m, h2, -p2) + m * h3)
     hi = s + c
-    lo = c - (hi - s)
+    lo = c - (hi - s)  # hi + lo: the fraction of x * 2/pi, |hi| <= 1/2 + 2**-48
     y = hi * _PIO2_1
     lo = _fma(hi, _PIO2_1, -y) + _fma(hi, _PIO2_2, lo * _PIO2_1)
-    sign = np.copysign(1.0, x)
-    return sign * y, sign * lo, sign * n
-
-
-@_inline
-def _rem_pio2(x):
-    """(hi, lo, q): x = n * pi/2 + hi + lo, |hi + lo| <= pi/4, hi = hi + lo rounded, q = n mod 4
-    (an int)."""
-    small = abs(x) < _MODERATE
-    hi, lo, n = _rem_pio2_moderate(x if small else 0.0)
-    hi_h, lo_h, n_h = _rem_pio2_huge(x)
-    hi = hi if small else hi_h
-    lo = lo if small else lo_h
-    n = n if small else n_h
-    y = hi + lo
-    return y, lo - (y - hi), _bits(n + _MAGIC) & 3
+    r = y + lo
+    lo = lo - (r - y)
+    q = _bits(n + _MAGIC) & 3
+    neg = x < 0.0
+    return (-r if neg else r), (-lo if neg else lo), (-q if neg else q)
 
 
 _S1, _S2, _S3 = -1.66666666666666324348e-01, 8.33333333332248946124e-03, -1.98412698298579493134e-04
@@ -547,6 +520,7 @@ def _sin64(x):
 def _cos64(x):
     hi, lo, q = _rem_pio2(x)
     y = _by_quadrant(_sin_kernel(hi, lo), _cos_kernel(hi, lo), q + 1)
+    y = 1.0 if abs(x) < 7.450580596923828e-09 else y
     return y if abs(x) < np.inf else x - x
 
 
