@@ -16,6 +16,7 @@ from . import pytree
 from .autodiff import check_argnums, strip_stop_gradients, value_and_grad_call
 from .backends.base import call_on_device, is_device_array, load_backend
 from .dask import call_on_dask, has_dask_array
+from .dispatch import MISS, FastPaths, call_shape, describe
 from .errors import (
     FallbackWarning,
     InternalError,
@@ -70,6 +71,7 @@ class _Fallback:
     def __init__(self, error, result=_NONE):
         self.error = error
         self._result = result
+        self.used = 0  # recency, as on an Executable
 
     def has_result(self):
         return self._result is not self._NONE
@@ -166,11 +168,14 @@ class TracedFunction:
         self.backend = backend
         self.parallel = parallel
         self.max_cache_entries = max_cache_entries
-        self._cache = OrderedDict()  # signature -> Executable or _Fallback, least recent first
+        # signature -> Executable or _Fallback, oldest first; each entry's `used` stamp (the
+        # hit count when it last ran) picks the least recently used to drop
+        self._cache = OrderedDict()
         self._lock = threading.RLock()  # held while tracing and compiling: once per signature
         self._stats_lock = threading.Lock()
         self._stats = dict(misses=0, traces=0, kernels_compiled=0, fallbacks=0)
         self._hits = itertools.count()
+        self._fast = FastPaths(self._hits)  # generated per argument structure (dispatch.py)
         self._last_signature = None  # for TRACEJIT_LOG=recompiles
         # Python scalar arguments the function uses as Python values: traced by value
         self._value_scalars = set()
@@ -183,18 +188,12 @@ class TracedFunction:
     def __call__(self, *args, **kwargs):
         if _disabled[0]:
             return self.fn(*args, **kwargs)
-        if not kwargs:  # fast path: positional arrays and scalars with a signature seen before
-            key = tuple([(a.shape, a.dtype, a.flags.c_contiguous) if type(a) is np.ndarray
-                         else _leaf_key(a) for a in args])
-            entry = self._cache.get(key)
-            if entry is not None and entry.__class__ is not _Fallback and not entry.writes:
-                if entry.guard is None:
-                    self._hit(key)
-                    return entry.run(*args)
-                live = entry.guard.live()
-                if live is not None:
-                    self._hit(key)
-                    return entry.run(*args, *live)
+        # fast path: arguments shaped and typed as a call compiled before (dispatch.py)
+        for run in self._fast.by_shape.get(call_shape(args, kwargs) if kwargs else len(args),
+                                           ()):
+            result = run(args, kwargs)
+            if result is not MISS:
+                return result
         leaves, treedef, static = self._flatten(args, kwargs)
         if any(isinstance(leaf, Proxy) for leaf in leaves):
             return self.fn(*args, **kwargs)  # called from inside another trace: inline it
@@ -213,6 +212,12 @@ class TracedFunction:
                           FallbackWarning, stacklevel=user_stacklevel())
             self._count("fallbacks")
             return self.fn(*args, **kwargs)
+        if not entry.writes:  # the next call like this one takes the fast path
+            # static again: tracing may have found a scalar used as a Python value
+            description = describe(treedef, leaves, self._static(leaves, treedef))
+            if description is not None and not any(
+                    type(a) is np.ndarray and not a.dtype.isnative for a in args):
+                self._fast.register(args, kwargs, description, entry)
         return entry.run(*leaves, *live)
 
     def _entry(self, key, leaves, treedef, static, call=None):
@@ -231,7 +236,7 @@ class TracedFunction:
                     entry, stale = self._cache.get(key), None
                     continue
             elif entry is not stale:
-                self._hit(key)
+                self._hit(entry)
             if isinstance(entry, _Fallback) or entry.guard is None:
                 return entry, ()
             live = entry.guard.live()
@@ -243,13 +248,12 @@ class TracedFunction:
         with self._stats_lock:
             self._stats[stat] += n
 
-    def _hit(self, key):
-        # no lock on the hot path: next() on a count and OrderedDict's C methods are atomic
-        next(self._hits)
-        try:
-            self._cache.move_to_end(key)  # most recently used last
-        except KeyError:  # evicted or cleared by another thread since the lookup
-            pass
+    def _hit(self, entry):
+        # no lock on the hot path: next() on a count is atomic
+        entry.used = next(self._hits) + 1  # the hit count, and recency for the LRU
+
+    def _hit_count(self):
+        return int(repr(self._hits)[len("count("):-1])  # the next value it would give
 
     def _flatten(self, args, kwargs):
         leaves, treedef = pytree.flatten((args, kwargs))
@@ -269,7 +273,7 @@ class TracedFunction:
     def _key(self, leaves, treedef, static):
         if treedef.kind == "tuple" and not treedef.children[1].children and \
                 all(c.kind == "leaf" for c in treedef.children[0].children) and not any(static):
-            return tuple(_leaf_key(x) for x in leaves)  # same key as the fast path
+            return tuple(_leaf_key(x) for x in leaves)  # positional leaves only: a short key
         parts = []
         for leaf, is_static in zip(leaves, static):
             if is_static:
@@ -290,7 +294,7 @@ class TracedFunction:
         with self._lock:
             entry = self._cache.get(key)
             if entry is not None and entry is not stale:  # another thread compiled it
-                self._hit(key)
+                self._hit(entry)
                 return entry
             self._count("misses")
             self._check_arity(treedef)
@@ -311,10 +315,16 @@ class TracedFunction:
                 if getattr(e, "location", None):
                     raise  # an error NumPy raises too, already naming the user's line
                 entry = self._internal_failure(e, call)
+            entry.used = self._hit_count()  # newer than every entry hit so far
             with self._stats_lock:
+                self._cache.pop(key, None)  # a stale entry's key: now the newest
                 self._cache[key] = entry
                 while len(self._cache) > self.max_cache_entries:
-                    self._cache.popitem(last=False)  # least recently used
+                    # least recently used; of equals, the oldest
+                    victim = min(self._cache, key=lambda k: self._cache[k].used)
+                    self._fast.forget(self._cache.pop(victim))
+            if stale is not None:
+                self._fast.forget(stale)
             return entry
 
     def _trace_by_value(self, treedef, needed):
@@ -324,6 +334,7 @@ class TracedFunction:
         if not names or set(names) <= self._value_scalars:
             raise TraceError(str(needed)) from None  # cannot happen twice; never loop
         self._value_scalars.update(names)
+        self._fast = FastPaths(self._hits)  # which leaves are keyed by value changed
         if _log_enabled("recompiles"):
             _emit(f"tracejit: {self.__name__} uses {', '.join(names)} as a Python value, so it "
                   f"is static from now on (each new value traces again): {needed}")
@@ -467,8 +478,7 @@ class TracedFunction:
         by compiled code, calls that had to trace and compile, traces made, kernels Numba
         compiled for this function, signatures cached now, and calls that ran eagerly."""
         with self._stats_lock:  # one consistent snapshot, even while other threads call
-            hits = int(repr(self._hits)[len("count("):-1])  # the next value it would give
-            return CacheInfo(hits=hits, entries=len(self._cache), **self._stats)
+            return CacheInfo(hits=self._hit_count(), entries=len(self._cache), **self._stats)
 
     def cache_clear(self):
         """Forget every compiled signature and zero the counters; the next call traces again.
@@ -479,6 +489,7 @@ class TracedFunction:
             for k in self._stats:
                 self._stats[k] = 0
             self._hits = itertools.count()
+            self._fast = FastPaths(self._hits)
 
     def __repr__(self):
         return f"<traced function {self.__name__}>"

@@ -1,0 +1,154 @@
+"""The cached call's fast path (dispatch.py): calls shaped like one compiled before run it
+without the general path, and every argument that differs in a way the compiled code depends
+on (type, shape, dtype, layout, byte order, a static value, a container's members) is told
+apart and compiled for, as NumPy's results show."""
+
+from collections import namedtuple
+
+import numpy as np
+import pytest
+from conftest import assert_same
+
+import tracejit as tj
+from tracejit import dispatch
+
+
+def fma(a, b, c):
+    return a * b + c
+
+
+def calls_counted(traced, *args, **kwargs):
+    """The result of traced(...) and how it changed cache_info's misses and hits."""
+    before = traced.cache_info()
+    result = traced(*args, **kwargs)
+    after = traced.cache_info()
+    return result, after.misses - before.misses, after.hits - before.hits
+
+
+def test_arrays_and_scalars_take_the_fast_path():
+    traced = tj.trace(fma, fallback="raise")
+    a, b, c = np.linspace(-1, 1, 7), np.arange(7.0), np.ones(7)
+    for args in [(a, b, c), (a, b, 0.5), (a, b, np.float64(0.5)), (a, 2, c)]:
+        assert_same(calls_counted(traced, *args)[0], fma(*args))
+        result, misses, hits = calls_counted(traced, *args)
+        assert_same(result, fma(*args))
+        assert (misses, hits) == (0, 1)
+    assert traced.cache_info().entries == 4
+    # the fast path for (arrays, float) is filed apart from the one for (arrays, array)
+    assert len(traced._fast.by_shape[3]) == 4
+
+
+@pytest.mark.parametrize("change", ["shape", "dtype", "strided", "bool", "0-d",
+                                    "big-endian", "subclass", "list"])
+def test_what_the_compiled_code_depends_on_misses(change):
+    traced = tj.trace(fma, fallback="raise")
+    a, b = np.linspace(-1, 1, 6), np.arange(6.0)
+    c = 1.5
+    traced(a, b, c)
+    other = {"shape": (np.linspace(-1, 1, 5), np.arange(5.0), c),
+             "dtype": (a.astype(np.float32), b, c),
+             "strided": (np.linspace(-1, 1, 12)[::2], b, c),
+             "bool": (a, b, True),
+             "0-d": (a, b, np.array(1.5)),
+             "big-endian": (a.astype(">f8"), b, c),
+             "subclass": (np.ma.masked_array(a), b, c),
+             "list": ([a], b, c)}[change]
+    if change == "subclass":  # NumPy subclasses are not traced: the general path says so
+        with pytest.raises(tj.UnsupportedError):
+            traced(*other)
+        return
+    if change == "list":
+        with pytest.raises(tj.TracejitError):
+            traced(*other)
+        return
+    for _ in range(2):
+        assert_same(traced(*other), fma(*other))
+    # a big-endian array is converted on entry, then runs the code compiled for native order
+    assert traced.cache_info().misses == (1 if change == "big-endian" else 2)
+    assert_same(traced(a, b, c), fma(a, b, c))  # the first signature is still served
+
+
+def test_pytrees_and_keywords():
+    traced = tj.trace(lambda p, scale=1.0: p["a"] * p["b"] + scale, fallback="raise")
+    a, b = np.linspace(-1, 1, 5), np.arange(5.0)
+    p = {"a": a, "b": b}
+    assert_same(traced(p), a * b + 1.0)
+    result, misses, hits = calls_counted(traced, {"b": b, "a": a})  # key order does not matter
+    assert_same(result, a * b + 1.0)
+    assert (misses, hits) == (0, 1)
+    traced(p, scale=2.0)
+    result, misses, hits = calls_counted(traced, p, scale=3.0)
+    assert_same(result, a * b + 3.0)
+    assert (misses, hits) == (0, 1)
+    result, misses, hits = calls_counted(traced, {"a": a, "b": b, "c": a})  # one more member
+    assert_same(result, a * b + 1.0)
+    assert misses == 1
+    for q in ({"a": a, "c": b}, {"a": a}):  # b missing: NumPy's KeyError
+        with pytest.raises(KeyError):
+            traced(q)
+    result, misses, hits = calls_counted(traced, p)
+    assert_same(result, a * b + 1.0)
+    assert (misses, hits) == (0, 1)
+
+    Pair = namedtuple("Pair", "x y")
+    pair_traced = tj.trace(lambda pairs: pairs[0].x * pairs[1].y, fallback="raise")
+    args = [Pair(a, b), Pair(b, a)]
+    for _ in range(2):
+        assert_same(pair_traced(args), a * a)
+    assert pair_traced.cache_info()[:2] == (1, 1)
+    assert_same(pair_traced((Pair(a, b), Pair(b, a))), a * a)  # a tuple, not a list
+    assert pair_traced.cache_info().misses == 2
+
+
+def test_static_values_and_scalars_used_as_python_values():
+    traced = tj.trace(lambda x, n, mode: x * n if mode == "mul" else x + n,
+                      static_argnames="mode", fallback="raise")
+
+    def power_sum(x, k):
+        return sum(x ** i for i in range(k))
+
+    x = np.linspace(0, 1, 4)
+    for args in [(x, 2.0, "mul"), (x, 2.0, "add"), (x, 3.0, "mul"), (x, 2.0, "add")]:
+        assert_same(traced(*args), args[0] * args[1] if args[2] == "mul" else x + args[1])
+    assert traced.cache_info().misses == 2
+    traced_power = tj.trace(power_sum, fallback="raise")
+    for k in (2, 3, 2, 3, 4):
+        assert_same(traced_power(x, k), power_sum(x, k))
+    assert traced_power.cache_info().entries == 3
+
+
+weights = np.linspace(0, 1, 4)
+
+
+def test_captured_arrays_are_read_at_each_call():
+    global weights
+    traced = tj.trace(lambda x: x * weights, fallback="raise")
+    x = np.arange(4.0)
+    assert_same(traced(x), x * weights)
+    weights[:] = 2.0  # changed in place: read live
+    assert_same(traced(x), x * weights)
+    weights = np.arange(5.0)  # rebound to another shape: traced again
+    x = np.arange(5.0)
+    assert_same(traced(x), x * weights)
+
+
+def test_evicted_entries_leave_the_fast_path():
+    traced = tj.trace(lambda a: a + 1.0, max_cache_entries=2, fallback="raise")
+    xs = [np.zeros(n) for n in (1, 2, 3)]
+    for x in xs:
+        traced(x)
+    assert not any(e.graph.inputs[0].shape == (1,) for e in _fast_entries(traced))
+    assert_same(traced(xs[0]), xs[0] + 1.0)
+    assert traced.cache_info().misses == 4
+
+
+def _fast_entries(traced):
+    return [e for p in traced._fast._patterns.values() for e in p.table.values()]
+
+
+def test_generated_code_is_readable():
+    traced = tj.trace(fma, fallback="raise")
+    traced(np.ones(3), np.ones(3), 1.0)
+    (pattern,) = traced._fast._patterns.values()
+    assert "l0.shape, l0.dtype, l0.strides" in pattern.source
+    assert pattern.key((np.ones(3), np.ones(3), 1), {}) is dispatch.MISS  # an int, not a float

@@ -1,0 +1,155 @@
+"""The cached call's fast path. For each argument structure a traced function has been called
+with (which positions hold arrays, Python or NumPy scalars, static values, dicts or lists of
+them, under which keyword names), a generated Python function checks the arguments' types,
+builds one flat key of the arrays' shapes, dtypes and strides, and runs the Executable
+registered under that key. It flattens no pytree and computes no full signature: a cached call
+costs a few attribute reads per array. Anything it does not recognise returns MISS and takes
+the general path in api.py, which registers here what it found or compiled."""
+
+import keyword
+from types import SimpleNamespace
+
+import numpy as np
+
+MISS = object()
+
+# Argument structures kept per traced function; beyond this they are all dropped and made again
+# as calls need them.
+MAX_PATTERNS = 16
+
+# NumPy scalar types whose type alone gives their dtype (datetime64's unit, say, does not)
+_TYPED_SCALARS = frozenset(np.dtype(c).type for c in "?bhilqBHILQefdgFDG")
+
+
+def call_shape(args, kwargs):
+    """What the fast paths of a call are filed under."""
+    return (len(args), *kwargs) if kwargs else len(args)
+
+
+def describe(treedef, leaves, static):
+    """A hashable description of an argument structure: the treedef with each leaf's type and
+    whether it is keyed by value. None when the fast path cannot take it."""
+    kinds = []
+    for leaf, is_static in zip(leaves, static):
+        kind = type(leaf)
+        if kind is np.ndarray and not leaf.dtype.isnative:
+            return None  # converted on entry by the general path
+        if is_static:
+            try:
+                hash(leaf)
+            except TypeError:
+                return None
+        kinds.append((kind, is_static))
+    return treedef, tuple(kinds)
+
+
+class Pattern:
+    """The generated fast path of one argument structure: `run(args, kwargs)` returns the
+    result or MISS; `key(args, kwargs)` the key to register an Executable under."""
+
+    def __init__(self, description, hits):
+        treedef, kinds = description
+        self.table = {}  # flat key -> Executable
+        ns = {"_nd": np.ndarray, "MISS": MISS, "_get": self.table.get, "_next": next,
+              "_hits": hits}
+        lines, parts, leaves = [], [], []
+        kinds = iter(kinds)
+
+        def bind(obj):
+            name = f"_c{len(ns)}"
+            ns[name] = obj
+            return name
+
+        def walk(td, expr):
+            if td.kind == "leaf":
+                kind, is_static = next(kinds)
+                name = f"l{len(leaves)}"
+                leaves.append(name)
+                lines.append(f"{name} = {expr}")
+                lines.append(f"if type({name}) is not {bind(kind)}: return MISS")
+                if is_static:
+                    parts.append(name)
+                elif kind is np.ndarray:
+                    parts.extend(f"{name}.{a}" for a in ("shape", "dtype", "strides"))
+                elif issubclass(kind, np.generic) and kind not in _TYPED_SCALARS:
+                    parts.append(f"{name}.dtype")
+                return
+            if td.kind == "none":
+                lines.append(f"if {expr} is not None: return MISS")
+                return
+            name = f"t{len(lines)}"
+            lines.append(f"{name} = {expr}")
+            cls = {"tuple": tuple, "list": list, "dict": dict, "namespace": SimpleNamespace}.get(
+                td.kind) or (td.meta if td.kind == "namedtuple" else td.meta[0])
+            lines.append(f"if type({name}) is not {bind(cls)}: return MISS")
+            if td.kind in ("tuple", "list", "namedtuple", "dict"):
+                lines.append(f"if len({name}) != {len(td.children)}: return MISS")
+            if td.kind == "namespace":
+                lines.append(f"if len(vars({name})) != {len(td.children)}: return MISS")
+            if td.kind == "dict":
+                items = [f"{name}[{bind(k)}]" for k in td.meta]
+            elif td.kind in ("namespace", "dataclass"):
+                fields = td.meta if td.kind == "namespace" else td.meta[1]
+                items = [f"{name}.{f}" if f.isidentifier() and not keyword.iskeyword(f)
+                         else f"getattr({name}, {bind(f)})" for f in fields]
+            else:
+                items = [f"{name}[{i}]" for i in range(len(td.children))]
+            for child, item in zip(td.children, items):
+                walk(child, item)
+
+        args_def, kwargs_def = treedef.children
+        for i, td in enumerate(args_def.children):
+            walk(td, f"args[{i}]")
+        for k, td in zip(kwargs_def.meta, kwargs_def.children):
+            walk(td, f"kwargs[{bind(k)}]")
+        key = f"({', '.join(parts)}{',' if len(parts) == 1 else ''})"
+        body = ["try:", *(f"    {line}" for line in lines),
+                "except (KeyError, AttributeError):",  # a dict or object missing a member
+                "    return MISS"] if lines else []
+        run = ", ".join(leaves)
+        source = "def key(args, kwargs):\n" + "".join(f"    {x}\n" for x in body) + \
+            f"    return {key}\n\n" + \
+            "def run(args, kwargs):\n" + "".join(f"    {x}\n" for x in body) + \
+            f"    e = _get({key})\n" \
+            "    if e is None: return MISS\n" \
+            "    e.used = _next(_hits) + 1  # the hit count, and recency for the LRU\n" \
+            "    g = e.guard\n" \
+            f"    if g is None: return e.run({run})\n" \
+            "    live = g.live()\n" \
+            "    if live is None: return MISS\n" \
+            f"    return e.run({run}{', ' if run else ''}*live)\n"
+        exec(compile(source, "<tracejit-fast-path>", "exec"), ns)
+        self.source = source
+        self.key = ns["key"]
+        self.run = ns["run"]
+
+
+class FastPaths:
+    """Every Pattern of one traced function, by call shape."""
+
+    def __init__(self, hits):
+        self.hits = hits  # the traced function's hit counter
+        self.by_shape = {}  # call shape (call_shape) -> tuple of Pattern.run
+        self._patterns = {}  # description -> Pattern
+
+    def register(self, args, kwargs, description, entry):
+        """File `entry` under this call's key, making its Pattern when it is new."""
+        pattern = self._patterns.get(description)
+        if pattern is None:
+            if len(self._patterns) >= MAX_PATTERNS:  # called in ever new ways: start over
+                self._patterns.clear()
+                self.by_shape = {}
+            pattern = self._patterns[description] = Pattern(description, self.hits)
+        shape = call_shape(args, kwargs)  # keywords in another order: the same pattern
+        runs = self.by_shape.get(shape, ())
+        if pattern.run not in runs:
+            self.by_shape[shape] = (*runs, pattern.run)
+        key = pattern.key(args, kwargs)
+        if key is not MISS:
+            pattern.table[key] = entry
+
+    def forget(self, entry):
+        """Drop every key filed to `entry` (evicted from the traced function's cache)."""
+        for pattern in self._patterns.values():
+            for key in [k for k, e in pattern.table.items() if e is entry]:
+                pattern.table.pop(key, None)
