@@ -213,6 +213,10 @@ def _power_code(exprs, node, loop_dtypes):
             # a negative exponent raises ValueError: the kernel reports it through `_err`
             return f"_ipow_checked({exprs[0]}, {exprs[1]}, _err)"
         return f"_ipow({exprs[0]}, {exprs[1]})"
+    if np.dtype(loop_dtypes[0]).char in VECTOR_MATH["power"]:
+        if node.args[1].size == 1:
+            return f"(np.sqrt({exprs[0]}) if {exprs[1]} == 0.5 else vpower({exprs[0]}, {exprs[1]}))"
+        return f"vpower({exprs[0]}, {exprs[1]})"
     if node.args[1].size == 1:  # NumPy's loop takes sqrt for a broadcast exponent of 0.5
         return f"_fpow_scalar_exponent({exprs[0]}, {exprs[1]})"
     return f"({exprs[0]} ** {exprs[1]})"
@@ -245,7 +249,7 @@ _ufunc_op(np.cbrt, "np.cbrt({0})", lambda ans, g, x: (g / (3 * (ans * ans)),))
 # and so do the functions not listed.
 VECTOR_MATH = {"exp": "efd", "expm1": "efd", "log": "efd", "log1p": "efd", "log2": "efd",
                "log10": "efd", "cosh": "efd", "sinh": "ef", "tanh": "ef",
-               "arctan": "ef", "sin": "efd", "cos": "efd"}  # dtype chars
+               "arctan": "ef", "sin": "efd", "cos": "efd", "power": "ef"}  # dtype chars
 
 
 def _math_code(name):

@@ -620,6 +620,78 @@ def _cos32(x):
     return y if abs(x) < _f(np.inf) else x - x
 
 
+# --------------------------------------------------------------------------- power (float32)
+# In float64, with series only as long as a float32 result needs: 2**(y * log2|x|), log2 of the
+# significand m in [sqrt(2)/2, sqrt(2)) by atanh's series in s = (m - 1) / (m + 1) to s**11
+# (abs error below 2**-36, and |y * log2|x|| < 300 wherever the result is not 0 or inf), 2**f for
+# |f| <= 1/2 by exp's Taylor series to degree 10; then C99's special cases. float64 power stays
+# on libm: within an ulp of glibc it needs log in double-double.
+
+
+@_inline
+def _log2_short(a):
+    """log2(a) for a >= 0 normal, to about 2**-36 absolute; -inf at 0, inf at inf, nan at nan."""
+    b = _bits(a) + (0x3FF0000000000000 - _SQRT_HALF_HIGH)
+    k = _from_bits((b >> 52) | _TWO52_BITS) - (4503599627370496.0 + 1023.0)
+    m = _from_bits((b & _EXP_FIELD) + _SQRT_HALF_HIGH)
+    s = (m - 1.0) / (m + 1.0)
+    z = s * s
+    p = _fma(z, 1.0 / 11.0, 1.0 / 9.0)
+    p = _fma(p, z, 1.0 / 7.0)
+    p = _fma(p, z, 1.0 / 5.0)
+    p = _fma(p, z, 1.0 / 3.0)
+    y = _fma(s * z, p, s) * 2.8853900817779268 + k  # 2 / ln(2)
+    y = -np.inf if a == 0.0 else y
+    return y if a < np.inf else a
+
+
+@_inline
+def _exp2_short(t):
+    """2**t to about 2**-40 relative, 0 below -1100, inf above 1100, nan for nan."""
+    tc = min(max(t, -1100.0), 1100.0)
+    n = _rint(tc)
+    f = (tc - n) * 0.6931471805599453
+    p = _fma(f, 1.0 / 3628800.0, 1.0 / 362880.0)
+    p = _fma(p, f, 1.0 / 40320.0)
+    p = _fma(p, f, 1.0 / 5040.0)
+    p = _fma(p, f, 1.0 / 720.0)
+    p = _fma(p, f, 1.0 / 120.0)
+    p = _fma(p, f, 1.0 / 24.0)
+    p = _fma(p, f, 1.0 / 6.0)
+    p = _fma(p, f, 0.5)
+    p = _fma(p, f, 1.0)
+    y = _scale(_fma(p, f, 1.0), n)
+    return t if t != t else y
+
+
+@_inline
+def _pow_via64(x, y):
+    a = abs(x)
+    r = _exp2_short(y * _log2_short(a))
+    integral = np.floor(y) == y  # inf counts as even
+    odd = integral & (np.floor(0.5 * y) != 0.5 * y)
+    r = -r if odd & (_bits(x) < 0) else r  # (-x)**odd, -0.0 and -inf included
+    r = np.nan if (x < 0.0) & (x > -np.inf) & ~integral else r
+    return 1.0 if (y == 0.0) | (x == 1.0) | ((a == 1.0) & (abs(y) == np.inf)) else r
+
+
+@_inline
+def _pow32(x, y):
+    return np.float32(_pow_via64(np.float64(x), np.float64(y)))
+
+
+def vpower(x, y):
+    raise NotImplementedError("vpower runs only inside compiled kernels")
+
+
+@overload(vpower, inline="always")
+def _vpower_impl(x, y):
+    # float32 loops only (the op table's choice); a float64 literal exponent is rounded first
+    if isinstance(x, types.Float) and isinstance(y, types.Float) and types.float32 in (x, y):
+        return lambda x, y: _pow32(np.float32(x), np.float32(y))
+    return None
+
+
 # --------------------------------------------------------------------------- public names
 
 def _generic(name, f64, f32=None):
@@ -661,5 +733,5 @@ vcos = _generic("vcos", _cos64, _cos32)
 # name in kernel source -> the NumPy ufunc it computes (what a backend without vector math uses)
 LIBM = {"vexp": np.exp, "vexpm1": np.expm1, "vlog": np.log, "vlog1p": np.log1p,
         "vlog2": np.log2, "vlog10": np.log10, "vsinh": np.sinh, "vcosh": np.cosh,
-        "vtanh": np.tanh, "varctan": np.arctan, "vsin": np.sin, "vcos": np.cos}
+        "vtanh": np.tanh, "varctan": np.arctan, "vsin": np.sin, "vcos": np.cos, "vpower": np.power}
 FUNCTIONS = {name: globals()[name] for name in LIBM}
