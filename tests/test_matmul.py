@@ -4,9 +4,11 @@ the matmul's output when nothing else reads it."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
-from conftest import assert_same, check_against_numpy
+from conftest import assert_same, check_against_numpy, graph_mentions_op
 
 import tracejit as tj
 from tracejit.graph import verify
@@ -198,21 +200,73 @@ EINSUMS = {
     "ij,jk->ik size 1": ((2, 1), (3, 4)),      # a unit dimension broadcasts, as in NumPy
     "ij,jk->ik empty": ((0, 3), (3, 4)),
     "Ab,bA->A": ((2, 3), (3, 2)),
+    "bij,bj->bi": ((2, 3, 4), (2, 4)),         # batched matrix-vector
+    "ij,i->j": ((3, 4), (3,)),                 # contracted over the first axis
+    "bij,bjk->bik size 1": ((2, 3, 1), (1, 4, 5)),
 }
+SLOW = (pytest.mark.slow, pytest.mark.skipif(not os.environ.get("TRACEJIT_SLOW"),
+                                             reason="more dtypes of a form: TRACEJIT_SLOW=1"))
 
 
-# every subscript form in float64; a few of them in the other dtypes (compiling is the cost)
+# every subscript form in float64; a few of them in the other dtypes (compiling is the cost: the
+# forms that are no product of matrices compile a reduction kernel each)
 EINSUM_CASES = [(case, np.float64) for case in EINSUMS] + [
-    (case, dtype) for case in ("ij,jk", "i,i->", "ij->j", "ab,bc,cd->ad")
-    for dtype in (np.float32, np.int32, np.bool_)]
+    (case, dtype) for case in ("ij,jk", "ij->j", "ab,bc,cd->ad")
+    for dtype in (np.float32, np.int32, np.bool_)] + [("i,i->", np.bool_)] + [
+    pytest.param(case, dtype, marks=SLOW, id=f"{case}-{np.dtype(dtype).name}")
+    for case in ("i,i->", "bij,bj->bi", "ij,i->j") for dtype in (np.float32, np.int32)]
 
 
-@pytest.mark.parametrize("case, dtype", EINSUM_CASES,
-                         ids=[f"{c}-{np.dtype(d).name}" for c, d in EINSUM_CASES])
+@pytest.mark.parametrize("case, dtype", EINSUM_CASES, ids=[
+    c.id if hasattr(c, "id") else f"{c[0]}-{np.dtype(c[1]).name}" for c in EINSUM_CASES])
 def test_einsum_matches_numpy(case, dtype):
     subscripts = case.split(" ")[0]
     args = [rand(*shape, dtype=dtype) for shape in EINSUMS[case]]
     check_against_numpy(lambda *ops: np.einsum(subscripts, *ops), *args, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("subscripts, shapes, matmuls", [
+    ("ij,jk->ik", ((4, 3), (3, 5)), 1),
+    ("bij,bjk->bik", ((2, 4, 3), (2, 3, 5)), 1),
+    ("bij,bj->bi", ((2, 4, 3), (2, 3)), 0),
+    ("ij,j->i", ((4, 3), (3,)), 0),
+    ("ij,ij->i", ((4, 3), (4, 3)), 0),
+    ("i,i->", ((3,), (3,)), 1),
+    ("i,j->ij", ((3,), (4,)), 0),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_einsum_runs_matrix_products_on_blas_and_the_rest_as_one_kernel(subscripts, shapes,
+                                                                        matmuls):
+    """A product of matrices and a single dot product run as matmul (BLAS); matrix-vector,
+    batched dot and outer products are bound by memory and become a multiply summed over the
+    contracted labels (one kernel)."""
+    args = [rand(*shape) for shape in shapes]
+    graph = tj.trace(lambda a, b: np.einsum(subscripts, a, b)).graph(*args)
+    assert str(graph).count(" matmul ") == matmuls, str(graph)
+    assert graph_mentions_op(graph, "multiply") == (not matmuls), str(graph)
+    assert_same(np.asarray(interpret(graph, *args)), np.asarray(np.einsum(subscripts, *args)),
+                rtol=1e-12, atol=1e-12)
+
+
+def _einsum_grads(subscripts, a, b, g):
+    """The gradients of sum(einsum(subscripts, a, b) * g), by NumPy's einsum."""
+    (la, lb), out = subscripts.split("->")[0].split(","), subscripts.split("->")[1]
+    return np.einsum(f"{out},{lb}->{la}", g, b), np.einsum(f"{la},{out}->{lb}", a, g)
+
+
+@pytest.mark.parametrize("subscripts, shapes", [
+    ("bij,bj->bi", ((3, 4, 5), (3, 5))),
+    ("bij,bjk->bik", ((2, 3, 4), (2, 4, 5))),
+    pytest.param("ij,ij->i", ((4, 5), (4, 5)), marks=SLOW),
+    pytest.param("i,i->", ((5,), (5,)), marks=SLOW),
+    pytest.param("ij,i->j", ((4, 5), (4,)), marks=SLOW),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_einsum_gradients_match_numpy(subscripts, shapes):
+    a, b = (rand(*shape) for shape in shapes)
+    out_shape = np.einsum(subscripts, a, b).shape
+    g = rand(*out_shape)
+    grads = tj.grad(lambda a, b, g: np.sum(np.einsum(subscripts, a, b) * g), argnums=(0, 1))
+    for got, expected in zip(grads(a, b, g), _einsum_grads(subscripts, a, b, g), strict=True):
+        assert_same(got, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_einsum_of_views_and_mixed_dtypes():

@@ -366,9 +366,12 @@ def build(graph, steps, leaf_layouts, parallel=None, backend="cpu"):
             if node.shape == () and OPS[node.op].kind != VIEW:
                 call = f"np.asarray({call})"  # kernels take 0-d arrays, not NumPy scalars
             lines.append(f"{out} = {call}")
-            # matmul returns a fresh C-contiguous array; views may have any strides
+            # matmul returns a fresh C-contiguous array, and reshape a C-contiguous view of a
+            # C-contiguous array (kernels index it by shape: twice as fast for a broadcast
+            # operand); other views may have any strides
             names[node] = out
-            layout[node] = CONTIGUOUS if OPS[node.op].kind == MATMUL else STRIDED
+            layout[node] = CONTIGUOUS if OPS[node.op].kind == MATMUL or (
+                node.op == "reshape" and layout.get(node.args[0]) == CONTIGUOUS) else STRIDED
 
     results, seen, seen_memory = [], {}, {}
     memory = graph.meta.get("out_memory", graph.meta["out_alias"])

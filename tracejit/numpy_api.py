@@ -1791,9 +1791,10 @@ def vdot(a, b):
 @implements(np.einsum)
 def einsum(subscripts, *operands, out=None, optimize=False, dtype=None, order="K",
            casting="safe"):
-    """Contractions as NumPy's matmul (BLAS), one pair of operands at a time: the labels of
-    each pair are sorted into batch, kept and contracted ones, the operands transposed and
-    reshaped to stacks of matrices, multiplied, and the result reshaped back. Sums over labels
+    """Contractions one pair of operands at a time: the labels of each pair are sorted into
+    batch, kept and contracted ones; a product of matrices runs as NumPy's matmul (BLAS) on
+    the operands transposed and reshaped to stacks of matrices, the memory-bound forms as a
+    multiply and sum that fuse into one kernel (see _contract). Sums over labels
     that appear in one operand only come first. Ellipses, repeated labels within one operand
     (diagonals, traces) and out=/dtype= are not supported."""
     if not isinstance(subscripts, str):
@@ -1859,13 +1860,20 @@ def _arrange(x, labels, order, sizes):
 
 
 def _contract(a, la, b, lb, needed, sizes):
-    """The einsum of two operands keeping the labels in `needed`, as one (batched) matmul."""
+    """The einsum of two operands keeping the labels in `needed`: one (batched) matmul for a
+    product of matrices (each operand keeps a label of its own and they share a contracted
+    one: bound by arithmetic, BLAS wins) and for a single dot product (BLAS's dot); otherwise
+    (matrix-vector, batched dot and outer products: bound by memory) a broadcast multiply
+    summed over the contracted labels, which fusion makes one kernel reading each operand
+    once in memory order."""
     a, la = _sum_out(a, la, needed | set(lb))
     b, lb = _sum_out(b, lb, needed | set(la))
     batch = [c for c in la if c in lb and c in needed]
     inner = [c for c in la if c in lb and c not in needed]
     left = [c for c in la if c not in lb]
     right = [c for c in lb if c not in la]
+    if not (left and right and inner) and (batch or left or right):
+        return _multiply_sum(a, la, b, lb, needed)
 
     def size(cs):
         return int(np.prod([sizes[c] for c in cs], dtype=np.int64))
@@ -1878,6 +1886,22 @@ def _contract(a, la, b, lb, needed, sizes):
     product = call_ufunc(np.matmul, a, b)
     shape = lead + tuple(sizes[c] for c in left + right)
     return reshape(product, shape), "".join(batch + left + right)
+
+
+def _multiply_sum(a, la, b, lb, needed):
+    """sum(a * b) over the labels not in `needed`, broadcasting on the labels of the larger
+    operand (kept in its own axis order, so it is never transposed) then the other's."""
+    if np.prod(shape_of(b), dtype=np.int64) > np.prod(shape_of(a), dtype=np.int64):
+        a, la, b, lb = b, lb, a, la
+    order = la + "".join(c for c in lb if c not in la)
+    if len(order) > len(la):
+        a = reshape(a, tuple(shape_of(a)) + (1,) * (len(order) - len(la)))
+    b_order = "".join(c for c in order if c in lb)
+    if b_order != lb:
+        b = transpose(b, [lb.index(c) for c in b_order])
+    dims = iter(shape_of(b))  # its own sizes: a unit dimension broadcasts
+    b = reshape(b, tuple(next(dims) if c in lb else 1 for c in order))
+    return _sum_out(call_ufunc(np.multiply, a, b), order, needed)
 
 
 @implements(np.outer)
