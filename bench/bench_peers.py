@@ -494,26 +494,34 @@ def target_met(row: RowResult) -> bool | None:
     return met
 
 
-def render(rows: list[RowResult], firsts: dict, env: dict, quick: bool) -> str:
-    peers = [p for p in PEERS if any(p in r.timings or p in r.notes for r in rows)]
+def summary(rows: list[RowResult], peers: list[str], stat: str) -> str:
+    """A markdown table: NumPy's time and each peer's speedup over it (absolute times for
+    microsecond rows), from each peer's `stat` ("median" or "best") sample."""
     lines = ["| workload | " + " | ".join(peers) + " | target | met |",
              "|---" * (len(peers) + 3) + "|"]
     for r in rows:
-        cells = []
+        base, cells = r.timings.get("numpy"), []
         for p in peers:
             t = r.timings.get(p)
             if t is None:
                 cells.append("fails" if p in r.notes else "-")
-            elif p == "numpy":
-                cells.append(f"{_fmt(t.median, r.unit)} {r.unit}")
+            elif p == "numpy" or r.unit != "ms":
+                cells.append(f"{_fmt(getattr(t, stat), r.unit)} {r.unit}")
             else:
-                cells.append(f"{r.speedup(p):.2f}x" if r.unit == "ms"
-                             else f"{_fmt(t.median, r.unit)} {r.unit}")
-        met = target_met(r)
+                cells.append(f"{getattr(base, stat) / getattr(t, stat):.2f}x")
+        met = target_met(r) if stat == "median" else None
         lines.append(f"| {r.workload} | " + " | ".join(cells) + f" | {r.target} | "
                      + {True: "yes", False: "**no**", None: "-"}[met] + " |")
-    out = ["\n".join(lines), "", "Median [interquartile range] per call, and the first call in "
-           "this process (compile included):"]
+    return "\n".join(lines)
+
+
+def render(rows: list[RowResult], firsts: dict, env: dict, quick: bool) -> str:
+    peers = [p for p in PEERS if any(p in r.timings or p in r.notes for r in rows)]
+    out = ["Medians:", summary(rows, peers, "median"), "",
+           "Fastest samples (the least disturbed by other processes):",
+           summary(rows, peers, "best"), "",
+           "Median [interquartile range] per call, and the first call in this process "
+           "(compile included):"]
     for r in rows:
         out.append(f"  {r.workload}:")
         for p in peers:
