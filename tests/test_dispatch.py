@@ -150,5 +150,7 @@ def test_generated_code_is_readable():
     traced = tj.trace(fma, fallback="raise")
     traced(np.ones(3), np.ones(3), 1.0)
     (pattern,) = traced._fast._patterns.values()
-    assert "l0.shape, l0.dtype, l0.strides" in pattern.source
+    assert "x0.shape, x0.dtype, x0.strides" in pattern.source
     assert pattern.key((np.ones(3), np.ones(3), 1), {}) is dispatch.MISS  # an int, not a float
+    special = traced._fast.last.source  # the entry's own lines inline, after the checks
+    assert "x0.shape != _k0" in special and "k0(x0, x1, x2, o0)" in special

@@ -189,8 +189,11 @@ class TracedFunction:
         if _disabled[0]:
             return self.fn(*args, **kwargs)
         # fast path: arguments shaped and typed as a call compiled before (dispatch.py)
-        for run in self._fast.by_shape.get(call_shape(args, kwargs) if kwargs else len(args),
-                                           ()):
+        fast = self._fast
+        result = fast.last(args, kwargs)
+        if result is not MISS:
+            return result
+        for run in fast.by_shape.get(call_shape(args, kwargs) if kwargs else len(args), ()):
             result = run(args, kwargs)
             if result is not MISS:
                 return result

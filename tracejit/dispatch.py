@@ -45,39 +45,41 @@ def describe(treedef, leaves, static):
 
 class Pattern:
     """The generated fast path of one argument structure: `run(args, kwargs)` returns the
-    result or MISS; `key(args, kwargs)` the key to register an Executable under."""
+    result or MISS; `key(args, kwargs)` the key to register an Executable under;
+    `specialise(entry, key)` a function that serves that one entry faster still."""
 
-    def __init__(self, description, hits):
+    def __init__(self, description, paths):
         treedef, kinds = description
         self.table = {}  # flat key -> Executable
-        ns = {"_nd": np.ndarray, "MISS": MISS, "_get": self.table.get, "_next": next,
-              "_hits": hits}
-        lines, parts, leaves = [], [], []
+        self.ns = {"_nd": np.ndarray, "MISS": MISS, "_get": self.table.get, "_next": next,
+                   "_hits": paths.hits, "_paths": paths}
+        lines, self.parts, self.leaves = [], [], []  # parts: (expression, is a dtype)
         kinds = iter(kinds)
 
         def bind(obj):
-            name = f"_c{len(ns)}"
-            ns[name] = obj
+            name = f"_b{len(self.ns)}"
+            self.ns[name] = obj
             return name
 
         def walk(td, expr):
             if td.kind == "leaf":
                 kind, is_static = next(kinds)
-                name = f"l{len(leaves)}"
-                leaves.append(name)
+                name = f"x{len(self.leaves)}"  # as Executable.run names its parameters
+                self.leaves.append(name)
                 lines.append(f"{name} = {expr}")
                 lines.append(f"if type({name}) is not {bind(kind)}: return MISS")
                 if is_static:
-                    parts.append(name)
+                    self.parts.append((name, False))
                 elif kind is np.ndarray:
-                    parts.extend(f"{name}.{a}" for a in ("shape", "dtype", "strides"))
+                    self.parts += [(f"{name}.shape", False), (f"{name}.dtype", True),
+                                   (f"{name}.strides", False)]
                 elif issubclass(kind, np.generic) and kind not in _TYPED_SCALARS:
-                    parts.append(f"{name}.dtype")
+                    self.parts.append((f"{name}.dtype", True))
                 return
             if td.kind == "none":
                 lines.append(f"if {expr} is not None: return MISS")
                 return
-            name = f"t{len(lines)}"
+            name = f"_p{len(lines)}"
             lines.append(f"{name} = {expr}")
             cls = {"tuple": tuple, "list": list, "dict": dict, "namespace": SimpleNamespace}.get(
                 td.kind) or (td.meta if td.kind == "namedtuple" else td.meta[0])
@@ -102,35 +104,76 @@ class Pattern:
             walk(td, f"args[{i}]")
         for k, td in zip(kwargs_def.meta, kwargs_def.children):
             walk(td, f"kwargs[{bind(k)}]")
-        key = f"({', '.join(parts)}{',' if len(parts) == 1 else ''})"
-        body = ["try:", *(f"    {line}" for line in lines),
-                "except (KeyError, AttributeError):",  # a dict or object missing a member
-                "    return MISS"] if lines else []
-        run = ", ".join(leaves)
-        source = "def key(args, kwargs):\n" + "".join(f"    {x}\n" for x in body) + \
-            f"    return {key}\n\n" + \
-            "def run(args, kwargs):\n" + "".join(f"    {x}\n" for x in body) + \
-            f"    e = _get({key})\n" \
-            "    if e is None: return MISS\n" \
-            "    e.used = _next(_hits) + 1  # the hit count, and recency for the LRU\n" \
-            "    g = e.guard\n" \
-            f"    if g is None: return e.run({run})\n" \
-            "    live = g.live()\n" \
-            "    if live is None: return MISS\n" \
-            f"    return e.run({run}{', ' if run else ''}*live)\n"
-        exec(compile(source, "<tracejit-fast-path>", "exec"), ns)
-        self.source = source
-        self.key = ns["key"]
-        self.run = ns["run"]
+        # run() is only called for its call shape (FastPaths.by_shape); a specialised one
+        # checks it first
+        kw = len(kwargs_def.children)
+        self.shape_check = f"if len(args) != {len(args_def.children)} or " + \
+            (f"len(kwargs) != {kw}" if kw else "kwargs") + ": return MISS"
+        self.extract = ["try:", *(f"    {line}" for line in lines),
+                        "except (KeyError, AttributeError):",  # a dict or object missing one
+                        "    return MISS"] if lines else []
+        key = ", ".join(e for e, _ in self.parts)
+        key = f"({key}{',' if len(self.parts) == 1 else ''})"
+        leaves = ", ".join(self.leaves)
+        self.source = _function("key", self.extract + [f"return {key}"]) + "\n" + _function(
+            "run", self.extract + [
+                f"e = _get({key})",
+                "if e is None: return MISS",
+                "_paths.last = e.fast  # the next call is likely the same",
+                "e.used = _next(_hits) + 1  # the hit count, and recency for the LRU",
+                "g = e.guard",
+                f"if g is None: return e.run({leaves})",
+                "live = g.live()",
+                "if live is None: return MISS",
+                f"return e.run({leaves}{', ' if leaves else ''}*live)"])
+        exec(compile(self.source, "<tracejit-fast-path>", "exec"), self.ns)
+        self.key = self.ns["key"]
+        self.run = self.ns["run"]
+
+    def specialise(self, entry, key):
+        """run() for `entry` alone, filed under `key`: the arguments compared with the key's
+        values instead of looked up, and the Executable's own lines inline (one Python frame
+        for the whole call)."""
+        ns = dict(entry.namespace)  # its kernels, buffers and constants
+        ns.update(self.ns, _entry=entry, _guard=entry.guard)
+        checks = []
+        for (expr, is_dtype), value in zip(self.parts, key):
+            name = f"_k{len(checks)}"
+            ns[name] = value
+            checks.append(f"{expr} is not {name}" if is_dtype else f"{expr} != {name}")
+        lines = [self.shape_check, *self.extract]
+        if checks:
+            lines.append(f"if {' or '.join(checks)}: return MISS")
+        if entry.guard is not None:
+            lines += ["live = _guard.live()", "if live is None: return MISS"]
+            captured = range(len(self.leaves), entry.num_leaves)
+            if captured:
+                lines.append(f"{''.join(f'x{i}, ' for i in captured)}= live")
+        lines.append("_entry.used = _next(_hits) + 1")
+        source = _function("run", lines + entry.body)
+        exec(compile(source, f"<tracejit-fast-path {entry.graph.name}>", "exec"), ns)
+        run = ns["run"]
+        run.source, run.entry = source, entry
+        return run
+
+
+def _function(name, lines):
+    return f"def {name}(args, kwargs):\n" + "".join(f"    {x}\n" for x in lines)
+
+
+def _no_entry(args, kwargs):
+    return MISS
 
 
 class FastPaths:
-    """Every Pattern of one traced function, by call shape."""
+    """Every Pattern of one traced function, by call shape, and `last`: the specialised run of
+    the entry that ran last through a pattern or was registered last, tried first."""
 
     def __init__(self, hits):
         self.hits = hits  # the traced function's hit counter
         self.by_shape = {}  # call shape (call_shape) -> tuple of Pattern.run
         self._patterns = {}  # description -> Pattern
+        self.last = _no_entry
 
     def register(self, args, kwargs, description, entry):
         """File `entry` under this call's key, making its Pattern when it is new."""
@@ -139,17 +182,22 @@ class FastPaths:
             if len(self._patterns) >= MAX_PATTERNS:  # called in ever new ways: start over
                 self._patterns.clear()
                 self.by_shape = {}
-            pattern = self._patterns[description] = Pattern(description, self.hits)
+            pattern = self._patterns[description] = Pattern(description, self)
         shape = call_shape(args, kwargs)  # keywords in another order: the same pattern
         runs = self.by_shape.get(shape, ())
         if pattern.run not in runs:
             self.by_shape[shape] = (*runs, pattern.run)
         key = pattern.key(args, kwargs)
         if key is not MISS:
+            if getattr(entry, "fast", None) is None:  # specialised for its first key
+                entry.fast = pattern.specialise(entry, key)
             pattern.table[key] = entry
+            self.last = entry.fast
 
     def forget(self, entry):
         """Drop every key filed to `entry` (evicted from the traced function's cache)."""
         for pattern in self._patterns.values():
             for key in [k for k, e in pattern.table.items() if e is entry]:
                 pattern.table.pop(key, None)
+        if getattr(self.last, "entry", None) is entry:
+            self.last = _no_entry

@@ -69,41 +69,41 @@ class Arena:
             return views
 
 
-# Returned arrays of at least this many bytes are recycled (see Recycler). Smaller ones come
-# from malloc's free lists anyway.
+# Returned arrays of at least RECYCLE_BYTES are recycled (see Recycler): the first touch of
+# fresh memory costs a page fault per page. So are those of at most RECYCLE_SMALL_BYTES, where
+# allocating is most of a cached call's own cost (np.empty: 0.3-0.5 us of 1.5-3 us on 100
+# float64). Sizes between come from malloc's free lists, at a small share of the kernel's time.
 RECYCLE_BYTES = 1 << 20
+RECYCLE_SMALL_BYTES = 4096
 
-
-def _references(items, slot):
-    return sys.getrefcount(items[slot])
-
-
-# What _references counts for an object held by nothing but the list: measured rather than
-# assumed, since interpreters differ in the temporary references a call holds.
-_ONLY_LISTED = _references([object()], 0)
 # Free-threaded CPython splits reference counts between threads: do not rely on them there.
 _RECYCLE = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 
-class Recycler:
-    """Large returned arrays of one Executable, kept per thread, so the next call can write
-    into an array the caller has let go of instead of a fresh one: the first touch of fresh
-    memory costs a page fault per page (measured: 6 ms of a 25 ms call returning 80 MB). An
-    array is reused only when nothing else refers to it (its reference count), so no caller
-    can see it change; a view of it or its data refers to it too."""
+class Recycler(threading.local):
+    """Returned arrays of one Executable, kept per thread (`slots`), so the next call can write
+    into an array the caller has let go of instead of a fresh one (measured: 6 ms of a 25 ms
+    call returning 80 MB were page faults). `run` takes slot i inline, as
+        o = _kept.slots[i]
+        if _refs(o) != _ONLY_KEPT: o = _kept.slots[i] = _empty(shape, dtype)
+    so an array is reused only when nothing else refers to it (its reference count), and no
+    caller can see it change; a view of it or its data refers to it too."""
 
-    def __init__(self, specs):
-        self.specs = specs  # (shape, dtype) per slot
-        self._local = threading.local()
+    def __init__(self, count):  # run again in each thread that uses it
+        self.slots = [None] * count
 
-    def take(self, slot):
-        try:
-            kept = self._local.kept
-        except AttributeError:
-            kept = self._local.kept = [None] * len(self.specs)
-        if kept[slot] is None or _references(kept, slot) != _ONLY_LISTED:
-            kept[slot] = np.empty(*self.specs[slot])
-        return kept[slot]
+
+def _only_kept():
+    """What sys.getrefcount counts, in `run`'s lines above, for an array held by nothing but its
+    slot: measured rather than assumed, since interpreters differ in the temporary references
+    a call holds."""
+    kept, refs = Recycler(1), sys.getrefcount
+    kept.slots[0] = object()
+    o = kept.slots[0]
+    return refs(o)
+
+
+_ONLY_KEPT = _only_kept()
 
 
 def _storage(plan, ns):
@@ -122,11 +122,14 @@ def _storage(plan, ns):
         r = buf.returned
         out = f"o{buf.index}"
         ns[f"{out}_dt"] = compute_dtype(r.dtype)
-        if _RECYCLE and buf.nbytes >= RECYCLE_BYTES:
-            lines.append(f"{out} = _recycled({len(recycled)})")
-            recycled.append((r.shape, ns[f"{out}_dt"]))
+        fresh = f"_empty({r.shape!r}, {out}_dt)"
+        if _RECYCLE and not RECYCLE_SMALL_BYTES < buf.nbytes < RECYCLE_BYTES:
+            slot = f"_kept.slots[{len(recycled)}]"
+            lines += [f"{out} = {slot}",
+                      f"if _refs({out}) != {_ONLY_KEPT}: {out} = {slot} = {fresh}"]
+            recycled.append(out)
         else:
-            lines.append(f"{out} = _empty({r.shape!r}, {out}_dt)")
+            lines.append(f"{out} = {fresh}")
         made = {(r.shape, compute_dtype(r.dtype)): out}
         for v in buf.values:
             key = (v.shape, compute_dtype(v.dtype))
@@ -137,7 +140,7 @@ def _storage(plan, ns):
             names[v] = made[key]
     arena = Arena([b.nbytes for b in plan.storage if b.returned is None], typed)
     if recycled:
-        ns["_recycled"] = Recycler(recycled).take
+        ns["_kept"], ns["_refs"] = Recycler(len(recycled)), sys.getrefcount
     if typed:
         ns["_arena"] = arena.views
         lines.insert(0, f"{', '.join(f'v{i}' for i in range(len(typed)))}, = _arena()")
@@ -194,12 +197,17 @@ class Executable:
     """A compiled plan for one signature: `run(*leaves)` returns the function's result."""
 
     def __init__(self, graph, steps, kernels, run, source, memory=None, arena=None,
-                 in_caller=None):
+                 in_caller=None, namespace=None, body=()):
         self.graph = graph
         self.steps = steps
         self.kernels = kernels  # CompiledKernel per Kernel step, in launch order
         self.run = run
         self.source = source
+        # run's globals and the lines of its body, for dispatch.py to inline into a fast path
+        self.namespace = namespace or {}
+        self.body = body
+        self.num_leaves = graph.meta["num_leaves"]  # run's parameters: leaves, then captured
+        self.fast = None  # dispatch.py's specialised run, once it has one
         self.memory = memory  # the MemoryPlan
         self.arena = arena
         self.in_caller = in_caller or {}  # written-back value -> the argument it is stored in
@@ -278,8 +286,9 @@ def build(graph, steps, leaf_layouts, parallel=None, backend="cpu"):
     stored, lines, arena = _storage(plan, ns)
     in_place = _written_in_place(graph, steps, plan, leaf_layouts)
     for value, x in in_place.items():  # the buffer is the caller's array
-        buffer = f"o{plan.assignment[value]} = "
-        lines = [line for line in lines if not line.startswith(buffer)]
+        buffer = f"o{plan.assignment[value]}"
+        lines = [line for line in lines if not line.startswith((f"{buffer} = ",
+                                                                 f"if _refs({buffer})"))]
         for v in plan.storage[plan.assignment[value]].values:
             stored[v] = f"x{x.attrs['index']}"
     for i, (v, write) in enumerate(plan.regions.items()):  # its kernel stores v into the slice
@@ -415,7 +424,7 @@ def build(graph, steps, leaf_layouts, parallel=None, backend="cpu"):
     source = f"def run({params}):\n" + "".join(f"    {line}\n" for line in lines)
     exec(compile(source, f"<tracejit-run {graph.name}>", "exec"), ns)
     _warn_if_slow(graph, compile_seconds, kernels)
-    return Executable(graph, steps, kernels, ns["run"], source, plan, arena, in_place)
+    return Executable(graph, steps, kernels, ns["run"], source, plan, arena, in_place, ns, lines)
 
 
 __all__ = ["Executable", "build", "SCALAR", "CONTIGUOUS", "STRIDED"]
