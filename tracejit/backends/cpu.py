@@ -33,9 +33,10 @@ from . import disk_cache, scalar_helpers, vecmath  # noqa: E402
 from .base import CompiledKernel  # noqa: E402
 
 # A kernel runs its loop in parallel when elements x per-element cost (fusion.op_cost: an add
-# is 1, a transcendental 20) reaches PARALLEL_WORK. Waking the worker threads costs 40-80 us
-# (passive OpenMP waiting); measured on 2 cores, parallel first wins at 2^19 elements for
-# a * b + c (cost 2) and at 2^15-2^16 for np.exp(-a * a) * b + c (cost 24).
+# is 1, a vector exp 12, a vector sin 40) reaches PARALLEL_WORK. Waking the worker threads
+# costs 40-80 us (passive OpenMP waiting); measured on 2 cores, parallel first wins at 2^19
+# elements for a * b + c (cost 2) and at 2^15-2^16 for np.exp(-a * a) * b + c (then cost 24,
+# now 16: parallel from 2^16).
 PARALLEL_WORK = 1 << 20
 
 # Kernels kept compiled across all traced functions; the least recently used is dropped beyond
@@ -209,7 +210,7 @@ def elementwise_source(desc, parallel, stream_from=None):
         else:
             names[x.node] = f"{x.name}_e"
             if flat:
-                head.append(f"{x.name}_f = {x.name}.reshape(n)")
+                head.append(f"{x.name}_f = _flat({x.name})")
                 per_element.append(f"{x.name}_e = {x.name}_f[i]")
             else:
                 idx = index_into(x.node.shape, shape, _dims(rank))
@@ -224,7 +225,7 @@ def elementwise_source(desc, parallel, stream_from=None):
         lines.append(f"    n = {outs[0].name}.size")
         lines += [f"    {h}" for h in head]
         lines += [f"    {o.name}_f = {ins[over[j]].name}_f" if j in over
-                  else f"    {o.name}_f = {o.name}.reshape(n)" for j, o in enumerate(outs)]
+                  else f"    {o.name}_f = _flat({o.name})" for j, o in enumerate(outs)]
         if parallel and stream_from and not over:
             # not in place: a streamed store to a line just read from the cache is slow
             # (measured: 10x), as it evicts the line
@@ -403,8 +404,8 @@ def row_source(desc, parallel):
     body = []  # lines at row level (indented under the row loop)
     if flat:
         head.append(f"    n = {' * '.join(dims)}")
-        head += [f"    {ins[n]}_f = {ins[n]}.reshape(n)" for n in ins if n in reshaped]
-        head += [f"    {outs[n]}_f = {outs[n]}.reshape(n)" for n in outs
+        head += [f"    {ins[n]}_f = _flat({ins[n]})" for n in ins if n in reshaped]
+        head += [f"    {outs[n]}_f = _flat({outs[n]})" for n in outs
                  if st[n].role == ELEMENT]
     if buffered - homes.keys():
         head.append(f"    rowsize = {' * '.join(f's{d}' for d in R)}")

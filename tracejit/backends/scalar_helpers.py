@@ -1,10 +1,15 @@
 """Scalar functions with NumPy's exact semantics, for templates whose Python operator differs
 (integer division by zero gives 0, float floor division and remainder follow npy_divmod)."""
 
+import functools
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.core import cgutils, ir_utils
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic, overload
+from numba.np.arrayobj import make_array, populate_array
 
 _jit = njit(error_model="numpy", cache=False)
 
@@ -244,3 +249,40 @@ def _store_fence(typingctx):
         return context.get_dummy_value()
 
     return types.void(), codegen
+
+
+def _flat(a):
+    """An array as a 1-d view, as a.reshape(a.size) (kernels over contiguous operands)."""
+    return a.reshape(a.size)
+
+
+# the view aliases its array: parfors must not take writes to it for dead code
+ir_utils.alias_func_extensions[("_flat", __name__)] = \
+    lambda lhs, args, alias_map, arg_aliases: ir_utils._add_alias(
+        lhs, args[0].name, alias_map, arg_aliases)
+
+
+@overload(_flat)
+def _flat_impl(a):
+    if isinstance(a, types.Array) and a.layout == "C" and a.ndim > 0:
+        return lambda a: _flat_c(a)
+    return lambda a: a.reshape(a.size)
+
+
+@intrinsic
+def _flat_c(typingctx, arr):
+    """A C-contiguous array's 1-d view, built in place. Numba's reshape goes through a C helper,
+    after which LLVM cannot tell the view's data from a constant table, and a loop that also reads
+    a table (vecmath's sin and cos) does not vectorise (measured: float64 sin 30 ns an element
+    instead of 8.5)."""
+    flat = arr.copy(ndim=1, layout="C")
+
+    def codegen(context, builder, sig, args):
+        src = make_array(sig.args[0])(context, builder, args[0])
+        dst = make_array(flat)(context, builder)
+        size = functools.reduce(builder.mul, cgutils.unpack_tuple(builder, src.shape))
+        populate_array(dst, data=src.data, shape=[size], strides=[src.itemsize],
+                       itemsize=src.itemsize, meminfo=src.meminfo, parent=src.parent)
+        return impl_ret_borrowed(context, builder, flat, dst._getvalue())
+
+    return flat(arr), codegen
