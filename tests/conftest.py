@@ -22,6 +22,9 @@ os.environ.pop("TRACEJIT_DISABLE", None)
 # Kernels compile in each run: one loaded from an earlier run's disk cache would not count as
 # compiled. tests/test_disk_cache.py turns the cache on for the processes it starts.
 os.environ["TRACEJIT_CACHE_DIR"] = ""
+# Every test runs compiled code from its first call: background compiling (which runs the
+# first calls eagerly) is turned on by the tests of it alone.
+os.environ["TRACEJIT_COMPILE"] = "sync"
 
 
 def pytest_configure(config):

@@ -1,5 +1,6 @@
 """The `trace` decorator: signature cache, tracing, compilation and the eager fallback."""
 
+import atexit
 import functools
 import inspect
 import itertools
@@ -27,7 +28,7 @@ from .errors import (
     user_stacklevel,
     with_location,
 )
-from .executor import CONTIGUOUS, SCALAR, STRIDED, build
+from .executor import CONTIGUOUS, SCALAR, STRIDED, CompileCancelled, build
 from .passes.fusion import schedule
 from .passes.simplify import simplify
 from .passes.views import fuse_unit_views
@@ -79,6 +80,48 @@ class _Fallback:
     def take_result(self):
         result, self._result = self._result, self._NONE
         return result
+
+
+class _Pending:
+    """Cache entry for a signature whose kernels compile in a background thread (compile=
+    "background"): calls run the plain function meanwhile. The thread stores the Executable in
+    `result` or what it raised in `error`, then sets `done`."""
+
+    def __init__(self):
+        self.used = 0
+        self.done = threading.Event()
+        self.result = self.error = None
+
+
+_compiling = set()  # background compile threads now running
+_stopping = threading.Event()  # set at interpreter exit: compile threads stop between kernels
+
+
+def _stop_compiling():
+    """At exit, let background compiles stop after the kernel each is compiling, before Numba
+    and the interpreter shut down under them."""
+    _stopping.set()
+    for thread in list(_compiling):
+        thread.join()
+
+
+def _compile_in_background(traced, plan, pending):
+    def work():
+        try:
+            pending.result = traced._build(*plan, cancelled=_stopping.is_set)
+        except BaseException as e:  # noqa: B036 (handed to the calling thread)
+            pending.error = e
+        finally:
+            pending.done.set()
+            _compiling.discard(thread)
+
+    if not _compiling and not _stopping.is_set():  # registered after Numba's: runs before them
+        atexit.unregister(_stop_compiling)
+        atexit.register(_stop_compiling)
+    thread = threading.Thread(target=work, name=f"tracejit compile {traced.__name__}",
+                              daemon=True)
+    _compiling.add(thread)
+    thread.start()
 
 
 def _leaf_key(leaf):
@@ -153,9 +196,13 @@ class TracedFunction:
     the options; the methods eager, graph, explain, cache_info and cache_clear inspect it."""
 
     def __init__(self, fn, fuse=True, fallback="warn", static_argnames=(), backend="cpu",
-                 parallel=None, max_cache_entries=DEFAULT_MAX_CACHE_ENTRIES):
+                 parallel=None, max_cache_entries=DEFAULT_MAX_CACHE_ENTRIES, compile=None):
         if fallback not in ("warn", "raise", "eager"):
             raise ValueError(f"fallback must be 'warn', 'raise' or 'eager', not {fallback!r}")
+        compile = compile or os.environ.get("TRACEJIT_COMPILE") or "sync"
+        if compile not in ("sync", "background"):
+            raise ValueError(f"compile must be 'sync' or 'background' (the option or "
+                             f"TRACEJIT_COMPILE), not {compile!r}")
         if not (isinstance(max_cache_entries, int) and max_cache_entries >= 1):
             raise ValueError(f"max_cache_entries must be a positive int, not {max_cache_entries!r}")
         load_backend(backend)  # UnsupportedError now if it is unknown or not installed
@@ -168,6 +215,7 @@ class TracedFunction:
         self.backend = backend
         self.parallel = parallel
         self.max_cache_entries = max_cache_entries
+        self.compile = compile
         # signature -> Executable or _Fallback, oldest first; each entry's `used` stamp (the
         # hit count when it last ran) picks the least recently used to drop
         self._cache = OrderedDict()
@@ -205,7 +253,9 @@ class TracedFunction:
         if self.backend == "cuda" and any(map(is_device_array, leaves)):
             return call_on_device(self, leaves, treedef)  # device arrays in, device arrays out
         key = self._key(leaves, treedef, static)
-        entry, live = self._entry(key, leaves, treedef, static, (args, kwargs))
+        entry, live = self._entry(key, leaves, treedef, static, (args, kwargs), wait=False)
+        if entry.__class__ is _Pending:  # compiling in the background: NumPy's own result
+            return self.fn(*args, **kwargs)
         if isinstance(entry, _Fallback):
             self._count("fallbacks")
             return entry.take_result() if entry.has_result() else self.fn(*args, **kwargs)
@@ -223,9 +273,10 @@ class TracedFunction:
                 self._fast.register(args, kwargs, description, entry)
         return entry.run(*leaves, *live)
 
-    def _entry(self, key, leaves, treedef, static, call=None):
+    def _entry(self, key, leaves, treedef, static, call=None, wait=True):
         """The cache entry for key, traced and compiled when missing or when the state it
-        captured changed; with the captured arrays to pass to it."""
+        captured changed; with the captured arrays to pass to it. With wait=False an entry
+        still compiling in the background (a _Pending) is returned as it is."""
         entry = self._cache.get(key)
         stale = None
         while True:
@@ -240,6 +291,12 @@ class TracedFunction:
                     continue
             elif entry is not stale:
                 self._hit(entry)
+            if entry.__class__ is _Pending:
+                if not (wait or entry.done.is_set()):
+                    return entry, ()
+                entry.done.wait()
+                entry = self._settle(key, entry, call)
+                self._hit(entry)
             if isinstance(entry, _Fallback) or entry.guard is None:
                 return entry, ()
             live = entry.guard.live()
@@ -253,7 +310,8 @@ class TracedFunction:
 
     def _hit(self, entry):
         # no lock on the hot path: next() on a count is atomic
-        entry.used = next(self._hits) + 1  # the hit count, and recency for the LRU
+        if entry.__class__ is not _Pending:  # its calls run eagerly: not hits
+            entry.used = next(self._hits) + 1  # the hit count, and recency for the LRU
 
     def _hit_count(self):
         return int(repr(self._hits)[len("count("):-1])  # the next value it would give
@@ -307,17 +365,16 @@ class TracedFunction:
             else:
                 self._log_miss(leaves, treedef, static)
             try:
-                entry = self._compile(leaves, treedef, static)
+                plan = self._plan(leaves, treedef, static)
+                if self.compile == "background" and call is not None and self.backend == "cpu":
+                    entry = _Pending()
+                    _compile_in_background(self, plan, entry)
+                else:
+                    entry = self._build(*plan)
             except ScalarValueNeeded:
                 raise  # traced again by value (_entry)
-            except TraceError as e:
-                entry = self._fall_back(e)
-            except (TracejitError, Warning):
-                raise  # the user's bug (operands that do not broadcast), or a warning as error
             except Exception as e:
-                if getattr(e, "location", None):
-                    raise  # an error NumPy raises too, already naming the user's line
-                entry = self._internal_failure(e, call)
+                entry = self._failed(e, call)
             entry.used = self._hit_count()  # newer than every entry hit so far
             with self._stats_lock:
                 self._cache.pop(key, None)  # a stale entry's key: now the newest
@@ -328,6 +385,40 @@ class TracedFunction:
                     self._fast.forget(self._cache.pop(victim))
             if stale is not None:
                 self._fast.forget(stale)
+            return entry
+
+    def _failed(self, error, call):
+        """The entry for a signature whose tracing or compiling raised `error`: a _Fallback,
+        or `error` raised again when it is the user's to see."""
+        if isinstance(error, TraceError):
+            return self._fall_back(error)
+        if isinstance(error, (TracejitError, Warning)):
+            raise error  # the user's bug (operands that do not broadcast), or a warning as error
+        if getattr(error, "location", None):
+            raise error  # an error NumPy raises too, already naming the user's line
+        return self._internal_failure(error, call)
+
+    def _settle(self, key, pending, call):
+        """The entry a finished background compile leaves: its Executable, or what a failed
+        compile gives synchronously (a fallback with its warning, or the error raised here,
+        in the calling thread)."""
+        with self._lock:
+            try:
+                if pending.error is None:
+                    entry = pending.result
+                else:
+                    if isinstance(pending.error, CompileCancelled):
+                        raise InternalError("tracejit stopped compiling at interpreter exit")
+                    entry = self._failed(pending.error, call)
+            except BaseException:
+                with self._stats_lock:
+                    if self._cache.get(key) is pending:  # the next call traces again
+                        del self._cache[key]
+                raise
+            entry.used = pending.used
+            with self._stats_lock:
+                if self._cache.get(key) is pending:
+                    self._cache[key] = entry
             return entry
 
     def _trace_by_value(self, treedef, needed):
@@ -405,14 +496,17 @@ class TracedFunction:
         graph.meta["num_leaves"] = len(leaves) + len(graph.meta["captured"])
         return graph
 
-    def _compile(self, leaves, treedef, static):
+    def _plan(self, leaves, treedef, static):
+        """Trace and schedule: (graph, steps, input layouts), what _build compiles."""
         graph = simplify(strip_stop_gradients(self._trace(leaves, treedef, static)))
         if self.fuse:  # CSE again: the rewrite may rebuild a value the graph already has
             graph = simplify(fuse_unit_views(graph))
         steps = schedule(graph, self.fuse)
         values = leaves + graph.meta["captured"]
-        layouts = [_layout(values[n.attrs["index"]]) for n in graph.inputs]
-        exe = build(graph, steps, layouts, self.parallel, self.backend)
+        return graph, steps, [_layout(values[n.attrs["index"]]) for n in graph.inputs]
+
+    def _build(self, graph, steps, layouts, cancelled=None):
+        exe = build(graph, steps, layouts, self.parallel, self.backend, cancelled)
         exe.guard = graph.meta["guard"]  # captured state, checked before each call
         exe.writes = graph.meta["writes"]  # arguments written back into
         self._count("kernels_compiled", exe.kernels_compiled)

@@ -278,8 +278,13 @@ def _written_in_place(graph, steps, plan, leaf_layouts):
     return found
 
 
-def build(graph, steps, leaf_layouts, parallel=None, backend="cpu"):
-    """leaf_layouts: for each graph input, SCALAR, CONTIGUOUS or STRIDED."""
+class CompileCancelled(Exception):
+    """build() stopped before its next kernel because `cancelled()` said so."""
+
+
+def build(graph, steps, leaf_layouts, parallel=None, backend="cpu", cancelled=None):
+    """leaf_layouts: for each graph input, SCALAR, CONTIGUOUS or STRIDED. `cancelled`: called
+    before each kernel is compiled; True stops the build (CompileCancelled)."""
     ns = {"_empty": np.empty, "_ndarray": np.ndarray, "np": np, "_build_node": build_node,
           "_fill_outside": _fill_outside}
     plan = plan_memory(graph, steps)
@@ -328,6 +333,8 @@ def build(graph, steps, leaf_layouts, parallel=None, backend="cpu"):
         if isinstance(step, Kernel):
             args = [value(n) for n in step.inputs]
             lays = [layout[n] for n in step.inputs]
+            if cancelled is not None and cancelled():
+                raise CompileCancelled(graph.name)
             started = time.thread_time()  # the work, not the wait for a busy machine's cores
             over = _over(step, plan)
             out_lays = [_region_layout(plan.regions[o]) if o in plan.regions else CONTIGUOUS
@@ -427,4 +434,4 @@ def build(graph, steps, leaf_layouts, parallel=None, backend="cpu"):
     return Executable(graph, steps, kernels, ns["run"], source, plan, arena, in_place, ns, lines)
 
 
-__all__ = ["Executable", "build", "SCALAR", "CONTIGUOUS", "STRIDED"]
+__all__ = ["Executable", "CompileCancelled", "build", "SCALAR", "CONTIGUOUS", "STRIDED"]

@@ -1,0 +1,150 @@
+"""First calls with compile="background": the trace runs in the caller's thread, the kernels
+compile in a background thread while calls run the plain function (NumPy's own results, no
+warning), and calls switch to the compiled code once it is ready. A failed background compile
+surfaces as a synchronous one does, on the next call; interpreter exit does not wait for it."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from conftest import assert_same
+
+import tracejit as tj
+from tracejit import api
+
+
+def chain(a, b, c):
+    return np.exp(-a * a) * np.sin(b) + np.sqrt(np.abs(c)) * 0.5 - a / (1 + b * b)
+
+
+ARGS = tuple(np.linspace(-2, 2, 50) + k for k in range(3))
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    """Background builds wait until gate.set(); calls meanwhile run eagerly."""
+    opened, build = threading.Event(), api.build
+
+    def gated_build(*args, **kwargs):
+        assert threading.current_thread() is not threading.main_thread()
+        opened.wait(60)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(api, "build", gated_build)
+    yield opened
+    opened.set()
+
+
+def pending(traced):
+    """The one cache entry of traced, as the background compile left it."""
+    (entry,) = traced._cache.values()
+    return entry
+
+
+def test_first_calls_run_eagerly_then_compiled(gate):
+    traced = tj.trace(chain, compile="background", fallback="raise")
+    for _ in range(3):  # exactly NumPy's results while the kernels compile
+        result = traced(*ARGS)
+        assert result.dtype == np.float64 and np.array_equal(result, chain(*ARGS))
+    info = traced.cache_info()
+    assert (info.misses, info.traces, info.hits, info.kernels_compiled) == (1, 1, 0, 0), info
+    gate.set()
+    assert len(traced.explain(*ARGS).kernels) == 1  # waits for the compile
+    for _ in range(2):
+        assert_same(traced(*ARGS), chain(*ARGS))
+    info = traced.cache_info()
+    assert (info.misses, info.traces, info.hits) == (1, 1, 3), info  # explain's lookup, too
+    assert traced._fast.last is not None and traced._fast.last.entry is pending(traced)
+
+
+def test_two_threads_calling_while_it_compiles(gate):
+    traced = tj.trace(chain, compile="background", fallback="raise")
+    start, errors = threading.Barrier(2), []
+
+    def worker():
+        try:
+            start.wait()
+            for _ in range(20):
+                assert np.array_equal(traced(*ARGS), chain(*ARGS))
+            start.wait()
+            gate.set()
+            pending_entry = pending(traced)
+            getattr(pending_entry, "done", threading.Event()).wait(60)
+            for _ in range(5):
+                assert_same(traced(*ARGS), chain(*ARGS))
+        except Exception as e:  # re-raised in the test's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    info = traced.cache_info()
+    assert (info.misses, info.traces, info.hits) == (1, 1, 10), info
+
+
+@pytest.mark.parametrize("fallback", ["warn", "raise"])
+def test_a_failing_background_compile_surfaces_on_the_next_call(monkeypatch, fallback):
+    release = threading.Event()
+
+    def failing_build(*args, **kwargs):
+        release.wait(60)
+        raise RuntimeError("no code for this kernel")
+
+    monkeypatch.setattr(api, "build", failing_build)
+    traced = tj.trace(chain, compile="background", fallback=fallback)
+    assert np.array_equal(traced(*ARGS), chain(*ARGS))  # eager, no warning yet
+    release.set()
+    assert pending(traced).done.wait(60)
+    if fallback == "raise":  # as a synchronous compile failure raises it
+        with pytest.raises(tj.TracejitError, match="failed internally") as caught:
+            traced(*ARGS)
+        assert isinstance(caught.value.__cause__, RuntimeError)
+        assert traced.cache_info().entries == 0  # the next call tries again
+        return
+    with pytest.warns(tj.FallbackWarning, match="failed internally.*no code for this kernel"):
+        assert np.array_equal(traced(*ARGS), chain(*ARGS))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once, like a synchronous fallback
+        assert np.array_equal(traced(*ARGS), chain(*ARGS))
+    assert traced.cache_info().fallbacks == 2
+
+
+def test_compile_option(monkeypatch):
+    with pytest.raises(ValueError, match="compile must be"):
+        tj.trace(chain, compile="later")
+    monkeypatch.setenv("TRACEJIT_COMPILE", "background")
+    assert tj.trace(chain).compile == "background"
+    assert tj.trace(chain, compile="sync").compile == "sync"
+
+
+# A fresh process: the first call of an unfused chain (13 kernels) returns before any kernel
+# is compiled, and the process exits at once, while the background thread is compiling.
+SCRIPT = """
+import json, numpy as np, tracejit as tj
+
+@tj.trace(fuse=False, compile="background", fallback="raise")
+def chain(a, b, c):
+    return np.exp(-a * a) * np.sin(b) + np.sqrt(np.abs(c)) * 0.5 - a / (1 + b * b)
+
+a, b, c = (np.linspace(-2, 2, 100) + k for k in range(3))
+want = np.exp(-a * a) * np.sin(b) + np.sqrt(np.abs(c)) * 0.5 - a / (1 + b * b)
+assert np.array_equal(chain(a, b, c), want)
+print(json.dumps(chain.cache_info()._asdict()), flush=True)
+"""
+
+
+def test_a_process_exits_while_compiling(tmp_path):
+    env = dict(os.environ, TRACEJIT_CACHE_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, text=True,
+                          capture_output=True, timeout=300)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (info["traces"], info["kernels_compiled"], info["fallbacks"]) == (1, 0, 0), info
