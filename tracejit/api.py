@@ -624,6 +624,11 @@ def trace_decorator(fn=None, **options):
         True or False forces it on or off.
       max_cache_entries: signatures kept per function (default 64), least recently used
         dropped first.
+      compile: "sync" (default; TRACEJIT_COMPILE sets another) compiles a new signature in
+        its first call. "background" traces it there and compiles in a background thread;
+        until that is done, calls run the plain function (NumPy's results, no warning), then
+        the compiled code. A failed background compile warns or raises on the next call, as
+        a synchronous one does.
 
     The result is a TracedFunction. Besides calling it: `f.eager(...)` runs the plain function,
     `f.graph(...)` and `f.explain(...)` show what was compiled for these arguments,
