@@ -509,7 +509,7 @@ def _by_quadrant(s, c, q):
 
 
 @_inline
-def _sin64(x):
+def _sin64_any(x):
     hi, lo, q = _rem_pio2(x)
     y = _by_quadrant(_sin_kernel(hi, lo), _cos_kernel(hi, lo), q)
     y = x if abs(x) < 7.450580596923828e-09 else y  # 2**-27: sin(x) rounds to x (keeps -0.0)
@@ -517,7 +517,7 @@ def _sin64(x):
 
 
 @_inline
-def _cos64(x):
+def _cos64_any(x):
     hi, lo, q = _rem_pio2(x)
     y = _by_quadrant(_sin_kernel(hi, lo), _cos_kernel(hi, lo), q + 1)
     y = 1.0 if abs(x) < 7.450580596923828e-09 else y
@@ -605,7 +605,7 @@ def _cos_kernel_f32(x, y):
 
 
 @_inline
-def _sin32(x):
+def _sin32_any(x):
     hi, lo, q = _rem_pio2_32(x)
     y = _by_quadrant(_sin_kernel_f32(hi, lo), _cos_kernel_f32(hi, lo), q)
     y = x if abs(x) < _f(2.0**-12) else y  # sin(x) rounds to x (and keeps -0.0)
@@ -613,11 +613,162 @@ def _sin32(x):
 
 
 @_inline
-def _cos32(x):
+def _cos32_any(x):
     hi, lo, q = _rem_pio2_32(x)
     y = _by_quadrant(_sin_kernel_f32(hi, lo), _cos_kernel_f32(hi, lo), np.int32(q + np.int32(1)))
     y = _f(1.0) if abs(x) < _f(2.0**-12) else y
     return y if abs(x) < _f(np.inf) else x - x
+
+
+# --------------------------------------------------------------------------- sin and cos, fast
+# The table reduction costs as much as the rest (float32: four gathers an element, which this
+# CPU does as scalar loads), yet kernels almost never meet arguments that need it. So sin and cos
+# reduce with Cody-Waite (no table) below a bound, and reach the table through a call that LLVM
+# vectorises into one call per vector (a vector-function-abi-variant): that call tests all lanes
+# at once and runs the table reduction only for the lanes past the bound, one by one. This is
+# the branch NumPy's own SIMD loops take; per element, a kernel cannot.
+
+_VECTOR_WIDTHS = (2, 4, 8, 16)
+
+
+def _lanes_function(module, scalar, ty, bound, lanes):
+    """<lanes x ty> -> <lanes x ty>: `scalar` on the lanes with |x| >= bound (or NaN), x on the
+    others, after one test of all lanes."""
+    vty = ir.VectorType(ty, lanes)
+    fn = ir.Function(module, ir.FunctionType(vty, [vty]), f"{scalar.name}_v{lanes}")
+    fn.linkage = "internal"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    x = fn.args[0]
+    small = b.and_(b.fcmp_ordered("<", x, ir.Constant(vty, [bound] * lanes)),
+                   b.fcmp_ordered(">", x, ir.Constant(vty, [-bound] * lanes)))
+    mask = b.bitcast(small, ir.IntType(lanes))
+    all_small = b.icmp_unsigned("==", mask, ir.Constant(ir.IntType(lanes), (1 << lanes) - 1))
+    entry, slow, done = b.block, fn.append_basic_block("slow"), fn.append_basic_block("done")
+    b.cbranch(all_small, done, slow)
+    b.position_at_end(slow)
+    y = x
+    for i in range(lanes):
+        lane = ir.Constant(ir.IntType(32), i)
+        y = b.insert_element(y, b.call(scalar, [b.extract_element(x, lane)]), lane)
+    b.branch(done)
+    b.position_at_end(done)
+    phi = b.phi(vty)
+    phi.add_incoming(x, entry)
+    phi.add_incoming(y, slow)
+    b.ret(phi)
+    return fn
+
+
+def _rare_path(name, impl, dtype, bound):
+    """An intrinsic f(x) = impl(x) for |x| >= bound, for loops that LLVM vectorises: a scalar
+    function (noinline, no memory access) whose vector variants test every lane first."""
+    nb = types.float32 if dtype == np.float32 else types.float64
+
+    @intrinsic
+    def rare(typingctx, x):
+        if x != nb:
+            return None
+
+        def codegen(context, builder, sig, args):
+            mod = builder.module
+            symbol = f"tracejit_{name}"
+            if symbol in mod.globals:
+                return builder.call(mod.globals[symbol], args)
+            ty = context.get_value_type(nb)
+            cres = context.compile_subroutine(builder, impl.py_func, sig)
+            scalar = ir.Function(mod, ir.FunctionType(ty, [ty]), symbol)
+            scalar.linkage = "internal"
+            scalar.attributes.add("noinline")
+            scalar.attributes.add("nounwind")
+            for attr in ("willreturn", "memory(none)"):  # llvmlite does not know these
+                set.add(scalar.attributes, attr)
+            set.add(scalar.attributes, '"vector-function-abi-variant"="' + ",".join(
+                f"_ZGV_LLVM_N{n}v_{symbol}({symbol}_v{n})" for n in _VECTOR_WIDTHS) + '"')
+            b = ir.IRBuilder(scalar.append_basic_block("entry"))
+            fn = context.declare_function(mod, cres.fndesc)
+            _, value = context.call_conv.call_function(b, fn, sig.return_type, sig.args,
+                                                       scalar.args)
+            b.ret(value)
+            variants = [_lanes_function(mod, scalar, ty, bound, n) for n in _VECTOR_WIDTHS]
+            # nothing calls the variants until the vectoriser does: keep them
+            ptr = ir.PointerType(ir.IntType(8))
+            used = ir.GlobalVariable(mod, ir.ArrayType(ptr, len(variants)), "llvm.compiler.used")
+            used.linkage = "appending"
+            used.section = "llvm.metadata"
+            used.initializer = ir.Constant(ir.ArrayType(ptr, len(variants)),
+                                           [v.bitcast(ptr) for v in variants])
+            return builder.call(scalar, args)
+
+        return nb(x), codegen
+
+    return rare
+
+
+_MODERATE64 = 1073741824.0  # 2**30: the three-part reduction below errs less than 2**-125
+_MODERATE32 = np.float32(65536.0)  # 2**16: float32 Cody-Waite below errs less than 2**-56
+_sin64_rare = _rare_path("sin64", _sin64_any, np.float64, _MODERATE64)
+_cos64_rare = _rare_path("cos64", _cos64_any, np.float64, _MODERATE64)
+_sin32_rare = _rare_path("sin32", _sin32_any, np.float32, float(_MODERATE32))
+_cos32_rare = _rare_path("cos32", _cos32_any, np.float32, float(_MODERATE32))
+
+_PIO2_3 = -1.4973849048591698e-33  # pi/2 - _PIO2_1 - _PIO2_2
+
+
+@_inline
+def _rem_pio2_moderate(x):
+    """(hi, lo, q) as _rem_pio2, for |x| < 2**30: n * pi/2 in three parts; fma(-n, P1, x) is
+    exact (the result is small and on the grid of both terms), n * P2 splits exactly."""
+    n = _rint(x * 0.6366197723675814)
+    r1 = _fma(-n, _PIO2_1, x)
+    p = n * _PIO2_2
+    hi, lo = _two_sum(r1, -p)
+    lo = _fma(-n, _PIO2_3, lo - _fma(n, _PIO2_2, -p))
+    y = hi + lo
+    return y, lo - (y - hi), _bits(n + _MAGIC) & 3
+
+
+@_inline
+def _sin64(x):
+    hi, lo, q = _rem_pio2_moderate(x)
+    y = _by_quadrant(_sin_kernel(hi, lo), _cos_kernel(hi, lo), q)
+    y = x if abs(x) < 7.450580596923828e-09 else y  # 2**-27: sin(x) rounds to x (keeps -0.0)
+    return y if abs(x) < _MODERATE64 else _sin64_rare(x)  # NaN too
+
+
+@_inline
+def _cos64(x):
+    hi, lo, q = _rem_pio2_moderate(x)
+    y = _by_quadrant(_sin_kernel(hi, lo), _cos_kernel(hi, lo), q + 1)
+    return y if abs(x) < _MODERATE64 else _cos64_rare(x)
+
+
+@_inline
+def _rem_pio2_moderate32(x):
+    """(hi, lo, q) as _rem_pio2_32, in float32, for |x| < 2**16: the float32 parts of pi/2
+    1.5707964 - 4.371139e-08 - 1.7151245e-15, the first product exact as above."""
+    shifted = _fma32(x, _f(0.63661975), _F32_MAGIC)
+    n = shifted - _F32_MAGIC
+    r1 = _fma32(-n, _f(1.5707964), x)
+    p = n * _f(-4.371139e-08)
+    hi, lo = _two_sum32(r1, -p)
+    lo = _fma32(-n, _f(-1.7151245e-15), lo - _fma32(n, _f(-4.371139e-08), -p))
+    y = hi + lo
+    return y, lo - (y - hi), np.int32(_bits32(shifted) & 3)
+
+
+@_inline
+def _sin32(x):
+    hi, lo, q = _rem_pio2_moderate32(x)
+    y = _by_quadrant(_sin_kernel_f32(hi, lo), _cos_kernel_f32(hi, lo), q)
+    y = x if abs(x) < _f(2.0**-12) else y
+    return y if abs(x) < _MODERATE32 else _sin32_rare(x)
+
+
+@_inline
+def _cos32(x):
+    hi, lo, q = _rem_pio2_moderate32(x)
+    y = _by_quadrant(_sin_kernel_f32(hi, lo), _cos_kernel_f32(hi, lo), np.int32(q + np.int32(1)))
+    return y if abs(x) < _MODERATE32 else _cos32_rare(x)
 
 
 # --------------------------------------------------------------------------- power (float32)
