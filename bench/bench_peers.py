@@ -11,12 +11,14 @@ One run measures every row of the comparison in bench/README.md at its full size
   cached call    the chain on 100 float64 elements (microseconds per call)
   first call     the chain's first call (trace + compile) in a fresh process: tracejit with an
                  empty and with a filled TRACEJIT_CACHE_DIR, fused and unfused, and the peers'
+  einsum         np.einsum's common forms in a traced function against NumPy's, float64
 
 Every peer's result is checked against NumPy's (dtype, shape, values) before it is timed; a
 peer that is not installed, fails or disagrees is listed with its reason. Steady-state times are
 medians over samples pooled from several interleaved rounds (so load from other processes
 falls on every peer alike), with the interquartile range; each peer's first call in this
-process (its compile) is reported apart. jax.jit and torch.compile run on their own arrays
+process (its compile, with tracejit's and torch's disk caches emptied for the run) is
+reported apart. jax.jit and torch.compile run on their own arrays
 (made once from the NumPy inputs, outside the timing; jax's results are waited for).
 
 Usage: python bench/bench_peers.py [--quick] [--only ROW ...] [--peers PEER ...] [--rounds N]
@@ -410,6 +412,44 @@ def stream_bandwidth(n: int) -> dict[str, float]:
     return {"copy_GBps": 16 * n / copy / 1e9, "triad_GBps": 24 * n / triad / 1e9}
 
 
+# --------------------------------------------------------------------------- einsum
+
+# subscripts -> operand shapes (float64): the common forms, at sizes where NumPy takes ms
+EINSUMS = {
+    "bij,bj->bi": ((512, 256, 256), (512, 256)),
+    "ij,jk->ik": ((512, 512), (512, 512)),
+    "bij,bjk->bik": ((64, 128, 128), (64, 128, 128)),
+    "ij,ij->i": ((4096, 1024), (4096, 1024)),
+    "i,i->": ((1_000_000,), (1_000_000,)),
+    "ij,j->i": ((4096, 1024), (1024,)),
+    "ij,i->j": ((4096, 1024), (4096,)),
+    "i,j->ij": ((2048,), (2048,)),
+    "ij->ji": ((2048, 2048),),
+}
+
+
+def bench_einsum(quick: bool, rounds: int) -> list[RowResult]:
+    """np.einsum in a traced function against NumPy's own, per subscript form."""
+    import tracejit as tj
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for subscripts, shapes in EINSUMS.items():
+        args = tuple(rng.standard_normal(tuple(max(1, d // 4) if quick else d for d in shape))
+                     for shape in shapes)
+        fn = (lambda s: lambda *ops: np.einsum(s, *ops))(subscripts)
+        traced = tj.trace(fn, fallback="raise")
+        row = RowResult(f"einsum {subscripts}", "ms", ">= 1x")
+        row.first_call_s["tracejit fused"] = _timed_first(traced, args)[1]
+        _check(row.workload, traced(*args), fn(*args), 1e-10, 1e-10)
+        row.timings = harness.measure_interleaved(
+            {"numpy": (fn, args), "tracejit fused": (traced, args)}, rounds=rounds,
+            **({"repeats": 3, "max_time": 1.0} if quick else {"min_time": 0.2, "max_time": 2.0}))
+        rows.append(row)
+        print(f"-- {row.workload}: {row.speedup('tracejit fused'):.2f}x", flush=True)
+    return rows
+
+
 # --------------------------------------------------------------------------- first calls
 
 FIRST_CALL_PEERS = ("tracejit fused", "tracejit unfused", "numba", "jax.jit", "torch.compile")
@@ -566,8 +606,8 @@ def _frameworks(peers: list[str]) -> dict[str, dict | str]:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small sizes, few repeats")
-    p.add_argument("--only", nargs="+", choices=[*WORKLOADS, "first call"],
-                   default=[*WORKLOADS, "first call"])
+    p.add_argument("--only", nargs="+", choices=[*WORKLOADS, "first call", "einsum"],
+                   default=[*WORKLOADS, "first call", "einsum"])
     p.add_argument("--peers", nargs="+", choices=PEERS, default=PEERS)
     p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
     p.add_argument("--keep-going", action="store_true",
@@ -588,6 +628,9 @@ def main(argv=None) -> dict:
         print(f"warning: {env} is set; a user's NumPy runs without them and its matmul is "
               "slower with them (unset them for this command)", flush=True)
     harness.warn_if_busy()
+    # compile caches start empty, so each peer's first call in this process compiles
+    caches = tempfile.TemporaryDirectory(prefix="bench-peers-")
+    os.environ["TRACEJIT_CACHE_DIR"] = os.environ["TORCHINDUCTOR_CACHE_DIR"] = caches.name
     peers = list(args.peers)
     frameworks = _frameworks(peers)
     rows = []
@@ -602,8 +645,14 @@ def main(argv=None) -> dict:
                 s["pct_tracejit"] = 100 * s["tracejit_GBps"] / max(s["copy_GBps"],
                                                                    s["triad_GBps"])
     firsts = first_calls(peers, 100) if "first call" in args.only else {}
+    einsums = bench_einsum(args.quick, 1 if args.quick else args.rounds) \
+        if "einsum" in args.only and "tracejit fused" in peers else []
     print()
     print(render(rows, firsts, env, args.quick), flush=True)
+    if einsums:
+        print("\nnp.einsum in a traced function, float64 (medians):")
+        print(summary(einsums, ["numpy", "tracejit fused"], "median"), flush=True)
+    rows += einsums
     results = {
         "rows": [{"workload": r.workload, "unit": r.unit, "target": r.target,
                   "met": target_met(r), "notes": r.notes, "first_call_s": r.first_call_s,
