@@ -183,7 +183,7 @@ def sin_cos_exp(x, y):
 
 
 def test_parallel_kernels_above_the_threshold():
-    """Elements x op cost (sin and cos 40, exp 12) past cpu.PARALLEL_WORK: the kernels run in
+    """Elements x op cost (sin and cos 16, exp 12) past cpu.PARALLEL_WORK: the kernels run in
     parallel and give what the serial kernels and NumPy give (float64 x, float32 y)."""
     rng = np.random.default_rng(2)
     n = 100_000

@@ -337,10 +337,10 @@ _ufunc_op(np.right_shift, lambda e, dt: f"_rshift({e[0]}, {e[1]}, {dt.itemsize *
 
 # per-element cost of the ops dearer than an add, in the units of cpu.PARALLEL_WORK (calibrated
 # on a * b + c, memory-bound, where two cores gain least): about 4 per ns of compute. Measured
-# in cache on the 2-core EPYC, float64: vector exp 2.5 ns, log1p 3.5, sin 8.5, libm tan 35; the
-# functions with a vector version in one dtype and libm in the other stay at 20
-_COSTS = {12: ("exp", "exp2", "expm1", "log", "log2", "log10"), 16: ("log1p", "cosh"),
-          40: ("sin", "cos"), 90: ("tan",),
+# in cache on the 2-core EPYC, float64: vector exp 2.4 ns, log1p, cosh and sin 3.5-4, libm tan
+# 35; the functions with a vector version in one dtype and libm in the other stay at 20
+_COSTS = {12: ("exp", "exp2", "expm1", "log", "log2", "log10"),
+          16: ("log1p", "cosh", "sin", "cos"), 90: ("tan",),
           20: ("arcsin", "arccos", "arctan", "sinh", "tanh", "arcsinh", "arccosh", "arctanh",
                "power", "cbrt", "arctan2", "hypot", "floor_divide", "remainder")}
 for _cost, _names in _COSTS.items():

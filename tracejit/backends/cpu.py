@@ -34,7 +34,7 @@ from . import disk_cache, scalar_helpers, vecmath  # noqa: E402
 from .base import CompiledKernel  # noqa: E402
 
 # A kernel runs its loop in parallel when elements x per-element cost (fusion.op_cost: an add
-# is 1, a vector exp 12, a vector sin 40) reaches PARALLEL_WORK. Waking the worker threads
+# is 1, a vector exp 12, a vector sin 16) reaches PARALLEL_WORK. Waking the worker threads
 # costs 40-80 us (passive OpenMP waiting); measured on 2 cores, parallel first wins at 2^19
 # elements for a * b + c (cost 2) and at 2^15-2^16 for np.exp(-a * a) * b + c (then cost 24,
 # now 16: parallel from 2^16).
