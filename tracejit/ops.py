@@ -249,7 +249,8 @@ _ufunc_op(np.cbrt, "np.cbrt({0})", lambda ans, g, x: (g / (3 * (ans * ans)),))
 # and so do the functions not listed.
 VECTOR_MATH = {"exp": "efd", "expm1": "efd", "log": "efd", "log1p": "efd", "log2": "efd",
                "log10": "efd", "cosh": "efd", "sinh": "ef", "tanh": "ef",
-               "arctan": "ef", "sin": "efd", "cos": "efd", "power": "ef"}  # dtype chars
+               "arctan": "ef", "sin": "efd", "cos": "efd", "tan": "efd",
+               "power": "ef"}  # dtype chars
 
 
 def _math_code(name):
@@ -337,10 +338,11 @@ _ufunc_op(np.right_shift, lambda e, dt: f"_rshift({e[0]}, {e[1]}, {dt.itemsize *
 
 # per-element cost of the ops dearer than an add, in the units of cpu.PARALLEL_WORK (calibrated
 # on a * b + c, memory-bound, where two cores gain least): about 4 per ns of compute. Measured
-# in cache on the 2-core EPYC, float64: vector exp 2.4 ns, log1p, cosh and sin 3.5-4, libm tan
-# 35; the functions with a vector version in one dtype and libm in the other stay at 20
+# in cache on the 2-core EPYC, float64: vector exp 2.4 ns, log1p, cosh and sin 3.5-4, tan 8 (two
+# divisions), libm's pow 14-35; the functions with a vector version in one dtype and libm in the
+# other stay at 20
 _COSTS = {12: ("exp", "exp2", "expm1", "log", "log2", "log10"),
-          16: ("log1p", "cosh", "sin", "cos"), 90: ("tan",),
+          16: ("log1p", "cosh", "sin", "cos"), 28: ("tan",),
           20: ("arcsin", "arccos", "arctan", "sinh", "tanh", "arcsinh", "arccosh", "arctanh",
                "power", "cbrt", "arctan2", "hypot", "floor_divide", "remainder")}
 for _cost, _names in _COSTS.items():

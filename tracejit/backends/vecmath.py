@@ -771,6 +771,62 @@ def _cos32(x):
     return y if abs(x) < _MODERATE32 else _cos32_rare(x)
 
 
+# --------------------------------------------------------------------------- tan
+# The same reductions, then fdlibm's __kernel_tan (tan(r) or -1/tan(r) for odd n, near pi/4 by
+# tan(pi/4 - r) to keep its digits); float32 computes in float64 and rounds once.
+
+_T = (3.33333333333334091986e-01, 1.33333333333201242699e-01, 5.39682539762260521377e-02,
+      2.18694882948595424599e-02, 8.86323982359930005737e-03, 3.59207910759131235356e-03,
+      1.45620945432529025516e-03, 5.88041240820264096874e-04, 2.46463134818469906812e-04,
+      7.81794442939557092300e-05, 7.14072491382608190305e-05, -1.85586374855275456654e-05,
+      2.59073051863633712884e-05)
+_PIO4, _PIO4_LO = 7.85398163397448278999e-01, 3.06161699786838301793e-17
+
+
+@_inline
+def _tan_kernel(x, y, odd):
+    """tan(x + y), or -1/tan(x + y) where odd; |x + y| <= pi/4, y the tail of x."""
+    big = abs(x) >= 0.6744
+    neg = x < 0.0
+    xa, ya = (-x, -y) if neg else (x, y)
+    x = (_PIO4 - xa) + (_PIO4_LO - ya) if big else x
+    y = 0.0 if big else y
+    z = x * x
+    w = z * z
+    r = _T[1] + w * (_T[3] + w * (_T[5] + w * (_T[7] + w * (_T[9] + w * _T[11]))))
+    v = z * (_T[2] + w * (_T[4] + w * (_T[6] + w * (_T[8] + w * (_T[10] + w * _T[12])))))
+    s = z * x
+    r = y + z * (s * (r + v) + y) + s * _T[0]
+    w = x + r
+    sign = -1.0 if odd else 1.0
+    near = sign - 2.0 * (x + (r - w * w / (w + sign)))  # from tan(pi/4 - x)
+    near = -near if neg else near
+    w0 = _from_bits(_bits(w) & _LOW_WORD_MASK)  # -1/w to a few bits more than a division
+    a = -1.0 / w
+    a0 = _from_bits(_bits(a) & _LOW_WORD_MASK)
+    inverse = a0 + a * (1.0 + a0 * w0 + a0 * (r - (w0 - x)))
+    return near if big else (inverse if odd else w)
+
+
+@_inline
+def _tan64_any(x):
+    hi, lo, q = _rem_pio2(x)
+    y = _tan_kernel(hi, lo, (q & 1) != 0)
+    y = x if abs(x) < 7.450580596923828e-09 else y  # 2**-27: tan(x) rounds to x
+    return y if abs(x) < np.inf else x - x
+
+
+_tan64_rare = _rare_path("tan64", _tan64_any, np.float64, _MODERATE64)
+
+
+@_inline
+def _tan64(x):
+    hi, lo, q = _rem_pio2_moderate(x)
+    y = _tan_kernel(hi, lo, (q & 1) != 0)
+    y = x if abs(x) < 7.450580596923828e-09 else y
+    return y if abs(x) < _MODERATE64 else _tan64_rare(x)
+
+
 # --------------------------------------------------------------------------- power (float32)
 # In float64, with series only as long as a float32 result needs: 2**(y * log2|x|), log2 of the
 # significand m in [sqrt(2)/2, sqrt(2)) by atanh's series in s = (m - 1) / (m + 1) to s**11
@@ -880,9 +936,11 @@ vtanh = _generic("vtanh", _tanh64, _tanh32)
 varctan = _generic("varctan", None, _arctan32)
 vsin = _generic("vsin", _sin64, _sin32)
 vcos = _generic("vcos", _cos64, _cos32)
+vtan = _generic("vtan", _tan64)
 
 # name in kernel source -> the NumPy ufunc it computes (what a backend without vector math uses)
 LIBM = {"vexp": np.exp, "vexpm1": np.expm1, "vlog": np.log, "vlog1p": np.log1p,
         "vlog2": np.log2, "vlog10": np.log10, "vsinh": np.sinh, "vcosh": np.cosh,
-        "vtanh": np.tanh, "varctan": np.arctan, "vsin": np.sin, "vcos": np.cos, "vpower": np.power}
+        "vtanh": np.tanh, "varctan": np.arctan, "vsin": np.sin, "vcos": np.cos, "vtan": np.tan,
+        "vpower": np.power}
 FUNCTIONS = {name: globals()[name] for name in LIBM}
