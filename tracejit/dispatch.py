@@ -153,7 +153,7 @@ class Pattern:
         source = _function("run", lines + entry.body)
         exec(compile(source, f"<tracejit-fast-path {entry.graph.name}>", "exec"), ns)
         run = ns["run"]
-        run.source, run.entry = source, entry
+        run.source, run.entry, run.pattern = source, entry, self
         return run
 
 
@@ -189,7 +189,7 @@ class FastPaths:
             self.by_shape[shape] = (*runs, pattern.run)
         key = pattern.key(args, kwargs)
         if key is not MISS:
-            if getattr(entry, "fast", None) is None:  # specialised for its first key
+            if getattr(entry.fast, "pattern", None) is not pattern:  # for its first key here
                 entry.fast = pattern.specialise(entry, key)
             pattern.table[key] = entry
             self.last = entry.fast
