@@ -2,10 +2,12 @@
 NumPy on the whole array and to Dask's own NumPy path, with ragged chunks and reductions over
 split axes; per-chunk steps that pickle as plain data and run on a distributed cluster."""
 
+import gc
 import os
 import pickle
 import threading
 import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -170,6 +172,26 @@ def test_ragged_chunks_compile_nothing_new():
     built = _built_for(f, x)
     assert len(built) == 4  # four chunk shapes, four plans...
     assert sorted(exe.kernels_compiled for exe in built) == [0, 0, 0, 1]  # ...one compile
+
+
+def test_chunks_of_many_shapes_keep_bounded_memory(monkeypatch):
+    @tj.trace
+    def f(a):
+        return np.sqrt(np.abs(a)) * 1.625  # results of over 1 MiB are kept for reuse
+
+    sizes = tuple(150_000 + 8 * i for i in range(12))  # twelve shapes of 1.1 MiB results
+    x = _chunked(rng.standard_normal(sum(sizes)), (sizes,))
+    monkeypatch.setattr(tjdask, "_KEPT_MAX_BYTES", 3 << 20)
+    f(x[:10]).compute()
+    tracemalloc.start()
+    try:
+        got = f(x).compute()
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - got.nbytes
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_allclose(got, f.eager(x.compute()), rtol=1e-15)
+    assert held < 8 << 20  # a few plans' results per thread, not twelve (13+ MiB)
 
 
 def _built_for(f, x):
