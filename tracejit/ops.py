@@ -245,11 +245,11 @@ _ufunc_op(np.reciprocal, lambda e, dt: f"(1.0 / {e[0]})" if dt.kind == "f"
 _ufunc_op(np.cbrt, "np.cbrt({0})", lambda ans, g, x: (g / (3 * (ans * ans)),))
 # Transcendentals with a branch-free, vectorisable version (backends/vecmath.py) for these loop
 # dtypes, named v<name> in scalar code: libm is one call per element and stops LLVM vectorising
-# the loop. float64 sinh, tanh and arctan stay on libm (ours are 2 ulp or more from glibc's),
-# and so do the functions not listed.
+# the loop. float64 sinh and tanh stay on libm (ours are 2 ulp from glibc's), as does float64
+# power (within an ulp it needs log in double-double), and so do the functions not listed.
 VECTOR_MATH = {"exp": "efd", "expm1": "efd", "log": "efd", "log1p": "efd", "log2": "efd",
                "log10": "efd", "cosh": "efd", "sinh": "ef", "tanh": "ef",
-               "arctan": "ef", "sin": "efd", "cos": "efd", "tan": "efd",
+               "arctan": "efd", "sin": "efd", "cos": "efd", "tan": "efd",
                "power": "ef"}  # dtype chars
 
 
@@ -342,8 +342,8 @@ _ufunc_op(np.right_shift, lambda e, dt: f"_rshift({e[0]}, {e[1]}, {dt.itemsize *
 # divisions), libm's pow 14-35; the functions with a vector version in one dtype and libm in the
 # other stay at 20
 _COSTS = {12: ("exp", "exp2", "expm1", "log", "log2", "log10"),
-          16: ("log1p", "cosh", "sin", "cos"), 28: ("tan",),
-          20: ("arcsin", "arccos", "arctan", "sinh", "tanh", "arcsinh", "arccosh", "arctanh",
+          16: ("log1p", "cosh", "sin", "cos", "arctan"), 28: ("tan",),
+          20: ("arcsin", "arccos", "sinh", "tanh", "arcsinh", "arccosh", "arctanh",
                "power", "cbrt", "arctan2", "hypot", "floor_divide", "remainder")}
 for _cost, _names in _COSTS.items():
     for _name in _names:

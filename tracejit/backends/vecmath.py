@@ -362,6 +362,42 @@ def _tanh32(x):
     return x if x != x else y
 
 
+_ATAN_HI = (4.63647609000806093515e-01, 7.85398163397448278999e-01, 9.82793723247329054082e-01,
+            1.57079632679489655800e+00)
+_ATAN_LO = (2.26987774529616870924e-17, 3.06161699786838301793e-17, 1.39033110312309984516e-17,
+            6.12323399573676603587e-17)
+_AT = (3.33333333333329318027e-01, -1.99999999998764832476e-01, 1.42857142725034663711e-01,
+       -1.11111104054623557880e-01, 9.09088713343650656196e-02, -7.69187620504482999495e-02,
+       6.66107313738753120669e-02, -5.83357013379057348645e-02, 4.97687799461593236017e-02,
+       -3.65315727442169155270e-02, 1.62858201153657823623e-02)
+
+
+@_inline
+def _arctan64(x):
+    """fdlibm's atan without branches: within an ulp of glibc's (correctly rounded) atan."""
+    a = abs(x)
+    # fdlibm: |x| folded towards 0 by atan(x) = atan(c) + atan((x - c) / (1 + x c)), c in
+    # {0.5, 1, 1.5, inf}, picked by range (one division, operands by select)
+    r0 = a < 0.6875
+    r1 = a < 1.1875
+    r2 = a < 2.4375
+    num = 2.0 * a - 1.0 if r0 else (a - 1.0 if r1 else (a - 1.5 if r2 else -1.0))
+    den = 2.0 + a if r0 else (a + 1.0 if r1 else (1.0 + 1.5 * a if r2 else a))
+    hi = _ATAN_HI[0] if r0 else (_ATAN_HI[1] if r1 else (_ATAN_HI[2] if r2 else _ATAN_HI[3]))
+    lo = _ATAN_LO[0] if r0 else (_ATAN_LO[1] if r1 else (_ATAN_LO[2] if r2 else _ATAN_LO[3]))
+    small = a < 0.4375
+    t = a if small else num / den
+    z = t * t
+    w = z * z
+    s1 = z * (_AT[0] + w * (_AT[2] + w * (_AT[4] + w * (_AT[6] + w * (_AT[8] + w * _AT[10])))))
+    s2 = w * (_AT[1] + w * (_AT[3] + w * (_AT[5] + w * (_AT[7] + w * _AT[9]))))
+    y = t - t * (s1 + s2) if small else hi - ((t * (s1 + s2) - lo) - t)
+    y = _ATAN_HI[3] + _ATAN_LO[3] if a >= 7.378697629483821e19 else y  # 2**66
+    y = a if a < 7.450580596923828e-09 else y
+    y = np.copysign(y, x)
+    return x if x != x else y
+
+
 @_inline
 def _arctan_via64(x):
     """arctan for float32 arguments, in float64: |x| > 1 folds to pi/2 - arctan(1/|x|), two
@@ -933,7 +969,7 @@ vlog10 = _generic("vlog10", _log10_64)
 vsinh = _generic("vsinh", _sinh64)
 vcosh = _generic("vcosh", _cosh64)
 vtanh = _generic("vtanh", _tanh64, _tanh32)
-varctan = _generic("varctan", None, _arctan32)
+varctan = _generic("varctan", _arctan64, _arctan32)
 vsin = _generic("vsin", _sin64, _sin32)
 vcos = _generic("vcos", _cos64, _cos32)
 vtan = _generic("vtan", _tan64)
