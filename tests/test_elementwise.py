@@ -1035,3 +1035,32 @@ def test_float16_ops_round_like_numpy():
         np.testing.assert_array_equal(g.view(np.uint16)[~np.isnan(w)],
                                       w.view(np.uint16)[~np.isnan(w)])
         np.testing.assert_array_equal(np.isnan(g), np.isnan(w))
+
+
+def _layouts(order, arrays):
+    if order == "F":
+        return [np.asfortranarray(x) for x in arrays]
+    if order == "transposed":  # C-contiguous arrays read through .T
+        return [np.ascontiguousarray(x.T).T for x in arrays]
+    # F, C and a reversed view, in one call
+    return [np.asfortranarray(arrays[0]), arrays[1], arrays[2][:, ::-1]]
+
+
+@pytest.mark.parametrize("order", ["F", "transposed", "mixed"])
+def test_strided_loops_follow_the_arrays_memory_order(order):
+    # 2-d kernels loop in C order, F order or tiles (partial tiles: 67 x 45), chosen at run time
+    rng = np.random.default_rng(3)
+    args = _layouts(order, [rng.standard_normal((67, 45)) for _ in range(3)])
+
+    def fn(a, b, c):
+        return a * b + np.abs(c) - a[:1] * 0.5, (b > c)
+
+    f = tj.trace(fn, parallel=True, fallback="raise")  # the serial loops differ in range only
+    got = f(*args)
+    for g, want in zip(got, fn(*args)):
+        assert g.dtype == want.dtype and g.shape == want.shape
+        np.testing.assert_allclose(g, want, rtol=1e-13, atol=1e-15)
+    # element for element the same code as on C-ordered copies: bit-identical results
+    same = f(*[np.ascontiguousarray(x) for x in args])
+    for g, c in zip(got, same):
+        np.testing.assert_array_equal(g, c)

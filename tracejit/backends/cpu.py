@@ -283,15 +283,46 @@ def elementwise_source(desc, parallel, stream_from=None):
         lines += [f"    {outs[j].name} = {ins[k].name}" for j, k in over.items()]
         if rank:
             lines.append(f"    {', '.join(f's{d}' for d in range(rank))}, = {outs[0].name}.shape")
-        indent = "    "
-        for d in range(rank):
-            lines.append(f"{indent}for i{d} in {loop_range if d == 0 else 'range'}(s{d}):")
-            indent += "    "
         index = ", ".join(_dims(rank)) or "()"
-        stores = [f"{o.name}[{index}] = {names[o.node]}" for o in outs]
+        inner = per_element + body + [f"{o.name}[{index}] = {names[o.node]}" for o in outs]
+
+        def nest(order, indent):
+            loops = []
+            for k, d in enumerate(order):
+                loops.append(f"{indent}for i{d} in {loop_range if k == 0 else 'range'}(s{d}):")
+                indent += "    "
+            return loops + [indent + x for x in inner]
+
+        # Loops in memory order: C order, or reversed where every full-size array is read
+        # along its first axis fastest (F order, transposes), or where only some are (F-ordered
+        # inputs, a C-ordered output) in tiles of both orders' fast axes (measured on F-ordered
+        # 3000x3000 a * b + c, loaded machine: C order 0.14x NumPy's speed, F order 0.43x, tiles
+        # 0.47x; NumPy writes its result in F order, which only the executor could choose)
+        full = [x for x in ins + outs if x.layout != SCALAR and x.node.shape == shape]
+        votes = [f"(abs({x.name}.strides[0]) < abs({x.name}.strides[{rank - 1}]))"
+                 for x in full if x.layout == STRIDED]
+        if rank < 2 or not votes:
+            return "\n".join(lines + nest(range(rank), "    ")) + "\n"
+        lines.append(f"    f_order = {' + '.join(votes)}")
+        lines.append(f"    if f_order == {len(full)}:")
+        lines += nest(reversed(range(rank)), "        ")
+        if rank == 2 and len(votes) < len(full):
+            tiles = [f"for b{d} in {loop_range if d == 0 else 'range'}((s{d} + {TILE - 1}) "
+                     f"// {TILE}):" for d in range(2)]
+            tiles += [f"for i{d} in range(b{d} * {TILE}, min(s{d}, b{d} * {TILE} + {TILE})):"
+                      for d in range(2)]
+            lines.append("    elif f_order:")
+            lines += ["        " + "    " * k + x for k, x in enumerate(tiles)]
+            lines += ["                        " + x for x in inner]
+        lines.append("    else:")
+        lines += nest(range(rank), "        ")
+        return "\n".join(lines) + "\n"
     lines += [indent + s for s in per_element + body + stores]
     return "\n".join(lines) + "\n"
 
+
+# Tiles of a 2-d elementwise kernel over arrays of both orders: 32x32 float64 is 8 KiB per array.
+TILE = 32
 
 # A full reduction (to one value) runs in parallel as chunks of this many elements, each with
 # its own partial result, combined in chunk order at the end.
