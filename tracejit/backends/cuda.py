@@ -106,7 +106,8 @@ def _numpy_namespace():
         arcsinh=math.asinh, arccosh=math.acosh, arctanh=math.atanh, sqrt=math.sqrt,
         arctan2=math.atan2, hypot=math.hypot, isnan=math.isnan, isinf=math.isinf,
         isfinite=math.isfinite, fmod=math.fmod, copysign=math.copysign, floor=_floor,
-        ceil=_ceil, trunc=_trunc, rint=_rint, cbrt=_cbrt, exp2=_exp2, signbit=_signbit)
+        ceil=_ceil, trunc=_trunc, rint=_rint, cbrt=_cbrt, exp2=_exp2, signbit=_signbit,
+        power=math.pow)
     for name, f in functions.items():
         # the simulator runs kernels as Python, where math raises on a domain error and
         # libdevice is a stub: NumPy's functions give what the GPU gives (NaN, inf)
