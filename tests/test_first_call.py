@@ -18,8 +18,8 @@ import tracejit as tj
 from tracejit import api
 
 
-def chain(a, b, c):
-    return np.exp(-a * a) * np.sin(b) + np.sqrt(np.abs(c)) * 0.5 - a / (1 + b * b)
+def chain(a, b, c):  # cheap ops: kernels that compile fast
+    return a * b + np.abs(c) * 0.5 - a / (1 + b * b)
 
 
 ARGS = tuple(np.linspace(-2, 2, 50) + k for k in range(3))
@@ -125,17 +125,17 @@ def test_compile_option(monkeypatch):
     assert tj.trace(chain, compile="sync").compile == "sync"
 
 
-# A fresh process: the first call of an unfused chain (13 kernels) returns before any kernel
+# A fresh process: the first call of an unfused chain (7 kernels) returns before any kernel
 # is compiled, and the process exits at once, while the background thread is compiling.
 SCRIPT = """
 import json, numpy as np, tracejit as tj
 
 @tj.trace(fuse=False, compile="background", fallback="raise")
 def chain(a, b, c):
-    return np.exp(-a * a) * np.sin(b) + np.sqrt(np.abs(c)) * 0.5 - a / (1 + b * b)
+    return a * b + np.abs(c) * 0.5 - a / (1 + b * b)
 
 a, b, c = (np.linspace(-2, 2, 100) + k for k in range(3))
-want = np.exp(-a * a) * np.sin(b) + np.sqrt(np.abs(c)) * 0.5 - a / (1 + b * b)
+want = a * b + np.abs(c) * 0.5 - a / (1 + b * b)
 assert np.array_equal(chain(a, b, c), want)
 print(json.dumps(chain.cache_info()._asdict()), flush=True)
 """
