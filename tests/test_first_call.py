@@ -16,6 +16,7 @@ from conftest import assert_same
 
 import tracejit as tj
 from tracejit import api
+from tracejit.executor import Executable
 
 
 def chain(a, b, c):  # cheap ops: kernels that compile fast
@@ -60,6 +61,15 @@ def test_first_calls_run_eagerly_then_compiled(gate):
     info = traced.cache_info()
     assert (info.misses, info.traces, info.hits) == (1, 1, 3), info  # explain's lookup, too
     assert traced._fast.last is not None and traced._fast.last.entry is pending(traced)
+
+
+def test_a_compile_done_within_the_grace_serves_the_first_call(monkeypatch):
+    monkeypatch.setattr(api, "BACKGROUND_GRACE_SECONDS", 60.0)  # as a reused kernel would be
+    traced = tj.trace(chain, compile="background", fallback="raise")
+    result = traced(*ARGS)
+    assert isinstance(pending(traced), Executable)  # the compiled code, not an eager call
+    assert_same(result, chain(*ARGS))
+    assert traced._fast.last.entry is pending(traced)
 
 
 def test_two_threads_calling_while_it_compiles(gate):

@@ -93,6 +93,10 @@ class _Pending:
         self.result = self.error = None
 
 
+# A background compile that finishes within this many seconds (a new shape of a function whose
+# kernels are compiled: a re-plan, milliseconds) serves the call that started it.
+BACKGROUND_GRACE_SECONDS = 0.02
+
 _compiling = set()  # background compile threads now running
 _stopping = threading.Event()  # set at interpreter exit: compile threads stop between kernels
 
@@ -369,6 +373,10 @@ class TracedFunction:
                 if self.compile == "background" and call is not None and self.backend == "cpu":
                     entry = _Pending()
                     _compile_in_background(self, plan, entry)
+                    if entry.done.wait(BACKGROUND_GRACE_SECONDS):  # kernels compiled before
+                        if entry.error is not None:
+                            raise entry.error
+                        entry = entry.result
                 else:
                     entry = self._build(*plan)
             except ScalarValueNeeded:
