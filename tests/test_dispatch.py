@@ -154,3 +154,34 @@ def test_generated_code_is_readable():
     assert pattern.key((np.ones(3), np.ones(3), 1), {}) is dispatch.MISS  # an int, not a float
     special = traced._fast.last.source  # the entry's own lines inline, after the checks
     assert "x0.shape != _k0" in special and "k0(x0, x1, x2, o0)" in special
+
+
+def sgd_step(w, g):
+    w -= 0.5 * g
+
+
+def test_functions_writing_into_their_arguments():
+    traced = tj.trace(sgd_step, fallback="raise")
+    g = np.linspace(0, 1, 6)
+    w, expected = np.ones(6), np.ones(6)
+    for _ in range(3):
+        assert traced(w, g) is None
+        sgd_step(expected, g)
+        np.testing.assert_array_equal(w, expected)
+    assert traced.cache_info()[:2] == (2, 1)  # hits, misses: the fast path wrote into w
+    x = np.ones(6)  # writes into an argument another one shares memory with: eager, warned
+    with pytest.warns(tj.FallbackWarning, match="shares memory"):
+        traced(x, x)
+    np.testing.assert_array_equal(x, np.full(6, 0.5))
+    frozen = np.ones(6)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        traced(frozen, g)
+
+
+def test_big_endian_arrays_inside_containers_are_converted():
+    traced = tj.trace(lambda p: p["a"] * 2.0, fallback="raise")
+    big = np.arange(5.0).astype(">f8")
+    for _ in range(3):
+        assert_same(traced({"a": big}), np.arange(5.0) * 2.0)
+    assert not _fast_entries(traced)  # never passed to a kernel as it is

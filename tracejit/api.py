@@ -270,12 +270,11 @@ class TracedFunction:
                           FallbackWarning, stacklevel=user_stacklevel())
             self._count("fallbacks")
             return self.fn(*args, **kwargs)
-        if not entry.writes:  # the next call like this one takes the fast path
-            # static again: tracing may have found a scalar used as a Python value
-            description = describe(treedef, leaves, self._static(leaves, treedef))
-            if description is not None and not any(
-                    type(a) is np.ndarray and not a.dtype.isnative for a in args):
-                self._fast.register(args, kwargs, description, entry)
+        # the next call like this one takes the fast path; static again: tracing may have
+        # found a scalar used as a Python value
+        description = describe(treedef, leaves, self._static(leaves, treedef))
+        if description is not None:
+            self._fast.register(args, kwargs, description, entry)
         return entry.run(*leaves, *live)
 
     def _entry(self, key, leaves, treedef, static, call=None, wait=True):

@@ -21,6 +21,19 @@ MAX_PATTERNS = 16
 _TYPED_SCALARS = frozenset(np.dtype(c).type for c in "?bhilqBHILQefdgFDG")
 
 
+def apart(writes, leaves):
+    """True if the arguments the entry writes into (`writes`: leaf indices) are writeable and
+    share no memory with another argument; else the general path warns or raises."""
+    for i in writes:
+        target = leaves[i]
+        if not target.flags.writeable:
+            return False
+        for j, leaf in enumerate(leaves):
+            if j != i and type(leaf) is np.ndarray and np.may_share_memory(target, leaf):
+                return False
+    return True
+
+
 def call_shape(args, kwargs):
     """What the fast paths of a call are filed under."""
     return (len(args), *kwargs) if kwargs else len(args)
@@ -32,8 +45,6 @@ def describe(treedef, leaves, static):
     kinds = []
     for leaf, is_static in zip(leaves, static):
         kind = type(leaf)
-        if kind is np.ndarray and not leaf.dtype.isnative:
-            return None  # converted on entry by the general path
         if is_static:
             try:
                 hash(leaf)
@@ -52,7 +63,7 @@ class Pattern:
         treedef, kinds = description
         self.table = {}  # flat key -> Executable
         self.ns = {"_nd": np.ndarray, "MISS": MISS, "_get": self.table.get, "_next": next,
-                   "_hits": paths.hits, "_paths": paths}
+                   "_hits": paths.hits, "_paths": paths, "_apart": apart}
         lines, self.parts, self.leaves = [], [], []  # parts: (expression, is a dtype)
         kinds = iter(kinds)
 
@@ -115,10 +126,12 @@ class Pattern:
         key = ", ".join(e for e, _ in self.parts)
         key = f"({key}{',' if len(self.parts) == 1 else ''})"
         leaves = ", ".join(self.leaves)
+        self.leaf_tuple = f"({leaves}{',' if len(self.leaves) == 1 else ''})"
         self.source = _function("key", self.extract + [f"return {key}"]) + "\n" + _function(
             "run", self.extract + [
                 f"e = _get({key})",
                 "if e is None: return MISS",
+                f"if e.writes and not _apart(e.writes, {self.leaf_tuple}): return MISS",
                 "_paths.last = e.fast  # the next call is likely the same",
                 "e.used = _next(_hits) + 1  # the hit count, and recency for the LRU",
                 "g = e.guard",
@@ -144,6 +157,9 @@ class Pattern:
         lines = [self.shape_check, *self.extract]
         if checks:
             lines.append(f"if {' or '.join(checks)}: return MISS")
+        if entry.writes:
+            ns["_writes"] = entry.writes
+            lines.append(f"if not _apart(_writes, {self.leaf_tuple}): return MISS")
         if entry.guard is not None:
             lines += ["live = _guard.live()", "if live is None: return MISS"]
             captured = range(len(self.leaves), entry.num_leaves)
@@ -188,7 +204,8 @@ class FastPaths:
         if pattern.run not in runs:
             self.by_shape[shape] = (*runs, pattern.run)
         key = pattern.key(args, kwargs)
-        if key is not MISS:
+        # a big-endian array is converted on entry by the general path, never passed as it is
+        if key is not MISS and not any(isinstance(v, np.dtype) and not v.isnative for v in key):
             if getattr(entry.fast, "pattern", None) is not pattern:  # for its first key here
                 entry.fast = pattern.specialise(entry, key)
             pattern.table[key] = entry
