@@ -3,8 +3,11 @@ with (which positions hold arrays, Python or NumPy scalars, static values, dicts
 them, under which keyword names), a generated Python function checks the arguments' types,
 builds one flat key of the arrays' shapes, dtypes and strides, and runs the Executable
 registered under that key. It flattens no pytree and computes no full signature: a cached call
-costs a few attribute reads per array. Anything it does not recognise returns MISS and takes
-the general path in api.py, which registers here what it found or compiled."""
+costs a few attribute reads per array. The entry that ran last has a function of its own, tried
+first: the same checks against its key's values, then the Executable's lines inline. A function
+that writes into its arguments is served after a check that they can be written and overlap no
+other argument. Anything the fast path does not recognise returns MISS and takes the general
+path in api.py, which registers here what it found or compiled."""
 
 import keyword
 from types import SimpleNamespace
