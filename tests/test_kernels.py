@@ -76,7 +76,7 @@ def test_scalar_and_error_reporting_operands():
 
 
 def test_op_costs_live_in_the_op_table():
-    assert OPS["divide"].cost == 4 and OPS["exp"].cost == 20 and OPS["add"].cost == 1
+    assert OPS["add"].cost == 1 < OPS["divide"].cost == 4 < OPS["exp"].cost < OPS["tan"].cost
     (kernel,) = _kernels(lambda a, b: a / b, np.ones(3), np.ones(3))
     assert op_cost(kernel.nodes[0]) == 4
 
