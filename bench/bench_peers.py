@@ -60,6 +60,57 @@ BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 # --------------------------------------------------------------------------- jax and torch
 
 
+def _workloads(xp, rowmax, rowsum, relu) -> dict[str, Callable[..., Any]]:
+    """The workloads written once for an array module `xp` (jax.numpy or torch), whose reductions
+    over the last axis keeping it are `rowmax` and `rowsum`, and the loss of the MLP's gradient."""
+
+    def chain(a, b, c):
+        return xp.exp(-a * a) * xp.sin(b) + xp.sqrt(xp.abs(c)) * 0.5 - a / (1.0 + b * b)
+
+    def cnd(d):
+        a1, a2, a3, a4, a5 = ref._CND_A
+        k = 1.0 / (1.0 + 0.2316419 * xp.abs(d))
+        ret = ref._RSQRT2PI * xp.exp(-0.5 * d * d) * (
+            k * (a1 + k * (a2 + k * (a3 + k * (a4 + k * a5)))))
+        return xp.where(d > 0, 1.0 - ret, ret)
+
+    def black_scholes(price, strike, years):
+        r, v = ref.BS_RATE, ref.BS_VOLATILITY
+        sqrt_t = xp.sqrt(years)
+        d1 = (xp.log(price / strike) + (r + 0.5 * v * v) * years) / (v * sqrt_t)
+        d2 = d1 - v * sqrt_t
+        cnd1, cnd2 = cnd(d1), cnd(d2)
+        discount = xp.exp(-r * years)
+        return (price * cnd1 - strike * discount * cnd2,
+                strike * discount * (1.0 - cnd2) - price * (1.0 - cnd1))
+
+    def softmax(x):
+        e = xp.exp(x - rowmax(x))
+        return e / rowsum(e)
+
+    def layernorm(x):
+        mu = rowsum(x) / x.shape[-1]
+        var = rowsum((x - mu) ** 2) / x.shape[-1]
+        return (x - mu) / xp.sqrt(var + 1e-5)
+
+    def mlp(x, *params):
+        h = x
+        for k in range(0, len(params), 2):
+            h = relu(h @ params[k] + params[k + 1])
+        return h
+
+    def loss(params, x, y):
+        h = x
+        for k, (w, b) in enumerate(params):
+            h = h @ w + b
+            h = relu(h) if k < len(params) - 1 else h
+        return 0.5 * xp.mean((h - y) ** 2)
+
+    return {"chain": chain, "black-scholes": black_scholes, "softmax": softmax,
+            "layernorm": layernorm, "mlp": mlp, "loss": loss,
+            "sumsq": lambda a, b: xp.sum((a - b) ** 2)}
+
+
 def _jax_functions() -> dict[str, Callable[..., Any]]:
     """The workloads written for jax.numpy, each under jax.jit."""
     import jax
@@ -67,51 +118,9 @@ def _jax_functions() -> dict[str, Callable[..., Any]]:
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    def chain(a, b, c):
-        return jnp.exp(-a * a) * jnp.sin(b) + jnp.sqrt(jnp.abs(c)) * 0.5 - a / (1.0 + b * b)
-
-    def cnd(d):
-        a1, a2, a3, a4, a5 = ref._CND_A
-        k = 1.0 / (1.0 + 0.2316419 * jnp.abs(d))
-        ret = ref._RSQRT2PI * jnp.exp(-0.5 * d * d) * (
-            k * (a1 + k * (a2 + k * (a3 + k * (a4 + k * a5)))))
-        return jnp.where(d > 0, 1.0 - ret, ret)
-
-    def black_scholes(price, strike, years):
-        r, v = ref.BS_RATE, ref.BS_VOLATILITY
-        sqrt_t = jnp.sqrt(years)
-        d1 = (jnp.log(price / strike) + (r + 0.5 * v * v) * years) / (v * sqrt_t)
-        d2 = d1 - v * sqrt_t
-        cnd1, cnd2 = cnd(d1), cnd(d2)
-        discount = jnp.exp(-r * years)
-        return (price * cnd1 - strike * discount * cnd2,
-                strike * discount * (1.0 - cnd2) - price * (1.0 - cnd1))
-
-    def softmax(x):
-        e = jnp.exp(x - x.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
-
-    def layernorm(x):
-        mu = x.mean(axis=-1, keepdims=True)
-        var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
-        return (x - mu) / jnp.sqrt(var + 1e-5)
-
-    def mlp(x, *params):
-        h = x
-        for k in range(0, len(params), 2):
-            h = jnp.maximum(h @ params[k] + params[k + 1], 0)
-        return h
-
-    def loss(params, x, y):
-        h = x
-        for k, (w, b) in enumerate(params):
-            h = h @ w + b
-            h = jnp.maximum(h, 0) if k < len(params) - 1 else h
-        return 0.5 * jnp.mean((h - y) ** 2)
-
-    fns = {"chain": chain, "black-scholes": black_scholes, "softmax": softmax,
-           "layernorm": layernorm, "mlp": mlp, "mlp-grad": jax.value_and_grad(loss),
-           "sumsq": lambda a, b: jnp.sum((a - b) ** 2)}
+    fns = _workloads(jnp, lambda x: x.max(axis=-1, keepdims=True),
+                     lambda x: x.sum(axis=-1, keepdims=True), lambda h: jnp.maximum(h, 0))
+    fns["mlp-grad"] = jax.value_and_grad(fns.pop("loss"))
     return {name: jax.jit(fn) for name, fn in fns.items()}
 
 
@@ -119,57 +128,15 @@ def _torch_functions() -> dict[str, Callable[..., Any]]:
     """The workloads written for torch, each under torch.compile."""
     import torch
 
-    def chain(a, b, c):
-        return torch.exp(-a * a) * torch.sin(b) + torch.sqrt(torch.abs(c)) * 0.5 - a / (1.0 + b * b)
-
-    def cnd(d):
-        a1, a2, a3, a4, a5 = ref._CND_A
-        k = 1.0 / (1.0 + 0.2316419 * torch.abs(d))
-        ret = ref._RSQRT2PI * torch.exp(-0.5 * d * d) * (
-            k * (a1 + k * (a2 + k * (a3 + k * (a4 + k * a5)))))
-        return torch.where(d > 0, 1.0 - ret, ret)
-
-    def black_scholes(price, strike, years):
-        r, v = ref.BS_RATE, ref.BS_VOLATILITY
-        sqrt_t = torch.sqrt(years)
-        d1 = (torch.log(price / strike) + (r + 0.5 * v * v) * years) / (v * sqrt_t)
-        d2 = d1 - v * sqrt_t
-        cnd1, cnd2 = cnd(d1), cnd(d2)
-        discount = torch.exp(-r * years)
-        return (price * cnd1 - strike * discount * cnd2,
-                strike * discount * (1.0 - cnd2) - price * (1.0 - cnd1))
-
-    def softmax(x):
-        e = torch.exp(x - x.amax(dim=-1, keepdim=True))
-        return e / e.sum(dim=-1, keepdim=True)
-
-    def layernorm(x):
-        mu = x.mean(dim=-1, keepdim=True)
-        var = ((x - mu) ** 2).mean(dim=-1, keepdim=True)
-        return (x - mu) / torch.sqrt(var + 1e-5)
-
-    def mlp(x, *params):
-        h = x
-        for k in range(0, len(params), 2):
-            h = torch.relu(h @ params[k] + params[k + 1])
-        return h
-
-    def loss(params, x, y):
-        h = x
-        for k, (w, b) in enumerate(params):
-            h = h @ w + b
-            h = torch.relu(h) if k < len(params) - 1 else h
-        return 0.5 * torch.mean((h - y) ** 2)
-
-    grad_and_value = torch.func.grad_and_value(loss)
+    fns = _workloads(torch, lambda x: x.amax(dim=-1, keepdim=True),
+                     lambda x: x.sum(dim=-1, keepdim=True), torch.relu)
+    grad_and_value = torch.func.grad_and_value(fns.pop("loss"))
 
     def value_and_grad(params, x, y):
         grads, value = grad_and_value(params, x, y)
         return value, grads
 
-    fns = {"chain": chain, "black-scholes": black_scholes, "softmax": softmax,
-           "layernorm": layernorm, "mlp": mlp, "mlp-grad": value_and_grad,
-           "sumsq": lambda a, b: torch.sum((a - b) ** 2)}
+    fns["mlp-grad"] = value_and_grad
     return {name: torch.compile(fn) for name, fn in fns.items()}
 
 
