@@ -453,17 +453,20 @@ def _two_over_pi_window(s, first, last):
     return math.ldexp(float(window), s - last)  # window < 2**53: exact
 
 
-def _payne_hanek_table():
+def _payne_hanek_table(exponents, bias, edges, dtype):
+    """Per exponent field e (x = m * 2**(e - bias)): the four windows of 2/pi's bits that
+    products with the significand m need, bits s + edges[i] .. s + edges[i + 1] - 1 for
+    s = e - bias, each exact in `dtype`; as four rows over the exponents."""
     rows = []
-    for e in range(_HUGE_E0, 2047):
-        s = e - 1075  # x = m * 2**s
-        bounds = [(s - 1, s + 50), (s + 51, s + 103), (s + 104, s + 156), (s + 157, s + 209)]
-        rows.append([_two_over_pi_window(s, max(a, 1), b) if b >= 1 else 0.0
-                     for a, b in bounds])
-    return np.array(rows).T.copy()
+    for e in exponents:
+        s = e - bias
+        rows.append([_two_over_pi_window(s, max(s + a, 1), s + b - 1) if s + b - 1 >= 1 else 0.0
+                     for a, b in zip(edges, edges[1:])])
+    return np.array(rows, dtype=dtype).T.copy()
 
 
-_PH0, _PH1, _PH2, _PH3 = _payne_hanek_table()
+_PH0, _PH1, _PH2, _PH3 = _payne_hanek_table(range(_HUGE_E0, 2047), 1075,
+                                             (-1, 51, 104, 157, 210), np.float64)
 _PH_ROWS = _PH0.size
 
 
@@ -570,25 +573,9 @@ _F32_MAGIC = np.float32(12582912.0)  # 1.5 * 2**23
 _E32_0 = 127 - 13  # first exponent field of the table; below, sin(x) is x and cos(x) is 1
 
 
-def _payne_hanek_table32():
-    rows = []
-    for e in range(_E32_0, 255):
-        s = e - 150  # x = m * 2**s
-        bounds = [(s - 1, s + 21), (s + 22, s + 45), (s + 46, s + 69), (s + 70, s + 93)]
-        rows.append([_two_over_pi_window(s, max(a, 1), b) if b >= 1 else 0.0
-                     for a, b in bounds])
-    return np.array(rows, dtype=np.float32).T.copy()  # exact: 24 bits or fewer
-
-
-_PHF0, _PHF1, _PHF2, _PHF3 = _payne_hanek_table32()
+_PHF0, _PHF1, _PHF2, _PHF3 = _payne_hanek_table(range(_E32_0, 255), 150,
+                                                 (-1, 22, 46, 70, 94), np.float32)
 _PHF_ROWS = _PHF0.size
-
-
-@_inline
-def _two_sum32(a, b):
-    s = a + b
-    t = s - a
-    return s, (a - (s - t)) + (b - t)
 
 
 @_inline
@@ -604,13 +591,13 @@ def _rem_pio2_32(x):
     v = v if v >= _f(8388608.0) else (v + _f(8388608.0)) - _f(8388608.0)
     f0 = (p0 - _f(4.0) * v) + _fma32(m, t0, -p0)  # m * t0 mod 4, exact
     p1 = m * t1
-    a, e1 = _two_sum32(f0, p1)
+    a, e1 = _two_sum(f0, p1)
     shifted = a + _F32_MAGIC
     n = shifted - _F32_MAGIC
     p2 = m * t2
-    s, e2 = _two_sum32(a - n, _fma32(m, t1, -p1))  # the terms left are below 2**-20
-    s, e3 = _two_sum32(s, e1)
-    s, e4 = _two_sum32(s, p2)
+    s, e2 = _two_sum(a - n, _fma32(m, t1, -p1))  # the terms left are below 2**-20
+    s, e3 = _two_sum(s, e1)
+    s, e4 = _two_sum(s, p2)
     c = ((e2 + e3) + e4) + (_fma32(m, t2, -p2) + m * t3)
     hi = s + c
     lo = c - (hi - s)
@@ -786,7 +773,7 @@ def _rem_pio2_moderate32(x):
     n = shifted - _F32_MAGIC
     r1 = _fma32(-n, _f(1.5707964), x)
     p = n * _f(-4.371139e-08)
-    hi, lo = _two_sum32(r1, -p)
+    hi, lo = _two_sum(r1, -p)
     lo = _fma32(-n, _f(-1.7151245e-15), lo - _fma32(n, _f(-4.371139e-08), -p))
     y = hi + lo
     return y, lo - (y - hi), np.int32(_bits32(shifted) & 3)
