@@ -22,6 +22,7 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -139,8 +140,13 @@ class KernelDesc:
     def kept(self):
         return tuple(d for d in range(len(self.shape)) if d not in self.axes)
 
+    @cached_property
+    def by_node(self):
+        """Each statement by the node it computes."""
+        return {s.node: s for s in self.statements}
+
     def statement(self, node):
-        return next(s for s in self.statements if s.node is node)
+        return self.by_node[node]
 
     def reduction(self, st):
         r = st.node

@@ -100,20 +100,19 @@ def _serialise_if_needed(entry):
     return launch
 
 
-@intrinsic
-def _radd(typingctx, a, b):
-    """a + b for floats of one type, which LLVM may reassociate (see REASSOCIABLE)."""
-    if a != b or not isinstance(a, types.Float):
-        return None
-    return a(a, b), lambda context, builder, sig, args: builder.fadd(*args, flags=("reassoc",))
+def _reassociating(build):
+    @intrinsic
+    def op(typingctx, a, b):
+        """A float add or multiply of one type, which LLVM may reassociate (see
+        REASSOCIABLE)."""
+        if a != b or not isinstance(a, types.Float):
+            return None
+        return a(a, b), lambda context, builder, sig, args: build(builder)(
+            *args, flags=("reassoc",))
+    return op
 
 
-@intrinsic
-def _rmul(typingctx, a, b):
-    """a * b for floats of one type, which LLVM may reassociate (see REASSOCIABLE)."""
-    if a != b or not isinstance(a, types.Float):
-        return None
-    return a(a, b), lambda context, builder, sig, args: builder.fmul(*args, flags=("reassoc",))
+_radd, _rmul = _reassociating(lambda b: b.fadd), _reassociating(lambda b: b.fmul)
 
 
 def _extreme(cmp):
@@ -276,48 +275,47 @@ def elementwise_source(desc, parallel, stream_from=None):
             lines += [f"                _stream({o.name}_f, i, {names[o.node]})" for o in outs]
             lines += ["            _store_fence()", "        return"]
         lines.append(f"    for i in {loop_range}(n):")
-        indent = "        "
-        stores = [f"{o.name}_f[i] = {names[o.node]}" for o in outs]
-    else:
-        lines += [f"    {h}" for h in head]
-        lines += [f"    {outs[j].name} = {ins[k].name}" for j, k in over.items()]
-        if rank:
-            lines.append(f"    {', '.join(f's{d}' for d in range(rank))}, = {outs[0].name}.shape")
-        index = ", ".join(_dims(rank)) or "()"
-        inner = per_element + body + [f"{o.name}[{index}] = {names[o.node]}" for o in outs]
-
-        def nest(order, indent):
-            loops = []
-            for k, d in enumerate(order):
-                loops.append(f"{indent}for i{d} in {loop_range if k == 0 else 'range'}(s{d}):")
-                indent += "    "
-            return loops + [indent + x for x in inner]
-
-        # Loops in memory order: C order, or reversed where every full-size array is read
-        # along its first axis fastest (F order, transposes), or where only some are (F-ordered
-        # inputs, a C-ordered output) in tiles of both orders' fast axes (measured on F-ordered
-        # 3000x3000 a * b + c, loaded machine: C order 0.14x NumPy's speed, F order 0.43x, tiles
-        # 0.47x; NumPy writes its result in F order, which only the executor could choose)
-        full = [x for x in ins + outs if x.layout != SCALAR and x.node.shape == shape]
-        votes = [f"(abs({x.name}.strides[0]) < abs({x.name}.strides[{rank - 1}]))"
-                 for x in full if x.layout == STRIDED]
-        if rank < 2 or not votes:
-            return "\n".join(lines + nest(range(rank), "    ")) + "\n"
-        lines.append(f"    f_order = {' + '.join(votes)}")
-        lines.append(f"    if f_order == {len(full)}:")
-        lines += nest(reversed(range(rank)), "        ")
-        if rank == 2 and len(votes) < len(full):
-            tiles = [f"for b{d} in {loop_range if d == 0 else 'range'}((s{d} + {TILE - 1}) "
-                     f"// {TILE}):" for d in range(2)]
-            tiles += [f"for i{d} in range(b{d} * {TILE}, min(s{d}, b{d} * {TILE} + {TILE})):"
-                      for d in range(2)]
-            lines.append("    elif f_order:")
-            lines += ["        " + "    " * k + x for k, x in enumerate(tiles)]
-            lines += ["                        " + x for x in inner]
-        lines.append("    else:")
-        lines += nest(range(rank), "        ")
+        lines += ["        " + x for x in per_element + body]
+        lines += [f"        {o.name}_f[i] = {names[o.node]}" for o in outs]
         return "\n".join(lines) + "\n"
-    lines += [indent + s for s in per_element + body + stores]
+
+    lines += [f"    {h}" for h in head]
+    lines += [f"    {outs[j].name} = {ins[k].name}" for j, k in over.items()]
+    if rank:
+        lines.append(f"    {', '.join(f's{d}' for d in range(rank))}, = {outs[0].name}.shape")
+    index = ", ".join(_dims(rank)) or "()"
+    inner = per_element + body + [f"{o.name}[{index}] = {names[o.node]}" for o in outs]
+
+    def nest(order, indent):
+        loops = []
+        for k, d in enumerate(order):
+            loops.append(f"{indent}for i{d} in {loop_range if k == 0 else 'range'}(s{d}):")
+            indent += "    "
+        return loops + [indent + x for x in inner]
+
+    # Loops in memory order: C order, or reversed where every full-size array is read
+    # along its first axis fastest (F order, transposes), or where only some are (F-ordered
+    # inputs, a C-ordered output) in tiles of both orders' fast axes (measured on F-ordered
+    # 3000x3000 a * b + c, loaded machine: C order 0.14x NumPy's speed, F order 0.43x, tiles
+    # 0.47x; NumPy writes its result in F order, which only the executor could choose)
+    full = [x for x in ins + outs if x.layout != SCALAR and x.node.shape == shape]
+    votes = [f"(abs({x.name}.strides[0]) < abs({x.name}.strides[{rank - 1}]))"
+             for x in full if x.layout == STRIDED]
+    if rank < 2 or not votes:
+        return "\n".join(lines + nest(range(rank), "    ")) + "\n"
+    lines.append(f"    f_order = {' + '.join(votes)}")
+    lines.append(f"    if f_order == {len(full)}:")
+    lines += nest(reversed(range(rank)), "        ")
+    if rank == 2 and len(votes) < len(full):
+        tiles = [f"for b{d} in {loop_range if d == 0 else 'range'}((s{d} + {TILE - 1}) "
+                 f"// {TILE}):" for d in range(2)]
+        tiles += [f"for i{d} in range(b{d} * {TILE}, min(s{d}, b{d} * {TILE} + {TILE})):"
+                  for d in range(2)]
+        lines.append("    elif f_order:")
+        lines += ["        " + "    " * k + x for k, x in enumerate(tiles)]
+        lines += ["                        " + x for x in inner]
+    lines.append("    else:")
+    lines += nest(range(rank), "        ")
     return "\n".join(lines) + "\n"
 
 
@@ -385,7 +383,7 @@ def _row_homes(desc):
     is one contiguous axis (the last)."""
     if list(desc.axes) != [len(desc.shape) - 1]:
         return {}
-    st = {s.node: s for s in desc.statements}
+    st = desc.by_node
 
     def depends(o, m):  # through same-index (element) values only
         return o is m or any(a in st and st[a].role == ELEMENT and depends(a, m) for a in o.args)
@@ -421,7 +419,7 @@ class _Reader:
 
     def __init__(self, desc):
         self.desc = desc
-        self.st = {s.node: s for s in desc.statements}
+        self.st = desc.by_node
         self.input = {x.node: x for x in desc.inputs}
 
     def __call__(self, a, cons):
@@ -466,7 +464,7 @@ def row_source(desc, parallel):
     """A reduction or rowwise kernel as row loops: the kept axes are the outer loop (prange
     over rows); each pass over a row is an inner loop over the reduced axes. A full reduction
     in parallel runs in chunks."""
-    st = {s.node: s for s in desc.statements}
+    st = desc.by_node
     nodes = [s.node for s in desc.statements]
     buffered = set(desc.buffered)
     rank, R, kept = len(desc.shape), desc.axes, desc.kept

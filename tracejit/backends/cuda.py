@@ -253,7 +253,7 @@ def reduction_source(desc):
     rank, axes, kept = len(desc.shape), desc.axes, desc.kept
     sizes = [f"s{d}" for d in range(rank)]
     names = [f"i{d}" for d in range(rank)]
-    st_of = {st.node: st for st in desc.statements}
+    st_of = desc.by_node
     outs = {o.node: o.name for o in desc.outputs}
     ins = {o.node: o for o in desc.inputs}
 
@@ -384,7 +384,7 @@ def _finish_source(desc, read):
                      f"{st.name} = {result_cast(a, st.node.dtype)}"]
     body += [f"{st.name} = {desc.expr(st, read(st.node))}" for st in desc.statements
              if st.role == ROW and st.at == 1]
-    st_of = {st.node: st for st in desc.statements}
+    st_of = desc.by_node
     body += [f"{o.name}[{desc.row_index(o.node, []) if o.node.shape else '0'}] = "
              f"{st_of[o.node].name}" for o in desc.outputs if st_of[o.node].role != ELEMENT]
     return "\n".join(lines + ["        " + x for x in body]) + "\n"
