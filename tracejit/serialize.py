@@ -225,7 +225,10 @@ def graph_document(graph):
 
 def save_graph(path, graph):
     """Write a standalone graph (symbolic.standalone) as `path`.json and `path`.npz."""
-    document, arrays = graph_document(graph)
+    _write(path, *graph_document(graph))
+
+
+def _write(path, document, arrays):
     json_path, npz_path = _paths(path)
     with open(json_path, "w") as f:
         json.dump(document, f, indent=1)
@@ -664,11 +667,7 @@ def _names():
 
 def save_symbols(path, outputs):
     """Write symbols (or a pytree of them) as `path`.json and `path`.npz."""
-    document, arrays = symbols_document(outputs)
-    json_path, npz_path = _paths(path)
-    with open(json_path, "w") as f:
-        json.dump(document, f, indent=1)
-    np.savez(npz_path, **arrays)
+    _write(path, *symbols_document(outputs))
 
 
 def symbols_document(outputs):
