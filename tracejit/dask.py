@@ -13,6 +13,14 @@ is lowered onto Dask node by node (`lower`):
 - views and matmul are Dask's own (it slices, transposes and multiplies blocks itself); any
   other op runs on Dask arrays through its NumPy reference, with a `FallbackWarning`.
 
+Traced steps compose (`compose`), as jax.jit of composed functions does: an argument that is
+the blockwise result of a traced function on Dask arrays is replaced by that function's graph
+on its own arguments, so a producer's chunks are computed inside the consumer's kernel and never
+exist. The rule: always compose; the producer's tasks stay in Dask's graph for whoever asks for
+the intermediate itself (`dask.compute(y, g(y))` runs them for `y`, and `g` recomputes `y` in
+its kernel: the producer's arithmetic twice, and no chunk of `y` held waiting for `g`). To keep
+an intermediate instead, persist it (`y = y.persist()`): a persisted array is plain chunks.
+
 A per-chunk step (`ChunkStep`) holds plain data only: the graph of its nodes. Whoever runs it
 (a thread, or a worker process under dask.distributed) specialises that graph to each chunk's
 shapes and builds it there; kernels are cached by their source, so chunks of another shape and
@@ -23,6 +31,7 @@ import hashlib
 import sys
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -63,8 +72,8 @@ def call_on_dask(traced, leaves, treedef):
             graph = simplify(fuse_unit_views(graph))
         if graph.meta["writes"]:
             raise TraceError("it writes into its arguments, and Dask arrays are immutable")
-        values = list(leaves) + list(graph.meta["captured"])
-        outputs, unmapped = lower(graph, values, traced.fuse, traced.parallel)
+        graph, values = compose(graph, list(leaves) + list(graph.meta["captured"]))
+        outputs, unmapped = lower(simplify(graph), values, traced.fuse, traced.parallel)
     except TraceError as e:
         return _whole_fallback(traced, leaves, treedef, str(e))
     except TracejitError:
@@ -90,6 +99,64 @@ def _whole_fallback(traced, leaves, treedef, reason):
     _warn(traced, f"runs as Dask's own NumPy path: {reason}")
     args, kwargs = pytree.unflatten(treedef, leaves)
     return traced.fn(*args, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# traced producers composed with traced consumers
+
+_PRODUCED = {}  # Dask array name -> (weak reference to the array, its segment graph, its inputs)
+
+
+def _remember(array, graph, values):
+    """array (a blockwise result) computes graph on values, chunk by chunk."""
+    name = array.name
+
+    def forget(ref):
+        if _PRODUCED.get(name, (None,))[0] is ref:
+            del _PRODUCED[name]
+
+    _PRODUCED[name] = (weakref.ref(array, forget), graph, values)
+
+
+def producer_of(value):
+    """(segment graph, its input values) if value is a live traced blockwise result."""
+    entry = _PRODUCED.get(getattr(value, "name", None)) if is_dask_array(value) else None
+    return entry[1:] if entry is not None and entry[0]() is not None else None
+
+
+def compose(graph, values):
+    """The graph with each input whose value a traced blockwise layer makes replaced by that
+    layer's graph, which reads the layer's own inputs (appended to values). Guarantees: the
+    same outputs, computed from the producers' inputs instead of their results."""
+    values, new = list(values), {}
+    for n in graph.nodes:
+        producer = producer_of(values[n.attrs["index"]]) if n.op == "input" else None
+        if producer is not None:
+            segment, inputs = producer
+            (root,) = segment.outputs
+            if root.shape == n.shape and root.dtype == n.dtype:
+                inner = {}
+                for node, value in zip(segment.inputs, inputs):
+                    inner[node] = Node("input", (), {**node.attrs, "index": len(values)},
+                                       node.shape, node.dtype, node.weak)
+                    values.append(value)
+                new[n] = _copy(segment.nodes, inner)[root]
+                continue
+        new[n] = n
+        if n.op not in ("input", "const"):
+            new[n] = Node(n.op, [new[a] for a in n.args], n.attrs, n.shape, n.dtype, n.weak,
+                          n.loc)
+    inputs = [new[i] for i in graph.inputs if new[i].op == "input"]
+    return graph.replace(outputs=[new[o] for o in graph.outputs], inputs=inputs), values
+
+
+def _copy(nodes, new):
+    """new, extended by copies of nodes reading the copies (or new's replacements) of args."""
+    for m in nodes:
+        if m not in new:
+            new[m] = m if m.op == "const" else Node(m.op, [new[a] for a in m.args], m.attrs,
+                                                    m.shape, m.dtype, m.weak, m.loc)
+    return new
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,18 +269,28 @@ class _Lowering:
         import dask.array as da
         from dask.array.core import unify_chunks
 
-        members, inputs = self._segment(roots)
-        symbols = _Symbols()
-        index = {}
-        for node in inputs:
-            index[node] = symbols.fresh(node.ndim)
-        for m in members:
-            index[m] = symbols.infer(m, index)
-        find = symbols.find
-        values = [self.env[node] for node in inputs]
-        indices = [tuple(map(find, index[node])) if is_dask_array(v) else None
-                   for node, v in zip(inputs, values)]
-        chunkss, arrays = unify_chunks(*[x for pair in zip(values, indices) for x in pair])
+        while True:
+            members, inputs = self._segment(roots)
+            symbols = _Symbols()
+            index = {}
+            for node in inputs:
+                index[node] = symbols.fresh(node.ndim)
+            for m in members:
+                index[m] = symbols.infer(m, index)
+            find = symbols.find
+            values = [self.env[node] for node in inputs]
+            indices = [tuple(map(find, index[node])) if is_dask_array(v) else None
+                       for node, v in zip(inputs, values)]
+            chunkss, arrays = unify_chunks(*[x for pair in zip(values, indices) for x in pair])
+            # a row-wise reduction whose rows the other inputs' chunks would split runs first,
+            # on its own inputs' chunks (whole rows); the rest reads its result
+            split_rows = [m for m in members if m not in roots and OPS[m.op].kind == REDUCTION
+                          and any(len(chunkss.get(find(index[m.args[0]][a]), ())) > 1
+                                  for a in m.attrs["axis"])]
+            if not split_rows:
+                break
+            for m in split_rows:
+                self.env[m] = self.blockwise([m])
         out = tuple(map(find, index[roots[0] if reduced is None else reduced]))
         new_axes = {s: n for s, n in zip(out, roots[0].shape) if s not in chunkss}
         reduced_symbols = {out[a]: 1 for a in axes}
@@ -233,6 +310,8 @@ class _Lowering:
             result = result.map_blocks(_ShiftArgs(axis, tuple(int(s) for s in starts)),
                                        token=f"{self.prefix}-shift", dtype=dtype,
                                        meta=np.empty((0,) * len(out), dtype))
+        elif reduced is None:
+            _remember(result, step.graph, values)
         return result
 
     def _segment(self, roots):
