@@ -2,13 +2,13 @@
 vectorises the fused loops around them (Numba calls scalar libm, and there is no SVML here).
 
 Each function is range reduction plus a polynomial, with bit manipulation through integer views
-and selects instead of branches. float64 follows fdlibm/musl (log family, sinh/cosh/tanh forms)
-and SLEEF/Cephes (exp family, carrying the reduced argument in two doubles); float32 exp, log and
-tanh run in float32 with Cephes' polynomials (eight lanes), the other float32 functions compute
-in float64 and round once. The op table (ops.VECTOR_MATH) says which loop dtypes use which
-function, by name (`vexp(x)`, ...); `LIBM` maps each name to the NumPy function a backend
-without vector math (CUDA) uses instead. Accuracy and the functions left on libm: see
-bench/README.md and tests/test_vecmath.py.
+and selects instead of branches. float64 follows fdlibm/musl (log family, cosh) and SLEEF/Cephes
+(exp family, carrying the reduced argument in two doubles); sinh and tanh compute in two doubles.
+float32 exp, log and tanh run in float32 with Cephes' polynomials (eight lanes), the other
+float32 functions compute in float64 and round once. The op table (ops.VECTOR_MATH) says which
+loop dtypes use which function, by name (`vexp(x)`, ...); `LIBM` maps each name to the NumPy
+function a backend without vector math (CUDA) uses instead. Accuracy and the functions left on
+libm: see bench/README.md and tests/test_vecmath.py.
 """
 
 import math
@@ -60,6 +60,21 @@ def _fma(typingctx, a, b, c):
     return types.float64(a, b, c), codegen
 
 
+@_inline
+def _two_sum(a, b):
+    """(s, e): s = a + b rounded, e what it lost (Knuth)."""
+    s = a + b
+    t = s - a
+    return s, (a - (s - t)) + (b - t)
+
+
+@_inline
+def _fast_two_sum(a, b):
+    """_two_sum for |a| >= |b| (or a == 0), in three operations."""
+    s = a + b
+    return s, b - (s - a)
+
+
 _MAGIC = 6755399441055744.0  # 1.5 * 2**52: x + MAGIC - MAGIC rounds |x| < 2**51 to an integer
 _MAGIC_BITS = 0x4338000000000000
 _TINY = 2.0**-54  # below this, expm1, log1p, sinh and tanh are x itself (and keep -0.0)
@@ -88,14 +103,18 @@ _LN2_LO = 1.90821492927058770002e-10
 
 
 @_inline
-def _expm1_reduced(x):
-    """(s, lo, n) with exp(x) = 2**n * (1 + s + lo), s + lo = expm1(r) for the reduced argument
-    |r| <= ln2/2 carried as two doubles (expm1 needs it where 2**n * (1 + s) - 1 cancels);
-    |x| < 2**50. expm1(r) is its Taylor series to r**13 (truncation below 1e-19 relative)."""
+def _reduce_ln2(x):
+    """(r, c, n): x = n * ln2 + r + c, n an integral float, |r| <= ln2/2, c what rounding r
+    lost; |x| < 2**50."""
     n = (x * _LOG2E + _MAGIC) - _MAGIC
     r1 = _fma(n, -_LN2_HI, x)  # exact
     r = _fma(n, -_LN2_LO, r1)
-    c = _fma(n, -_LN2_LO, r1 - r)  # what rounding r lost
+    return r, _fma(n, -_LN2_LO, r1 - r), n
+
+
+@_inline
+def _expm1_series(r):
+    """(expm1(r) - r - r*r/2) / r**3 by Taylor's series to r**13."""
     q = 1.0 / 6227020800.0
     q = _fma(q, r, 1.0 / 479001600.0)
     q = _fma(q, r, 1.0 / 39916800.0)
@@ -106,8 +125,16 @@ def _expm1_reduced(x):
     q = _fma(q, r, 1.0 / 720.0)
     q = _fma(q, r, 1.0 / 120.0)
     q = _fma(q, r, 1.0 / 24.0)
-    q = _fma(q, r, 1.0 / 6.0)
-    q = _fma(q, r, 0.5)
+    return _fma(q, r, 1.0 / 6.0)
+
+
+@_inline
+def _expm1_reduced(x):
+    """(s, lo, n) with exp(x) = 2**n * (1 + s + lo), s + lo = expm1(r) for the reduced argument
+    |r| <= ln2/2 carried as two doubles (expm1 needs it where 2**n * (1 + s) - 1 cancels);
+    |x| < 2**50. expm1(r) is its Taylor series to r**13 (truncation below 1e-19 relative)."""
+    r, c, n = _reduce_ln2(x)
+    q = _fma(_expm1_series(r), r, 0.5)
     p = r * r * q
     s = r + p
     return s, ((r - s) + p) + c * (1.0 + s), n
@@ -129,7 +156,7 @@ def _expm1_64(x):
     return x if x != x else y
 
 
-# sinh, cosh and tanh follow fdlibm's formulas (glibc's, so NumPy's), from one reduction each;
+# cosh follows fdlibm's formulas (glibc's, so NumPy's), from one reduction;
 # above log(DBL_MAX) fdlibm squares exp(|x| / 2) (1.5 ulp), where this scales exp(|x|) exactly
 
 
@@ -145,16 +172,6 @@ def _exp_parts(v):
 
 
 @_inline
-def _sinh64(x):
-    a = abs(x)
-    e, half_exp, _ = _exp_parts(min(a, 710.5))
-    y = 0.5 * (2.0 * e - e * e / (e + 1.0)) if a < 1.0 else 0.5 * (e + e / (e + 1.0))
-    y = np.copysign(y if a < 22.0 else half_exp, x)
-    y = x if a < _TINY else y
-    return x if x != x else y
-
-
-@_inline
 def _cosh64(x):
     a = abs(x)
     e, half_exp, half_lost = _exp_parts(min(a, 710.5))
@@ -165,15 +182,63 @@ def _cosh64(x):
     return a if x != x else y
 
 
+# sinh and tanh within half an ulp or so (glibc's are up to 1.7 and 1.2 ulp off): expm1 of the
+# reduced argument with r*r/2 exact, exp(v)/4 - 1/4 as two doubles, one quotient of two-double
+# values corrected by its fma residual
+
+@_inline
+def _expm1_reduced_dd(x):
+    """(s, lo, n) as _expm1_reduced, for 0 <= x < 2**50, with s + lo to about 2**-60 relative:
+    r*r/2 split exactly, the rest of the series (to r**13) rounded once."""
+    r, c, n = _reduce_ln2(x)
+    half_r = 0.5 * r
+    h2 = half_r * r
+    h2_lo = _fma(half_r, r, -h2)
+    p, p_lo = _fast_two_sum(h2, (r * h2) * (2.0 * _expm1_series(r)))
+    s, e = _fast_two_sum(r, p)
+    return s, e + (p_lo + h2_lo) + c * (1.0 + s), n
+
+
+@_inline
+def _quarter_expm1(v, c):
+    """exp(v) / 4 - c as two doubles, for 0 <= v <= 710.5 and c = 1/4 (v < 38) or 0."""
+    s, lo, n = _expm1_reduced_dd(v)
+    t = _pow2(n - 2.0)  # 2**(n - 2): exp(710.5) / 4 is finite, 2**1024 is not
+    hi, e = _two_sum(t - c, t * s)  # t - c and t * s exact
+    return hi, e + t * lo
+
+
+@_inline
+def _dd_quotient(nh, nl, dh, dl):
+    """(nh + nl) / (dh + dl) as two doubles: one division, corrected by its fma residual."""
+    inv = 1.0 / dh
+    q = nh * inv
+    return q, (_fma(-q, dh, nh) + (nl - q * dl)) * inv
+
+
+@_inline
+def _sinh64(x):
+    a = abs(x)
+    mid = a < 22.0  # above, sinh is exp(a) / 2 (exp(-a) is below its last bit)
+    ah, al = _quarter_expm1(min(a, 710.5), 0.25 if mid else 0.0)
+    # sinh = (E - 1/E) / 2 = 2 (A + (A / (A + 1/4)) / 4) with A = (E - 1) / 4: no cancellation
+    dh, dl = _two_sum(ah, 0.25)
+    qh, ql = _dd_quotient(ah, al, dh, dl + al)
+    w = 0.25 if mid else 0.0
+    h, e = _two_sum(ah, w * qh)
+    y = np.copysign(2.0 * (h + (e + (al + w * ql))), x)  # overflows in the last product only
+    y = x if a < _TINY else y
+    return x if x != x else y
+
+
 @_inline
 def _tanh64(x):
     a = abs(x)
-    small = a < 1.0
-    s, lo, n = _expm1_reduced(-2.0 * a if small else min(a + a, 44.0))
-    t = _pow2(n - 1.0)
-    e = 2.0 * _fma(t, lo, _fma(t, s, t - 0.5))  # expm1(-2a) below 1, expm1(2a) above
-    y = -e / (e + 2.0) if small else 1.0 - 2.0 / (e + 2.0)
-    y = np.copysign(y if a < 22.0 else 1.0, x)
+    # tanh = (E - 1) / (E + 1) = A / (A + 1/2) with E = exp(2a), A = (E - 1) / 4
+    ah, al = _quarter_expm1(min(a + a, 44.0), 0.25)
+    dh, dl = _two_sum(ah, 0.5)
+    qh, ql = _dd_quotient(ah, al, dh, dl + al)
+    y = np.copysign(qh + ql, x)
     y = x if a < _TINY else y
     return x if x != x else y
 
@@ -468,13 +533,6 @@ def _payne_hanek_table(exponents, bias, edges, dtype):
 _PH0, _PH1, _PH2, _PH3 = _payne_hanek_table(range(_HUGE_E0, 2047), 1075,
                                              (-1, 51, 104, 157, 210), np.float64)
 _PH_ROWS = _PH0.size
-
-
-@_inline
-def _two_sum(a, b):
-    s = a + b
-    t = s - a
-    return s, (a - (s - t)) + (b - t)
 
 
 @_inline
