@@ -1,7 +1,9 @@
-"""First calls with compile="background": the trace runs in the caller's thread, the kernels
-compile in a background thread while calls run the plain function (NumPy's own results, no
-warning), and calls switch to the compiled code once it is ready. A failed background compile
-surfaces as a synchronous one does, on the next call; interpreter exit does not wait for it."""
+"""First calls with compile="overlap" (the default) and "background": the trace runs in the
+caller's thread and the kernels compile in a background thread while the first call ("overlap";
+with "background" every call until they are ready) runs the plain function (NumPy's own results,
+no warning); later calls use the compiled code ("overlap" waits for it). A failed background
+compile surfaces as a synchronous one does, on the next call; interpreter exit does not wait for
+it."""
 
 import json
 import os
@@ -16,6 +18,7 @@ from conftest import assert_same
 
 import tracejit as tj
 from tracejit import api
+from tracejit.backends.base import compiling
 from tracejit.executor import Executable
 
 
@@ -28,11 +31,12 @@ ARGS = tuple(np.linspace(-2, 2, 50) + k for k in range(3))
 
 @pytest.fixture
 def gate(monkeypatch):
-    """Background builds wait until gate.set(); calls meanwhile run eagerly."""
+    """Background builds wait until gate.set(), as if compiling a kernel."""
     opened, build = threading.Event(), api.build
 
     def gated_build(*args, **kwargs):
         assert threading.current_thread() is not threading.main_thread()
+        compiling()
         opened.wait(60)
         return build(*args, **kwargs)
 
@@ -63,13 +67,35 @@ def test_first_calls_run_eagerly_then_compiled(gate):
     assert traced._fast.last is not None and traced._fast.last.entry is pending(traced)
 
 
-def test_a_compile_done_within_the_grace_serves_the_first_call(monkeypatch):
-    monkeypatch.setattr(api, "BACKGROUND_GRACE_SECONDS", 60.0)  # as a reused kernel would be
-    traced = tj.trace(chain, compile="background", fallback="raise")
-    result = traced(*ARGS)
+@pytest.mark.parametrize("mode", ["overlap", "background"])
+def test_kernels_in_memory_serve_the_first_call(mode):
+    warm = tj.trace(chain, compile="sync", fallback="raise")
+    warm(*ARGS)  # compiles the kernel for this dtype and rank
+    traced = tj.trace(chain, compile=mode, fallback="raise")
+    args = tuple(np.linspace(-1, 1, 70) + k for k in range(3))  # another shape, same kernel
+    result = traced(*args)
     assert isinstance(pending(traced), Executable)  # the compiled code, not an eager call
-    assert_same(result, chain(*ARGS))
+    assert_same(result, chain(*args))
     assert traced._fast.last.entry is pending(traced)
+
+
+def test_overlap_runs_the_first_call_eagerly_and_the_next_waits(gate):
+    traced = tj.trace(chain, compile="overlap", fallback="raise")
+    result = traced(*ARGS)  # returns while the kernels compile
+    assert result.dtype == np.float64 and np.array_equal(result, chain(*ARGS))
+    assert not isinstance(pending(traced), Executable)
+    second = []
+    waiter = threading.Thread(target=lambda: second.append(traced(*ARGS)))
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive() and not second  # waits for the compile, runs nothing eagerly
+    gate.set()
+    waiter.join(60)
+    assert_same(second[0], chain(*ARGS))
+    assert isinstance(pending(traced), Executable)
+    info = traced.cache_info()
+    assert (info.misses, info.traces, info.hits, info.fallbacks) == (1, 1, 1, 0), info
+    assert_same(traced(*ARGS), chain(*ARGS))
 
 
 def test_two_threads_calling_while_it_compiles(gate):
@@ -105,6 +131,7 @@ def test_a_failing_background_compile_surfaces_on_the_next_call(monkeypatch, fal
     release = threading.Event()
 
     def failing_build(*args, **kwargs):
+        compiling()  # fails after the first call returned
         release.wait(60)
         raise RuntimeError("no code for this kernel")
 
@@ -133,6 +160,8 @@ def test_compile_option(monkeypatch):
     monkeypatch.setenv("TRACEJIT_COMPILE", "background")
     assert tj.trace(chain).compile == "background"
     assert tj.trace(chain, compile="sync").compile == "sync"
+    monkeypatch.delenv("TRACEJIT_COMPILE")
+    assert tj.trace(chain).compile == "overlap"
 
 
 # A fresh process: the first call of an unfused chain (7 kernels) returns before any kernel
@@ -158,3 +187,11 @@ def test_a_process_exits_while_compiling(tmp_path):
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     info = json.loads(done.stdout.strip().splitlines()[-1])
     assert (info["traces"], info["kernels_compiled"], info["fallbacks"]) == (1, 0, 0), info
+
+
+def test_overlap_compiles_first_for_arguments_too_big_to_run_eagerly(monkeypatch):
+    monkeypatch.setattr(api, "OVERLAP_MAX_BYTES", ARGS[0].nbytes * 2)  # ARGS hold three
+    traced = tj.trace(chain, compile="overlap", fallback="raise")
+    result = traced(*ARGS)
+    assert isinstance(pending(traced), Executable)  # compiled before it ran
+    assert_same(result, chain(*ARGS))

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import pytree
 from .autodiff import check_argnums, strip_stop_gradients, value_and_grad_call
-from .backends.base import call_on_device, is_device_array, load_backend
+from .backends.base import call_on_device, is_device_array, load_backend, watching_compiles
 from .dask import call_on_dask, has_dask_array
 from .dispatch import MISS, FastPaths, call_shape, describe
 from .errors import (
@@ -38,6 +38,11 @@ CacheInfo = namedtuple("CacheInfo", "hits misses traces kernels_compiled entries
 
 # Signatures kept per traced function; the least recently used is dropped beyond this.
 DEFAULT_MAX_CACHE_ENTRIES = 64
+# How a new signature's kernels compile (the trace option `compile`; README, "Options").
+COMPILE_MODES = ("overlap", "sync", "background")
+# With "overlap", a first call whose array arguments hold more than this compiles before it
+# runs: NumPy's temporaries in an eager run could need many times the arguments' memory.
+OVERLAP_MAX_BYTES = 256 << 20
 
 _disabled = [int(os.environ.get("TRACEJIT_DISABLE", "0") not in ("", "0"))]
 _log = logging.getLogger("tracejit")
@@ -84,19 +89,21 @@ class _Fallback:
 
 class _Pending:
     """Cache entry for a signature whose kernels compile in a background thread (compile=
-    "background"): calls run the plain function meanwhile. The thread stores the Executable in
-    `result` or what it raised in `error`, then sets `done`."""
+    "overlap" or "background"): the call that traced it, and with "background" every call
+    until the kernels are ready, runs the plain function. The thread sets `compiles` (and
+    `decided`) before it compiles or loads a kernel that is not in memory, stores the
+    Executable in `result` or what it raised in `error`, then sets `done` (and `decided`)."""
 
     def __init__(self):
         self.used = 0
+        self.compiles = False
+        self.decided = threading.Event()
         self.done = threading.Event()
         self.result = self.error = None
 
-
-# A background compile that finishes within this many seconds (a new shape of a function whose
-# kernels are compiled: a re-plan, 1.5-4.5 ms measured on a loaded machine) serves the call
-# that started it.
-BACKGROUND_GRACE_SECONDS = 0.01
+    def will_compile(self):
+        self.compiles = True
+        self.decided.set()
 
 _compiling = set()  # background compile threads now running
 _stopping = threading.Event()  # set at interpreter exit: compile threads stop between kernels
@@ -113,11 +120,13 @@ def _stop_compiling():
 def _compile_in_background(traced, plan, pending):
     def work():
         try:
-            pending.result = traced._build(*plan, cancelled=_stopping.is_set)
+            with watching_compiles(pending.will_compile):
+                pending.result = traced._build(*plan, cancelled=_stopping.is_set)
         except BaseException as e:  # noqa: B036 (handed to the calling thread)
             pending.error = e
         finally:
             pending.done.set()
+            pending.decided.set()
             _compiling.discard(thread)
 
     if not _compiling and not _stopping.is_set():  # registered after Numba's: runs before them
@@ -204,10 +213,10 @@ class TracedFunction:
                  parallel=None, max_cache_entries=DEFAULT_MAX_CACHE_ENTRIES, compile=None):
         if fallback not in ("warn", "raise", "eager"):
             raise ValueError(f"fallback must be 'warn', 'raise' or 'eager', not {fallback!r}")
-        compile = compile or os.environ.get("TRACEJIT_COMPILE") or "sync"
-        if compile not in ("sync", "background"):
-            raise ValueError(f"compile must be 'sync' or 'background' (the option or "
-                             f"TRACEJIT_COMPILE), not {compile!r}")
+        compile = compile or os.environ.get("TRACEJIT_COMPILE") or "overlap"
+        if compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be one of {', '.join(map(repr, COMPILE_MODES))} (the "
+                             f"option or TRACEJIT_COMPILE), not {compile!r}")
         if not (isinstance(max_cache_entries, int) and max_cache_entries >= 1):
             raise ValueError(f"max_cache_entries must be a positive int, not {max_cache_entries!r}")
         load_backend(backend)  # UnsupportedError now if it is unknown or not installed
@@ -258,7 +267,8 @@ class TracedFunction:
         if self.backend == "cuda" and any(map(is_device_array, leaves)):
             return call_on_device(self, leaves, treedef)  # device arrays in, device arrays out
         key = self._key(leaves, treedef, static)
-        entry, live = self._entry(key, leaves, treedef, static, (args, kwargs), wait=False)
+        entry, live = self._entry(key, leaves, treedef, static, (args, kwargs),
+                                  wait=self.compile != "background")
         if entry.__class__ is _Pending:  # compiling in the background: NumPy's own result
             return self.fn(*args, **kwargs)
         if isinstance(entry, _Fallback):
@@ -279,12 +289,14 @@ class TracedFunction:
 
     def _entry(self, key, leaves, treedef, static, call=None, wait=True):
         """The cache entry for key, traced and compiled when missing or when the state it
-        captured changed; with the captured arrays to pass to it. With wait=False an entry
-        still compiling in the background (a _Pending) is returned as it is."""
+        captured changed; with the captured arrays to pass to it. An entry still compiling in
+        the background (a _Pending) is returned as it is to the call that traced it, and with
+        wait=False to every call."""
         entry = self._cache.get(key)
         stale = None
         while True:
-            if entry is None or entry is stale:
+            traced_here = entry is None or entry is stale
+            if traced_here:
                 try:
                     entry = self._miss(key, leaves, treedef, static, call, stale)
                 except ScalarValueNeeded as e:
@@ -296,7 +308,7 @@ class TracedFunction:
             elif entry is not stale:
                 self._hit(entry)
             if entry.__class__ is _Pending:
-                if not (wait or entry.done.is_set()):
+                if not (wait and not traced_here or entry.done.is_set()):
                     return entry, ()
                 entry.done.wait()
                 entry = self._settle(key, entry, call)
@@ -370,10 +382,11 @@ class TracedFunction:
                 self._log_miss(leaves, treedef, static)
             try:
                 plan = self._plan(leaves, treedef, static)
-                if self.compile == "background" and call is not None and self.backend == "cpu":
+                if call is not None and self._compiles_behind(leaves):
                     entry = _Pending()
                     _compile_in_background(self, plan, entry)
-                    if entry.done.wait(BACKGROUND_GRACE_SECONDS):  # kernels compiled before
+                    entry.decided.wait()  # milliseconds: until a kernel is not in memory
+                    if not entry.compiles:  # every kernel was: the compiled code serves it
                         if entry.error is not None:
                             raise entry.error
                         entry = entry.result
@@ -394,6 +407,13 @@ class TracedFunction:
             if stale is not None:
                 self._fast.forget(stale)
             return entry
+
+    def _compiles_behind(self, leaves):
+        """Whether a first call with these leaves runs eagerly while its kernels compile."""
+        if self.backend != "cpu" or self.compile == "sync":
+            return False
+        return self.compile == "background" or sum(
+            x.nbytes for x in leaves if isinstance(x, np.ndarray)) <= OVERLAP_MAX_BYTES
 
     def _failed(self, error, call):
         """The entry for a signature whose tracing or compiling raised `error`: a _Fallback,
@@ -632,11 +652,14 @@ def trace_decorator(fn=None, **options):
         True or False forces it on or off.
       max_cache_entries: signatures kept per function (default 64), least recently used
         dropped first.
-      compile: "sync" (default; TRACEJIT_COMPILE sets another) compiles a new signature in
-        its first call. "background" traces it there and compiles in a background thread;
-        until that is done, calls run the plain function (NumPy's results, no warning), then
-        the compiled code. A failed background compile warns or raises on the next call, as
-        a synchronous one does.
+      compile: how a new signature's kernels compile (TRACEJIT_COMPILE sets the default).
+        "overlap" (default): its first call traces, then runs the plain function (NumPy's
+        results, no warning) while the kernels compile in a background thread; the next call
+        waits for them. "sync": the first call compiles and returns compiled results.
+        "background": like "overlap", but every call runs the plain function until the
+        kernels are ready. When every kernel is already in memory (a new shape), the first
+        call runs them in every mode. A failed background compile warns or raises on the next
+        call, as a synchronous one does.
 
     The result is a TracedFunction. Besides calling it: `f.eager(...)` runs the plain function,
     `f.graph(...)` and `f.explain(...)` show what was compiled for these arguments,

@@ -9,7 +9,9 @@ errors) the error flag. Host steps (views, matmul, copies) run as NumPy on the h
 the backend lists its own in HOST_OPS: op name -> (ref, into), called as the op table's.
 """
 
+import contextlib
 import importlib
+import threading
 
 import numpy as np
 
@@ -29,6 +31,27 @@ def load_backend(name):
         return importlib.import_module(f"{__package__}.{name}")
     except ImportError as e:
         raise UnsupportedError(f"backend {name!r} is not available: {e}") from e
+
+
+_watch = threading.local()
+
+
+@contextlib.contextmanager
+def watching_compiles(callback):
+    """Within it, backends running in this thread call `callback` right before they compile
+    (or load from disk) a kernel that is not in memory: the part of a build that takes long."""
+    _watch.callback = callback
+    try:
+        yield
+    finally:
+        _watch.callback = None
+
+
+def compiling():
+    """Called by a backend right before it compiles or loads a kernel (see watching_compiles)."""
+    callback = getattr(_watch, "callback", None)
+    if callback is not None:
+        callback()
 
 
 def host_function(backend, node, into):

@@ -31,7 +31,7 @@ from ..kernels import (  # noqa: E402
 from ..ops import cast, compute_dtype  # noqa: E402
 from ..passes.fusion import op_cost  # noqa: E402
 from . import disk_cache, scalar_helpers, vecmath  # noqa: E402
-from .base import CompiledKernel  # noqa: E402
+from .base import CompiledKernel, compiling  # noqa: E402
 
 # A kernel runs its loop in parallel when elements x per-element cost (fusion.op_cost: an add
 # is 1, a vector exp 12, a vector sin 16) reaches PARALLEL_WORK. Waking the worker threads
@@ -189,6 +189,8 @@ def compile_kernel(kernel, layouts, parallel=None, over=None, out_layouts=None):
         else:
             _dispatchers.move_to_end((source, par))
         compiled_now = sig not in disp.overloads
+        if compiled_now:
+            compiling()
         entry = disp.compile(sig)
         compiled_now = compiled_now and not disk_cache.loaded(disp, sig)
     if par:
