@@ -5,7 +5,11 @@ inputs), `sumsq` (`np.sum(a * a)`) and a row `softmax` (rows of --cols elements,
 chunk). Inputs are made one chunk at a time, so nothing the size of a whole array is ever held:
 by default (`--inputs tiled`) each chunk draws 64 Ki uniform values from its own seed and
 repeats them, one memory pass, so the timings are the workloads' own; `--inputs random`
-(`da.random`) draws every value, which costs more than sumsq itself. The elementwise results
+(`da.random`) draws every value, which costs more than sumsq itself. With `--inputs mesh` each
+input is a field evaluated by NumPy code on a mesh of coordinates, `(x[:, None] - c) ** 2 +
+(y[None, :] + c) ** 2` on two `da.linspace` (rows of --cols points, whole rows per chunk): Dask's
+peer runs it as Dask's NumPy path, tracejit's peer traces it too (`tj.trace(field)`), and the
+workload composes with it, so a chunk of the inputs is never made. The elementwise results
 (chain, softmax) are consumed by Dask's `.sum()` (both peers pay the same for it), so results
 never have to fit in memory.
 
@@ -13,7 +17,8 @@ Peers: `dask` runs the plain function on the Dask arrays (Dask's NumPy path: one
 one temporary per op, per chunk); `tracejit` runs the same function traced (one fused kernel per
 chunk). Schedulers: `threads` (2 threads) and `distributed` (a `LocalCluster` of 2 worker
 processes, one thread each). `inputs` times making the inputs alone (each chunk made, one
-value of it kept): the part of every run that no peer can speed up.
+value of it kept, by Dask's NumPy path): with opaque makers (tiled, random) the part of every
+run that no peer can speed up; with `mesh`, tracejit's peer computes the inputs inside its kernel.
 
 Each (workload, peer, scheduler) runs in a fresh process, so its peak memory is its own: the
 RSS high-water mark (VmHWM) of that process for `threads`, and of each worker process for
@@ -89,9 +94,25 @@ def tiled_chunk(block_info=None, seed=0):
     return out.reshape(shape)
 
 
-def make_inputs(workload, size, chunk, cols, seed=0, kind="tiled"):
+def field(x, y, c):
+    """The squared distance of each mesh point from (c, -c): x a column's coordinates, y a
+    row's."""
+    return (x[:, None] - c) ** 2 + (y[None, :] + c) ** 2
+
+
+def make_inputs(workload, size, chunk, cols, seed=0, kind="tiled", traced=False):
+    """The workload's inputs, chunk by chunk; with `traced`, mesh fields by a traced function."""
     import dask.array as da
 
+    if kind == "mesh":
+        import tracejit as tj
+
+        make = tj.trace(field, fallback="raise") if traced else field
+        rows = max(size // cols, 1)
+        x = da.linspace(-1.0, 1.0, rows, chunks=max(chunk // cols, 1))
+        y = da.linspace(-1.0, 1.0, cols, chunks=cols)
+        count = WORKLOADS[workload][1]
+        return tuple(make(x, y, 0.125 * (seed + i)) for i in range(count))
     if workload == "softmax":
         rows = max(size // cols, 1)
         shape, chunks = (rows, cols), (max(chunk // cols, 1), cols)
@@ -188,15 +209,17 @@ def run_one(workload, peer, scheduler, size, chunk, cols, repeats, kind):
         peak, reset, rss = peak_bytes, reset_peak, rss_bytes
     try:
         # chunks of the timed shapes (kernels for big arrays differ from those for small ones)
-        small = make_inputs(workload, min(size, 4 * chunk + size % chunk), chunk, cols, 1, kind)
+        small_size = min(size, 4 * chunk + size % chunk)
+        small = make_inputs(workload, small_size, chunk, cols, 1, kind, peer == "tracejit")
         got = compute(lazy_result(workload, peer, small), sync=True)
+        small = make_inputs(workload, small_size, chunk, cols, 1, kind)
         want = compute(lazy_result(workload, "dask" if peer != "inputs" else peer, small),
                        sync=True)
         np.testing.assert_allclose(got, want, rtol=1e-10)
         was_reset, resting = reset(), rss()
         times = []
         for i in range(repeats):
-            arrays = make_inputs(workload, size, chunk, cols, 2 + i, kind)
+            arrays = make_inputs(workload, size, chunk, cols, 2 + i, kind, peer == "tracejit")
             start = time.perf_counter()
             compute(lazy_result(workload, peer, arrays), sync=True)
             times.append(time.perf_counter() - start)
@@ -217,13 +240,14 @@ def breakdown(workload, size, chunk, cols, kind):
 
     warnings.simplefilter("error")
     dask.config.set(scheduler="threads", num_workers=2)
-    warm = make_inputs(workload, min(size, 4 * chunk + size % chunk), chunk, cols, 1, kind)
     for peer in PEERS:
+        warm = make_inputs(workload, min(size, 4 * chunk + size % chunk), chunk, cols, 1, kind,
+                           peer == "tracejit")
         lazy_result(workload, peer, warm).compute()
     print(f"{workload}: {size:.3g} float64 elements per input ({kind}), chunks of {chunk:.3g}, "
           "unfused, 2 threads")
     for peer in PEERS:
-        arrays = make_inputs(workload, size, chunk, cols, 2, kind)
+        arrays = make_inputs(workload, size, chunk, cols, 2, kind, peer == "tracejit")
         with Profiler() as prof:
             start = time.perf_counter()
             dask.compute(lazy_result(workload, peer, arrays), optimize_graph=False)
@@ -259,9 +283,10 @@ def main(argv=None):
     ap.add_argument("--schedulers", nargs="+", default=["threads", "distributed"],
                     choices=["threads", "distributed"])
     ap.add_argument("--only", nargs="+", choices=sorted(WORKLOADS), default=sorted(WORKLOADS))
-    ap.add_argument("--inputs", choices=["tiled", "random"], default="tiled",
+    ap.add_argument("--inputs", choices=["tiled", "random", "mesh"], default="tiled",
                     help="tiled: per chunk, 64 Ki random values repeated (one memory pass); "
-                    "random: every value drawn (slower than sumsq itself)")
+                    "random: every value drawn (slower than sumsq itself); mesh: a field on "
+                    "a mesh by NumPy code, traced by tracejit's peer and composed")
     ap.add_argument("--quick", action="store_true", help="2e7 elements, one repeat")
     ap.add_argument("--breakdown", action="store_true",
                     help="per-step task times of each peer (unfused, threads) instead")

@@ -336,3 +336,51 @@ def test_distributed_local_cluster():
 @tj.trace
 def _sumsq(a):
     return np.sum(a * a)
+
+
+# --- traced steps composed: a traced producer's chunks computed inside the consumer's kernel
+
+def _layer_names(x):
+    return set(x.__dask_graph__().layers)
+
+
+def test_traced_producer_composes_into_the_consumers_kernel():
+    a, b, c = (_chunked(v, RAGGED) for v in (A, B, C))
+    y = chain(a, b, c)
+    s = _sumsq(y)
+    assert y.name not in _layer_names(s)  # no chunk of y is made for s
+    got_s, got_y = dask.compute(s, y)  # the user asks for y too: Dask makes it separately
+    assert_same(got_y, chain.eager(A, B, C))
+    assert_same(got_s, np.sum(chain.eager(A, B, C) ** 2), rtol=1e-12)
+    assert_same(got_s, _sumsq.eager(chain.eager(a, b, c)).compute(), rtol=1e-12)
+    kept = y.persist()  # a persisted intermediate is read, not recomputed
+    assert kept.name in _layer_names(_sumsq(kept))
+    assert_same(_sumsq(kept).compute(), got_s)
+
+
+@tj.trace
+def _field(x, y, c):
+    return (x[:, None] - c) ** 2 + (y[None, :] + c) ** 2
+
+
+def test_field_on_a_mesh_composes_with_a_row_softmax_into_one_task_per_chunk():
+    x, y = da.linspace(-1.0, 1.0, 60, chunks=(20, 25, 15)), da.linspace(-1.0, 1.0, 50, chunks=50)
+    out = _check(softmax, _field(x, y, 0.25))
+    # the linspaces' and their views' chunks, then one task per chunk: field and softmax
+    assert len(out.__dask_graph__()) == 3 + 3 + 1 + 1 + 3
+    X, Y = np.linspace(-1.0, 1.0, 60), np.linspace(-1.0, 1.0, 50)
+    assert_same(out.compute(), softmax.eager(_field.eager(X, Y, 0.25)), rtol=1e-12)
+
+
+def test_row_reduction_is_not_split_by_another_inputs_chunks():
+    @tj.trace
+    def centre(x):
+        return x - x.max(axis=-1, keepdims=True)
+
+    @tj.trace
+    def plus(p, q):
+        return p + q * 0.5
+
+    whole_rows, split_rows = _chunked(M, ((20, 25, 15), 50)), _chunked(M[::-1], M_SPLIT)
+    composed = plus(centre(whole_rows), split_rows)  # the max's rows would be split
+    assert_same(composed.compute(), centre.eager(M) + M[::-1] * 0.5, rtol=1e-12)

@@ -119,9 +119,14 @@ def _remember(array, graph, values):
 
 
 def producer_of(value):
-    """(segment graph, its input values) if value is a live traced blockwise result."""
-    entry = _PRODUCED.get(getattr(value, "name", None)) if is_dask_array(value) else None
-    return entry[1:] if entry is not None and entry[0]() is not None else None
+    """(segment graph, its input values) if value is a traced blockwise result, still a
+    blockwise layer (a persisted array of the same name holds its chunks instead)."""
+    from dask.blockwise import Blockwise
+
+    entry = _PRODUCED.get(value.name) if is_dask_array(value) else None
+    if entry is None or entry[0]() is None:
+        return None
+    return entry[1:] if isinstance(value.dask.layers.get(value.name), Blockwise) else None
 
 
 def compose(graph, values):
