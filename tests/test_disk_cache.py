@@ -83,3 +83,45 @@ def test_folder_is_configurable(monkeypatch, tmp_path):
         assert disk_cache.attach(disp, "source", False) is disp
         assert disp.stats.cache_path is None  # Numba's no-cache default
         assert disp(np.float64(1.0)) == 2.0
+
+
+# A traced function of x in a fresh process; prints how its vector-math helpers were obtained
+# and whether its kernel's loop is packed SIMD code
+LIBRARY_SCRIPT = """
+import json, re, sys, numpy as np, tracejit as tj
+from tracejit.backends import cpu, vecmath
+
+fn = [lambda x: np.sin(x) * np.exp(-x) + 1.0, lambda x: np.exp(x) - np.sin(x)][int(sys.argv[1])]
+traced = tj.trace(fn, fallback="raise", compile="sync")
+x = np.linspace(-3.0, 3.0, 1001)
+got, want = traced(x), fn(x)
+assert got.dtype == want.dtype and np.allclose(got, want, rtol=4e-16, atol=4e-16)
+(disp,) = cpu._dispatchers.values()
+asm = disp.inspect_asm(disp.signatures[0])
+helpers = [vecmath._sin64, vecmath._exp64]
+print(json.dumps(dict(
+    kernels_compiled=traced.cache_info().kernels_compiled,
+    helpers_loaded=sum(sum(h.stats.cache_hits.values()) for h in helpers),
+    helpers_compiled=sum(sum(h.stats.cache_misses.values()) for h in helpers),
+    packed=len(re.findall(r"\\bv?(mul|fmadd\\w*)p[sd]\\s", asm)),
+    libm_calls=len(re.findall(r"call\\w*\\s+\\w*(sin|exp)\\b", asm)))))
+"""
+
+
+def test_vector_math_compiles_once_for_every_kernel(tmp_path):
+    env = dict(os.environ, TRACEJIT_CACHE_DIR=str(tmp_path))
+
+    def run(which):
+        done = subprocess.run([sys.executable, "-c", LIBRARY_SCRIPT, str(which)], env=env,
+                              text=True, capture_output=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    first = run(0)
+    assert (first["helpers_loaded"], first["helpers_compiled"]) == (0, 2), first
+    assert any((tmp_path / "library").rglob("*.nbc"))
+    second = run(1)  # another kernel, linking the helpers the first process compiled
+    assert second["kernels_compiled"] == 1, second
+    assert (second["helpers_loaded"], second["helpers_compiled"]) == (2, 0), second
+    for info in (first, second):  # inlined and vectorised as when compiled in-process
+        assert info["packed"] > 20 and info["libm_calls"] == 0, info

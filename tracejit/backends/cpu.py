@@ -179,6 +179,7 @@ def compile_kernel(kernel, layouts, parallel=None, over=None, out_layouts=None):
     with _lock:
         disp = _dispatchers.get((source, par))
         if disp is None:
+            disk_cache.attach_library()
             ns = _namespace()
             exec(compile(source, f"<tracejit-kernel {source_name(source)}>", "exec"), ns)
             disp = numba.njit(parallel=par, error_model="numpy", nogil=True)(ns["kernel"])

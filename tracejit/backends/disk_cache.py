@@ -11,6 +11,11 @@ checkout. Files are written to a temporary name and renamed into place (Numba's 
 so concurrent processes never read a half-written entry; an entry that cannot be read (corrupt,
 truncated, from another Numba) is compiled again and overwritten.
 
+The helper functions kernels call into (vector math, scalar helpers) are cached the same way,
+in the folder's `library/`: a new kernel links their compiled code (Numba keeps its bitcode, so
+LLVM still inlines and vectorises it) instead of typing and lowering them again, which was most
+of a new kernel's compile time.
+
 The folder is `TRACEJIT_CACHE_DIR` if set (empty or "0": no disk cache), else
 `$XDG_CACHE_HOME/tracejit` (default `~/.cache/tracejit`).
 """
@@ -26,6 +31,7 @@ import llvmlite
 import numba
 import numpy as np
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator
+from numba.core.registry import CPUDispatcher
 from numba.core.runtime.nrt import rtsys
 
 from . import scalar_helpers, vecmath
@@ -77,7 +83,9 @@ class _KernelLocator(_CacheLocator):
     def from_function(cls, py_func, py_file):
         key = getattr(py_func, "__tracejit_cache_key__", None)
         folder = cache_dir()
-        return None if key is None or folder is None else cls(key, folder)
+        if key is None or folder is None:
+            return None
+        return cls(key, folder / "library" if py_func.__module__ in _LIBRARY else folder)
 
     def get_cache_path(self):
         return str(self._folder / self._key[:2])
@@ -128,6 +136,26 @@ def attach(dispatcher, source, parallel):
     except RuntimeError:  # no usable folder: run uncached
         pass
     return dispatcher
+
+
+_LIBRARY = {m.__name__: m for m in (scalar_helpers, vecmath)}
+_library_attached = [False]
+
+
+def attach_library():
+    """Give every Numba function of the helper modules the disk cache, once per process (when
+    one is configured)."""
+    if _library_attached[0] or cache_dir() is None:
+        return
+    _library_attached[0] = True
+    for name, module in _LIBRARY.items():
+        for attr, obj in vars(module).items():
+            if isinstance(obj, CPUDispatcher) and obj.py_func.__module__ == name:
+                obj.py_func.__tracejit_cache_key__ = kernel_key(f"{name}.{attr}", False)
+                try:
+                    obj._cache = _KernelCache(obj.py_func)
+                except RuntimeError:  # no usable folder: compiled in each process
+                    pass
 
 
 def loaded(dispatcher, sig):
