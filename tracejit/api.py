@@ -28,7 +28,8 @@ from .errors import (
     user_stacklevel,
     with_location,
 )
-from .executor import CONTIGUOUS, SCALAR, STRIDED, CompileCancelled, build
+from .executor import CONTIGUOUS, FORTRAN, SCALAR, CompileCancelled, build
+from .kernels import array_layout
 from .passes.fusion import schedule
 from .passes.simplify import simplify
 from .passes.views import fuse_unit_views
@@ -140,7 +141,8 @@ def _compile_in_background(traced, plan, pending):
 
 def _leaf_key(leaf):
     if type(leaf) is np.ndarray:
-        return (leaf.shape, leaf.dtype, leaf.flags.c_contiguous)
+        flags = leaf.flags
+        return (leaf.shape, leaf.dtype, flags.c_contiguous, flags.f_contiguous)
     if isinstance(leaf, np.generic):
         return (leaf.dtype, "scalar")
     return type(leaf)
@@ -163,7 +165,8 @@ def _describe(leaf, static=False):
     if static and type(leaf) in (bool, int, float):
         return f"{type(leaf).__name__} {leaf!r} (static)"
     if isinstance(leaf, np.ndarray):
-        layout = "contiguous" if leaf.flags.c_contiguous else "strided"
+        layout = {CONTIGUOUS: "contiguous", FORTRAN: "F-contiguous"}.get(array_layout(leaf),
+                                                                         "strided")
         return f"{leaf.dtype}{list(leaf.shape)} {layout}"
     if isinstance(leaf, np.generic):
         return f"{leaf.dtype} scalar"
@@ -202,7 +205,7 @@ def _first_line(exc):
 def _layout(leaf):
     if isinstance(leaf, (np.generic, bool, int, float)):
         return SCALAR
-    return CONTIGUOUS if leaf.flags.c_contiguous else STRIDED
+    return array_layout(leaf)
 
 
 class TracedFunction:

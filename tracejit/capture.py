@@ -202,7 +202,7 @@ class Capture:
             v = s.value
             if i in self.inputs:
                 live.append((self.inputs[i].attrs["index"], s.read, s.name,
-                             (v.shape, v.dtype, v.flags.c_contiguous)))
+                             _spec(v)))
             elif type(v) is np.ndarray and v.nbytes <= _SNAPSHOT_BYTES:
                 checks.append((s.read, s.name, _SNAPSHOT, (v, v.copy())))
             elif isinstance(v, _SCALARS) or isinstance(v, np.generic):
@@ -222,6 +222,11 @@ class Capture:
 _SAME, _EQUAL, _SNAPSHOT = "same", "equal", "snapshot"
 
 
+def _spec(v):
+    """What a live captured array's kernels were compiled for: shape, dtype and layout."""
+    return v.shape, v.dtype, v.flags.c_contiguous, v.flags.f_contiguous
+
+
 def _unchanged(mode, now, then):
     if mode is _SAME:
         return now is then
@@ -238,7 +243,7 @@ class Guard:
     __slots__ = ("reads", "checks")
 
     def __init__(self, reads, checks):
-        self.reads = reads  # (read, name, (shape, dtype, c_contiguous)) per live array
+        self.reads = reads  # (read, name, _spec(array)) per live array
         self.checks = checks  # (read, name, mode, expected)
 
     def live(self):
@@ -248,7 +253,7 @@ class Guard:
         out = []
         for read, _, spec in self.reads:
             v = read()
-            if type(v) is not np.ndarray or (v.shape, v.dtype, v.flags.c_contiguous) != spec:
+            if type(v) is not np.ndarray or _spec(v) != spec:
                 return None
             out.append(v)
         return out
@@ -260,6 +265,6 @@ class Guard:
                 return f"the captured value {name!r} changed"
         for read, name, spec in self.reads:
             v = read()
-            if type(v) is not np.ndarray or (v.shape, v.dtype, v.flags.c_contiguous) != spec:
+            if type(v) is not np.ndarray or _spec(v) != spec:
                 return f"the captured array {name!r} was rebound to another shape, dtype or layout"
         return "captured state changed"

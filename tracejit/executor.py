@@ -14,10 +14,17 @@ import numpy as np
 from .backends.base import host_function, load_backend
 from .backends.scalar_helpers import KERNEL_ERRORS
 from .errors import CompileTimeWarning, format_location, user_stacklevel, with_location
-from .kernels import CONTIGUOUS, SCALAR, STRIDED, reports_errors
+from .kernels import CONTIGUOUS, FORTRAN, SCALAR, STRIDED, array_layout, reports_errors
 from .ops import MATMUL, OPS, VIEW, compute_dtype, returns_numpy_scalar, view_base
 from .passes.fusion import MAX_KERNEL_OPS, Kernel
-from .passes.memory import outside, plan_memory, stored_itemsize, writes_out
+from .passes.memory import (
+    fortran_values,
+    orders_differ,
+    outside,
+    plan_memory,
+    stored_itemsize,
+    writes_out,
+)
 from .pytree import build_node
 
 
@@ -52,7 +59,8 @@ def _views_constant(node):
 
 class Arena:
     """The arena buffers of one Executable, allocated once per thread: `views()` returns the
-    typed arrays over them, in the order `typed` lists them as (buffer, shape, dtype)."""
+    typed arrays over them, in the order `typed` lists them as (buffer, shape, dtype, layout:
+    CONTIGUOUS or FORTRAN)."""
 
     def __init__(self, sizes, typed):
         self.sizes = sizes
@@ -64,8 +72,9 @@ class Arena:
             return self._local.views
         except AttributeError:
             blocks = [np.empty(n, np.uint8) for n in self.sizes]
-            views = self._local.views = tuple(np.ndarray(shape, dtype, blocks[b])
-                                              for b, shape, dtype in self.typed)
+            views = self._local.views = tuple(
+                np.ndarray(shape, dtype, blocks[b], order="F" if lay == FORTRAN else "C")
+                for b, shape, dtype, lay in self.typed)
             return views
 
 
@@ -107,14 +116,17 @@ _ONLY_KEPT = _only_kept()
 
 
 def _storage(plan, ns):
-    """Names of the arrays every stored value is written to, and the lines that make them at
-    the start of `run`: arena views, then each returned array and the views inside it."""
+    """Names of the arrays every stored value is written to, their layouts (CONTIGUOUS, or
+    FORTRAN for the plan's F-ordered values), and the lines that make them at the start of
+    `run`: arena views, then each returned array and the views inside it."""
     names, lines, typed, arena_of, recycled = {}, [], [], {}, []
+    layouts = {v: FORTRAN if v in plan.fortran else CONTIGUOUS
+               for buf in plan.storage for v in buf.values}
     for buf in plan.storage:
         if buf.returned is None:
             arena_of[buf.index] = len(arena_of)
-            for v in buf.values:  # one view per (buffer, shape, dtype), made once per thread
-                key = (arena_of[buf.index], v.shape, compute_dtype(v.dtype))
+            for v in buf.values:  # one view per (buffer, shape, dtype, order), made per thread
+                key = (arena_of[buf.index], v.shape, compute_dtype(v.dtype), layouts[v])
                 if key not in typed:
                     typed.append(key)
                 names[v] = f"v{typed.index(key)}"
@@ -122,7 +134,7 @@ def _storage(plan, ns):
         r = buf.returned
         out = f"o{buf.index}"
         ns[f"{out}_dt"] = compute_dtype(r.dtype)
-        fresh = f"_empty({r.shape!r}, {out}_dt)"
+        fresh = f"_empty({r.shape!r}, {out}_dt{', order=_F' if r in plan.fortran else ''})"
         if _RECYCLE and not RECYCLE_SMALL_BYTES < buf.nbytes < RECYCLE_BYTES:
             slot = f"_kept.slots[{len(recycled)}]"
             lines += [f"{out} = {slot}",
@@ -130,13 +142,14 @@ def _storage(plan, ns):
             recycled.append(out)
         else:
             lines.append(f"{out} = {fresh}")
-        made = {(r.shape, compute_dtype(r.dtype)): out}
+        made = {(r.shape, compute_dtype(r.dtype), layouts[r]): out}
         for v in buf.values:
-            key = (v.shape, compute_dtype(v.dtype))
+            key = (v.shape, compute_dtype(v.dtype), layouts[v])
             if key not in made:
                 made[key] = name = f"{out}_{len(made)}"
                 ns[f"{name}_dt"] = key[1]
-                lines.append(f"{name} = _ndarray({v.shape!r}, {name}_dt, {out})")
+                order = ", order=_F" if key[2] == FORTRAN else ""
+                lines.append(f"{name} = _ndarray({v.shape!r}, {name}_dt, {out}{order})")
             names[v] = made[key]
     arena = Arena([b.nbytes for b in plan.storage if b.returned is None], typed)
     if recycled:
@@ -144,7 +157,7 @@ def _storage(plan, ns):
     if typed:
         ns["_arena"] = arena.views
         lines.insert(0, f"{', '.join(f'v{i}' for i in range(len(typed)))}, = _arena()")
-    return names, lines, arena
+    return names, layouts, lines, arena
 
 
 # A first call that spends more CPU seconds than this compiling a large graph warns
@@ -233,10 +246,29 @@ def _region_layout(write):
     return CONTIGUOUS if base[write.attrs["index"].key].flags.c_contiguous else STRIDED
 
 
+def _host_layout(node, layout):
+    """The layout of a host op's result, given `layout` of its operands: matmul returns a fresh
+    C-contiguous array, reshape a C-contiguous view of a C-contiguous array (kernels index it
+    by shape: twice as fast for a broadcast operand), and the full transpose of a C-contiguous
+    value is F-contiguous and the other way round; other views may have any strides."""
+    if OPS[node.op].kind == MATMUL:
+        return CONTIGUOUS
+    base = layout.get(node.args[0]) if node.args else None
+    if node.op == "reshape" and base == CONTIGUOUS:
+        return CONTIGUOUS
+    if node.op == "transpose" and node.attrs["axes"] == tuple(range(node.ndim))[::-1]:
+        if base == FORTRAN or (base == CONTIGUOUS and not orders_differ(node.shape)):
+            return CONTIGUOUS
+        if base == CONTIGUOUS:
+            return FORTRAN
+    return STRIDED
+
+
 def _written_in_place(graph, steps, plan, leaf_layouts):
     """Written-back values whose buffer can be the caller's array itself (value -> that
     argument's input node), instead of a new array copied back at the end. The argument is
-    contiguous, not returned, and every value in the buffer has its shape and dtype. The
+    C- or F-contiguous, not returned, and every value in the buffer has its shape, dtype and
+    order. The
     buffer's first value is stored by an elementwise kernel that reads the argument, if at all,
     only directly (element by element, then in place), or by a host write (`x[...] = v`)
     updating the argument; nothing reads the argument's old contents after that step."""
@@ -251,11 +283,13 @@ def _written_in_place(graph, steps, plan, leaf_layouts):
     region_writes = {w: v for v, w in plan.regions.items()}  # setitem -> value its kernel stores
     for leaf, value in zip(writes, graph.outputs[len(graph.outputs) - len(writes):]):
         x, lay = inputs[leaf]
-        if value not in plan.assignment or lay != CONTIGUOUS or x.dtype == np.float16 \
+        if value not in plan.assignment or lay not in (CONTIGUOUS, FORTRAN) \
+                or x.dtype == np.float16 \
                 or value in shown or value in found or any(view_base(o) is x for o in shown):
             continue
         values = plan.storage[plan.assignment[value]].values
-        if any(v.shape != x.shape or v.dtype != x.dtype for v in values):
+        if any(v.shape != x.shape or v.dtype != x.dtype
+               or (v in plan.fortran) != (lay == FORTRAN) for v in values):
             continue
         producer = next(k for k, s in enumerate(steps) if values[0] in s.outputs)
         step = steps[producer]
@@ -283,12 +317,15 @@ class CompileCancelled(Exception):
 
 
 def build(graph, steps, leaf_layouts, parallel=None, backend="cpu", cancelled=None):
-    """leaf_layouts: for each graph input, SCALAR, CONTIGUOUS or STRIDED. `cancelled`: called
-    before each kernel is compiled; True stops the build (CompileCancelled)."""
+    """leaf_layouts: for each graph input, SCALAR, CONTIGUOUS, FORTRAN or STRIDED.
+    `cancelled`: called before each kernel is compiled; True stops the build
+    (CompileCancelled). On the CPU, elementwise results take the order NumPy gives them
+    (memory.fortran_values)."""
     ns = {"_empty": np.empty, "_ndarray": np.ndarray, "np": np, "_build_node": build_node,
-          "_fill_outside": _fill_outside}
-    plan = plan_memory(graph, steps)
-    stored, lines, arena = _storage(plan, ns)
+          "_fill_outside": _fill_outside, "_F": "F"}
+    fortran = fortran_values(graph, steps, leaf_layouts) if backend == "cpu" else frozenset()
+    plan = plan_memory(graph, steps, fortran)
+    stored, stored_layout, lines, arena = _storage(plan, ns)
     in_place = _written_in_place(graph, steps, plan, leaf_layouts)
     for value, x in in_place.items():  # the buffer is the caller's array
         buffer = f"o{plan.assignment[value]}"
@@ -325,7 +362,7 @@ def build(graph, steps, leaf_layouts, parallel=None, backend="cpu", cancelled=No
                 stored = stored.astype(np.float32)
             ns[name] = stored
             names[node] = name
-            layout[node] = SCALAR if node.weak else CONTIGUOUS
+            layout[node] = SCALAR if node.weak else array_layout(stored)
         return names[node]
 
     compile_seconds = 0.0
@@ -337,8 +374,8 @@ def build(graph, steps, leaf_layouts, parallel=None, backend="cpu", cancelled=No
                 raise CompileCancelled(graph.name)
             started = time.thread_time()  # the work, not the wait for a busy machine's cores
             over = _over(step, plan)
-            out_lays = [_region_layout(plan.regions[o]) if o in plan.regions else CONTIGUOUS
-                        for o in step.outputs]
+            out_lays = [_region_layout(plan.regions[o]) if o in plan.regions
+                        else stored_layout[o] for o in step.outputs]
             over.update({step.outputs.index(v): step.inputs.index(x) for v, x in in_place.items()
                          if v in step.outputs and x in step.inputs})
             ck = load_backend(backend).compile_kernel(step, lays, parallel, over, out_lays)
@@ -346,8 +383,8 @@ def build(graph, steps, leaf_layouts, parallel=None, backend="cpu", cancelled=No
             kname = fresh("k")
             ns[kname] = ck.entry
             kernels.append(ck)
-            for node in step.outputs:
-                names[node], layout[node] = stored[node], CONTIGUOUS
+            for node, lay in zip(step.outputs, out_lays):
+                names[node], layout[node] = stored[node], lay
             outs = [stored[n] for n in step.outputs]
             if step.kind != "elementwise":  # reduction kernels take their domain's sizes
                 outs += [str(n) for n in step.shape]
@@ -375,19 +412,15 @@ def build(graph, steps, leaf_layouts, parallel=None, backend="cpu", cancelled=No
                 params.append(f"{key}={fname}_{key}")
             if writes_out(node):  # into its planned buffer, which may be its base's (in place)
                 lines.append(f"{fname}({', '.join(params)}, out={stored[node]})")
-                names[node], layout[node] = stored[node], CONTIGUOUS
+                names[node], layout[node] = stored[node], stored_layout[node]
                 continue
             out = fresh("t")
             call = f"{fname}({', '.join(params)})"
             if node.shape == () and OPS[node.op].kind != VIEW:
                 call = f"np.asarray({call})"  # kernels take 0-d arrays, not NumPy scalars
             lines.append(f"{out} = {call}")
-            # matmul returns a fresh C-contiguous array, and reshape a C-contiguous view of a
-            # C-contiguous array (kernels index it by shape: twice as fast for a broadcast
-            # operand); other views may have any strides
             names[node] = out
-            layout[node] = CONTIGUOUS if OPS[node.op].kind == MATMUL or (
-                node.op == "reshape" and layout.get(node.args[0]) == CONTIGUOUS) else STRIDED
+            layout[node] = _host_layout(node, layout)
 
     results, seen, seen_memory = [], {}, {}
     memory = graph.meta.get("out_memory", graph.meta["out_alias"])
@@ -416,7 +449,7 @@ def build(graph, steps, leaf_layouts, parallel=None, backend="cpu", cancelled=No
             expr = f"{expr}[()]"
         elif (node in seen and seen[node] != alias) or \
                 seen_memory.setdefault(view_base(node), memory[pos]) != memory[pos]:
-            expr = f"{expr}.copy()"  # distinct results in the source stay distinct arrays
+            expr = f"{expr}.copy(order='K')"  # distinct results stay distinct arrays
         seen.setdefault(node, alias)
         out = f"r{pos}"
         lines.append(f"{out} = {expr}")
@@ -434,4 +467,5 @@ def build(graph, steps, leaf_layouts, parallel=None, backend="cpu", cancelled=No
     return Executable(graph, steps, kernels, ns["run"], source, plan, arena, in_place, ns, lines)
 
 
-__all__ = ["Executable", "CompileCancelled", "build", "SCALAR", "CONTIGUOUS", "STRIDED"]
+__all__ = ["Executable", "CompileCancelled", "build", "SCALAR", "CONTIGUOUS", "FORTRAN",
+           "STRIDED"]

@@ -4,10 +4,10 @@ Fusion decides which nodes form a kernel; this module says what the kernel's loo
 terms every backend renders the same way:
   domain     the shape iterated over and, for reduction kernels, the reduced axes (a row is
              one index of the kept axes; its elements are the indices of the reduced axes);
-  operands   the inputs (each a scalar, a contiguous or a strided array, read broadcast) and
-             the outputs (contiguous arrays, or strided: the slice of a larger array that a
-             slice assignment writes; an output may be written over an input, in place), in
-             the order the kernel takes them;
+  operands   the inputs (each a scalar, a C- or F-contiguous or a strided array, read
+             broadcast) and the outputs (C- or F-contiguous arrays, or strided: the slice of a
+             larger array that a slice assignment writes; an output may be written over an
+             input, in place), in the order the kernel takes them;
   statements the kernel's nodes in order, each with its role (computed per element, per row, or
              a reduction) and the pass over the row that computes it;
   reductions how each reduction starts, accumulates and combines partial results;
@@ -28,8 +28,16 @@ import numpy as np
 
 from .ops import ELEMENTWISE, OPS, cast, compute_dtype
 
-SCALAR, CONTIGUOUS, STRIDED = "S", "C", "A"
+# How an operand arrives: a number, or an array that is C-contiguous, F-contiguous (ndim >= 2,
+# not also C-contiguous: the transpose of a C-contiguous one) or has any strides.
+SCALAR, CONTIGUOUS, FORTRAN, STRIDED = "S", "C", "F", "A"
 ELEMENT, ROW, REDUCE = "element", "row", "reduce"
+
+
+def array_layout(a):
+    """CONTIGUOUS, FORTRAN or STRIDED: the layout class of a NumPy array."""
+    flags = a.flags
+    return CONTIGUOUS if flags.c_contiguous else FORTRAN if flags.f_contiguous else STRIDED
 
 
 def reports_errors(nodes):
@@ -97,7 +105,7 @@ def index_into(arg_shape, cons_shape, cons_names):
 class Operand:
     name: str  # the kernel's parameter
     node: object
-    layout: str  # SCALAR, CONTIGUOUS or STRIDED
+    layout: str  # SCALAR, CONTIGUOUS, FORTRAN or STRIDED
     over: int = None  # an output's: the index of the input it is written over, in place
 
 

@@ -18,6 +18,7 @@ from numba.extending import intrinsic  # noqa: E402
 from ..kernels import (  # noqa: E402
     CONTIGUOUS,
     ELEMENT,
+    FORTRAN,
     REDUCE,
     ROW,
     SCALAR,
@@ -149,7 +150,7 @@ def numba_type(node, layout):
         if node.weak:
             return {"b": types.boolean, "i": types.int64, "f": types.float64}[node.dtype.kind]
         return dt
-    return types.Array(dt, node.ndim, "C" if layout == CONTIGUOUS else "A")
+    return types.Array(dt, node.ndim, {CONTIGUOUS: "C", FORTRAN: "F"}.get(layout, "A"))
 
 
 def use_parallel(desc, parallel):
@@ -166,6 +167,8 @@ def compile_kernel(kernel, layouts, parallel=None, over=None, out_layouts=None):
     """Compile (or fetch from the cache) the kernel for these input layouts. `over`: output
     index -> index of the input an elementwise kernel writes it over (in place);
     `out_layouts`: how each output is stored (CONTIGUOUS unless given)."""
+    if kernel.kind != "elementwise":  # row and column loops read F-ordered arrays by strides
+        layouts = [STRIDED if lay == FORTRAN else lay for lay in layouts]
     desc = describe(kernel, layouts, out_layouts, over)
     par = use_parallel(desc, parallel)
     sig = tuple(numba_type(x.node, x.layout) for x in desc.inputs + desc.outputs)
@@ -223,7 +226,9 @@ def _dims(rank):
 
 def elementwise_source(desc, parallel, stream_from=None):
     """Source of `def kernel(x0.., out0..)` for an elementwise kernel. Each input arrives as
-    its layout says: SCALAR (a number), CONTIGUOUS or STRIDED (an array). With `stream_from`,
+    its layout says: SCALAR (a number), CONTIGUOUS, FORTRAN or STRIDED (an array). Where all
+    full-size arrays are C-contiguous, or all F-contiguous, and the rest scalars, one flat loop
+    runs over memory in order. With `stream_from`,
     a parallel flat loop over at least that many elements writes its outputs with
     non-temporal stores (`_stream`), fenced at the end of each chunk. An output written over
     an input (`Operand.over`, same dtype) is stored through that input's array, so LLVM sees
@@ -236,9 +241,9 @@ def elementwise_source(desc, parallel, stream_from=None):
     ins, outs = desc.inputs, desc.outputs
     # a 0-d input is read once, as a value: nothing to write over
     over = {j: o.over for j, o in enumerate(outs) if o.over is not None} if rank else {}
-    flat = all(x.layout == SCALAR or x.node.shape == ()
-               or (x.layout == CONTIGUOUS and x.node.shape == shape) for x in ins) and \
-        all(o.layout == CONTIGUOUS for o in outs)
+    arrays = [x for x in ins if x.layout != SCALAR and x.node.shape != ()] + list(outs)
+    kinds = {x.layout for x in arrays}
+    flat = all(x.node.shape == shape for x in arrays) and kinds in ({CONTIGUOUS}, {FORTRAN})
     head, per_element, names = [], [], {}
     for x in ins:
         if x.layout == SCALAR:
@@ -300,13 +305,16 @@ def elementwise_source(desc, parallel, stream_from=None):
     # along its first axis fastest (F order, transposes), or where only some are (F-ordered
     # inputs, a C-ordered output) in tiles of both orders' fast axes (measured on F-ordered
     # 3000x3000 a * b + c, loaded machine: C order 0.14x NumPy's speed, F order 0.43x, tiles
-    # 0.47x; NumPy writes its result in F order, which only the executor could choose)
+    # 0.47x; the executor now writes such results in F order, as NumPy does)
     full = [x for x in ins + outs if x.layout != SCALAR and x.node.shape == shape]
     votes = [f"(abs({x.name}.strides[0]) < abs({x.name}.strides[{rank - 1}]))"
              for x in full if x.layout == STRIDED]
-    if rank < 2 or not votes:
+    fortran = sum(x.layout == FORTRAN for x in full)
+    if rank < 2 or not votes and not fortran:
         return "\n".join(lines + nest(range(rank), "    ")) + "\n"
-    lines.append(f"    f_order = {' + '.join(votes)}")
+    if fortran == len(full):
+        return "\n".join(lines + nest(reversed(range(rank)), "    ")) + "\n"
+    lines.append(f"    f_order = {' + '.join(votes + [str(fortran)] * bool(fortran))}")
     lines.append(f"    if f_order == {len(full)}:")
     lines += nest(reversed(range(rank)), "        ")
     if rank == 2 and len(votes) < len(full):

@@ -252,7 +252,8 @@ def _store_fence(typingctx):
 
 
 def _flat(a):
-    """An array as a 1-d view, as a.reshape(a.size) (kernels over contiguous operands)."""
+    """An array as a 1-d view, as a.reshape(a.size) (kernels over contiguous operands; an
+    F-contiguous one is viewed in its memory order)."""
     return a.reshape(a.size)
 
 
@@ -264,7 +265,7 @@ ir_utils.alias_func_extensions[("_flat", __name__)] = \
 
 @overload(_flat)
 def _flat_impl(a):
-    if isinstance(a, types.Array) and a.layout == "C" and a.ndim > 0:
+    if isinstance(a, types.Array) and a.layout in "CF" and a.ndim > 0:  # memory in order
         return lambda a: _flat_c(a)
     return lambda a: a.reshape(a.size)
 

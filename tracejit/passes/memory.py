@@ -8,6 +8,10 @@ ops allocate their own results. Graph outputs live to the end of the call, and a
 ends up holding one is *returned*: allocated fresh on every call (exactly the output's size) and
 handed to the caller, with earlier intermediates placed inside it before the output is written.
 Every other buffer belongs to the arena the executor keeps between calls.
+
+Values are stored in C order, except elementwise results that NumPy would give in F order
+(`fortran_values`): those are stored F-contiguous, so their kernel reads and writes memory in
+one order and the caller gets the layout NumPy gives.
 """
 
 from dataclasses import dataclass, field
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..graph import type_str, value_names
+from ..kernels import CONTIGUOUS, FORTRAN, array_layout
 from ..ops import ELEMENTWISE, MATMUL, OPS, VIEW, compute_dtype
 
 _END = float("inf")  # the last use of a value the caller receives
@@ -70,6 +75,7 @@ class MemoryPlan:
     # kernel output -> the slice assignment (`setitem`) it is stored into: the output lives in
     # the region of that assignment's buffer that its index selects
     regions: dict = field(default_factory=dict)
+    fortran: frozenset = frozenset()  # stored values kept in F order (fortran_values)
 
     @property
     def buffers(self):
@@ -103,6 +109,8 @@ class MemoryPlan:
                     + ("end" if last == _END else str(last))
                 if v in over:
                     text += f" over {self.names[over[v]]}"
+                if v in self.fortran:
+                    text += " (F order)"
                 items.append(text)
             line = f"   buffer {buf.index} ({buf.kind}, {_fmt(buf.nbytes)}): "
             for i, item in enumerate(items):  # wrap between values, never inside one
@@ -155,13 +163,56 @@ def liveness(graph, steps):
     return {v: (stored[v], last[v]) for v in stored}
 
 
-def plan_memory(graph, steps):
-    """Plan the memory of one call of `steps` (the schedule of `graph`, in order).
+def orders_differ(shape):
+    """True if C and F order lay out this shape differently: it runs along two or more axes."""
+    return sum(n > 1 for n in shape) >= 2
+
+
+def _reverses(node):
+    return node.op == "transpose" and node.attrs["axes"] == tuple(range(node.ndim))[::-1]
+
+
+def fortran_values(graph, steps, leaf_layouts):
+    """The values an elementwise kernel stores in F order: those NumPy gives in F order, as a
+    ufunc orders its result (order='K'), where the rule is simple. An elementwise result that
+    runs along two or more axes is F when at least one operand has its full shape and every
+    operand that runs along two or more axes is F-ordered: an F-contiguous argument or
+    constant, the full transpose of a C-ordered value, or such a result. Broadcast rows and
+    columns and scalars do not count; a C-ordered, strided or other view among them makes the
+    result C (NumPy may then pick yet another order: F-ordered 3-d plus C-ordered 2-d gives
+    neither). Results of other steps (reductions and row-wise kernels, matmul, slice
+    assignments) stay C."""
+    made_by = {v: s for s in steps for v in _stored(s)}
+    order = {n: {CONTIGUOUS: "C", FORTRAN: "F"}.get(lay)
+             for n, lay in zip(graph.inputs, leaf_layouts)}
+    for n in graph.nodes:
+        if n in order:
+            continue
+        if n.op == "const":
+            value = n.attrs["value"]
+            lay = array_layout(value) if isinstance(value, np.ndarray) else CONTIGUOUS
+            order[n] = {CONTIGUOUS: "C", FORTRAN: "F"}.get(lay)
+        elif OPS[n.op].kind == ELEMENTWISE and getattr(made_by.get(n), "kind", ELEMENTWISE) \
+                == ELEMENTWISE:  # computed in an elementwise kernel, stored or fused
+            runs = [a for a in n.args if orders_differ(a.shape)]
+            order[n] = "F" if orders_differ(n.shape) and any(a.shape == n.shape for a in runs) \
+                and all(order.get(a) == "F" for a in runs) else "C"
+        elif _reverses(n):
+            order[n] = {"C": "F", "F": "C"}.get(order.get(n.args[0]))
+        else:
+            order[n] = "C" if OPS[n.op].kind != VIEW else None
+    return frozenset(v for v in made_by if order[v] == "F")
+
+
+def plan_memory(graph, steps, fortran=frozenset()):
+    """Plan the memory of one call of `steps` (the schedule of `graph`, in order); the values
+    in `fortran` (fortran_values) are stored in F order.
 
     Guarantees: two stored values share a buffer only if their live ranges do not overlap, or
     if an elementwise kernel, or a host write (`setitem`, `index_put`: the op's `updates`),
-    writes one over the other where the input dies (same shape, same stored itemsize, the input
-    is a stored value read by no other value at that step or later); graph inputs and constants
+    writes one over the other where the input dies (same shape, same stored itemsize, same
+    order, the input is a stored value read by no other value at that step or later); graph
+    inputs and constants
     are never written. A kernel output that only a slice assignment reads is stored straight
     into that slice of the assignment's buffer (`regions`), which is then taken at the kernel's
     step: over the base when nothing reads the base from that kernel on, else a buffer of its
@@ -180,6 +231,7 @@ def plan_memory(graph, steps):
     # be the caller's array itself (executor)
     written_back = set(graph.outputs[len(graph.outputs) - len(graph.meta.get("writes", ())):])
     regions, taken, taken_over = _region_candidates(graph, steps, live), set(), set()
+    fortran = frozenset(fortran)
 
     def place(node, buf):
         buf.values.append(node)
@@ -215,7 +267,8 @@ def plan_memory(graph, steps):
             if node in regions:
                 write = regions[node]
                 base = write.args[0]
-                unread = base in live and base not in taken_over and live[base][1] == \
+                unread = base in live and base not in taken_over and base not in fortran \
+                    and live[base][1] == \
                     live[write][0] and not any(base in _roots(a, live) for s in
                                                steps[k:live[write][0]] for a in s.inputs)
                 if unread and (write not in returned or storage[assignment[base]].nbytes
@@ -232,7 +285,8 @@ def plan_memory(graph, steps):
                 taken.add(write)
                 assignment[node] = assignment[write]
                 continue
-            over = _dying_input(step, k, node, live, returned, reused, storage, assignment)
+            over = _dying_input(step, k, node, live, returned, reused, storage, assignment,
+                                fortran)
             if over is not None:
                 reused.add(over)
                 in_place.append((node, over))
@@ -248,10 +302,10 @@ def plan_memory(graph, steps):
     host = sum(stored_nbytes(s.node) for s in steps if hasattr(s, "node")
                and OPS[s.node.op].kind != VIEW and not writes_out(s.node))
     return MemoryPlan(storage, assignment, in_place, live, naive, host, value_names(graph),
-                      regions)
+                      regions, fortran)
 
 
-def _dying_input(step, k, node, live, returned, reused, storage, assignment):
+def _dying_input(step, k, node, live, returned, reused, storage, assignment, fortran):
     """An input the step may overwrite with `node`, dead after it: for an elementwise kernel
     one read element by element at the index it is written; for a host write, the base it
     updates."""
@@ -265,6 +319,7 @@ def _dying_input(step, k, node, live, returned, reused, storage, assignment):
     for x in candidates:
         if (x in live and x not in reused and live[x][1] == k and x.shape == node.shape
                 and stored_itemsize(x) == stored_itemsize(node)
+                and (x in fortran) == (node in fortran)
                 and not any(a is not x and x in _roots(a, live) for a in step.inputs)
                 and (node not in returned or storage[assignment[x]].nbytes <= stored_nbytes(node))):
             return x
