@@ -195,3 +195,16 @@ def test_overlap_compiles_first_for_arguments_too_big_to_run_eagerly(monkeypatch
     result = traced(*ARGS)
     assert isinstance(pending(traced), Executable)  # compiled before it ran
     assert_same(result, chain(*ARGS))
+
+
+def test_a_fork_waits_for_the_background_compile(gate):
+    traced = tj.trace(chain, compile="overlap", fallback="raise")
+    traced(*ARGS)  # its kernel compiles in the background, held by the gate
+    threading.Timer(0.2, gate.set).start()
+    pid = os.fork()  # waits for the compile: the child must not inherit it half done
+    if pid == 0:
+        code = 0 if pending(traced).done.is_set() else 3
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert_same(traced(*ARGS), chain(*ARGS))

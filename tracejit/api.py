@@ -118,6 +118,17 @@ def _stop_compiling():
         thread.join()
 
 
+def _finish_compiling():
+    """Before a fork: let background compiles finish. A child process forked while one runs
+    would inherit Numba's compiler lock held by a thread it does not have, and hang at its
+    first compile."""
+    for thread in list(_compiling):
+        thread.join()
+
+
+os.register_at_fork(before=_finish_compiling)
+
+
 def _compile_in_background(traced, plan, pending):
     def work():
         try:
