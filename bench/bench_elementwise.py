@@ -4,6 +4,9 @@ Workloads (10M elements by default):
   chain          exp(-a*a)*sin(b) + sqrt(abs(c))*0.5 - a/(1+b*b), float64
   chain-f32      the same in float32
   memory-bound   a*b + c*d - e, float64
+  chain F, memory-bound F
+                 the same on F-ordered 2-d arrays (the Numba reference on their C-ordered
+                 transposes)
   overhead       a*b + c on 100-element float64 arrays: per-call cost of a cached tracejit
                  call vs a hand-written njit kernel and NumPy eager
 
@@ -83,6 +86,19 @@ def bench_workload(workload, numpy_fn, numba_fn, args, *, expr, names, consts=No
         row.extra["kernels"] = kernels
         print("   kernels: " + ", ".join(f"{k} {v}" for k, v in kernels.items()), flush=True)
     return row
+
+
+def _on_transposes(numba_fn):
+    """A Numba reference run on the C-ordered transposes of F-ordered arrays (its kernels read
+    flat C-contiguous memory), its result transposed back: F-ordered, as NumPy's."""
+    def run(*arrays):
+        return numba_fn(*(x.T for x in arrays)).T
+    return run
+
+
+def _f_ordered(arrays, n):
+    side = int(np.sqrt(n))
+    return tuple(np.asfortranarray(x[:side * side].reshape(side, side)) for x in arrays)
 
 
 def _tol(expected) -> dict[str, float]:
@@ -171,6 +187,15 @@ def main(argv=None) -> dict:
     arrays = ref.make_inputs("memory-bound", size=n, dtype=np.float64)
     rows.append(bench_workload("memory-bound", ref.membound_numpy, ref.membound_numba,
                                arrays, expr=ref.MEMBOUND_EXPR, names="abcde", **kw))
+    del arrays
+    a, b, c = _f_ordered(ref.make_inputs("chain", size=n, dtype=np.float64), n)
+    rows.append(bench_workload("chain F", ref.chain_numpy, _on_transposes(ref.chain_numba),
+                               (a, b, c), expr=ref.CHAIN_EXPR, names="abc", **kw))
+    del a, b, c
+    arrays = _f_ordered(ref.make_inputs("memory-bound", size=n, dtype=np.float64), n)
+    rows.append(bench_workload("memory-bound F", ref.membound_numpy,
+                               _on_transposes(ref.membound_numba), arrays,
+                               expr=ref.MEMBOUND_EXPR, names="abcde", **kw))
     del arrays
     over = bench_overhead(timing=tiny_timing, keep_going=args.keep_going)
 
