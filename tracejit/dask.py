@@ -136,31 +136,30 @@ def compose(graph, values):
     values, new = list(values), {}
     for n in graph.nodes:
         producer = producer_of(values[n.attrs["index"]]) if n.op == "input" else None
-        if producer is not None:
-            segment, inputs = producer
-            (root,) = segment.outputs
-            if root.shape == n.shape and root.dtype == n.dtype:
-                inner = {}
-                for node, value in zip(segment.inputs, inputs):
-                    inner[node] = Node("input", (), {**node.attrs, "index": len(values)},
-                                       node.shape, node.dtype, node.weak)
-                    values.append(value)
-                new[n] = _copy(segment.nodes, inner)[root]
-                continue
-        new[n] = n
-        if n.op not in ("input", "const"):
-            new[n] = Node(n.op, [new[a] for a in n.args], n.attrs, n.shape, n.dtype, n.weak,
-                          n.loc)
-    inputs = [new[i] for i in graph.inputs if new[i].op == "input"]
-    return graph.replace(outputs=[new[o] for o in graph.outputs], inputs=inputs), values
+        if producer is None:
+            continue
+        segment, inputs = producer
+        (root,) = segment.outputs
+        if root.shape == n.shape and root.dtype == n.dtype:
+            inner = {node: Node("input", (), {**node.attrs, "index": len(values) + i},
+                                node.shape, node.dtype, node.weak)
+                     for i, node in enumerate(segment.inputs)}
+            values.extend(inputs)
+            new[n] = _copy(segment.nodes, inner)[root]
+    if not new:
+        return graph, values
+    _copy(graph.nodes, new)
+    return graph.replace(outputs=[new[o] for o in graph.outputs],
+                         inputs=[i for i in graph.inputs if new[i] is i]), values
 
 
 def _copy(nodes, new):
-    """new, extended by copies of nodes reading the copies (or new's replacements) of args."""
+    """new, extended by copies of nodes that read the copies (or new's replacements) of their
+    arguments; inputs and constants stay themselves."""
     for m in nodes:
         if m not in new:
-            new[m] = m if m.op == "const" else Node(m.op, [new[a] for a in m.args], m.attrs,
-                                                    m.shape, m.dtype, m.weak, m.loc)
+            new[m] = m if m.op in ("input", "const") else Node(
+                m.op, [new[a] for a in m.args], m.attrs, m.shape, m.dtype, m.weak, m.loc)
     return new
 
 
