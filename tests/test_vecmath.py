@@ -162,6 +162,9 @@ def test_sin_cos_near_multiples_of_half_pi():
 
 EXPONENTS = [0.0, -0.0, 1.0, -1.0, 2.0, 3.0, -3.0, 0.5, -0.5, 1.7, -2.5, 7.0, -7.0, 1e-8, 127.0,
              -149.0, 1e10, -1e10, np.inf, -np.inf, np.nan]
+# float64 only: past the fast path's edges (|y| from 2**-65 to 2**63, |y log x| < 512)
+EXPONENTS64 = [2.0**-66, -2.0**-65, 2.0**63, -9.3e18, 1e300, 1023.5, -1074.5, 1e5, -1e5,
+               1.0 / 3.0]
 
 
 @numba.njit(error_model="numpy")
@@ -170,21 +173,56 @@ def _power_loop(x, y, out):
         out[i] = vecmath.vpower(x[i], y[i])
 
 
-def test_float32_power():
-    """float32 x ** y: every sample base against every special exponent, then dense random
-    pairs (negative bases with integer exponents too): NaN, infinities and zeros as NumPy's,
-    within 2 ulp of the exact result rounded to float32."""
+def power_pairs(dtype, n):
+    """Every sample base against every special exponent, then dense random pairs: negative bases
+    with integer exponents, bases near 1 with large exponents, the whole exponent range, results
+    near overflow and subnormal ones (float64)."""
     rng = np.random.default_rng(1)
-    x, y = (a.ravel() for a in np.meshgrid(sample(2000, np.float32), EXPONENTS))
-    x = np.concatenate([x, rng.uniform(0, 10, 100_000), -rng.uniform(0, 10, 20_000)])
-    y = np.concatenate([y, rng.uniform(-40, 40, 100_000), rng.integers(-40, 40, 20_000)])
-    x, y = x.astype(np.float32), y.astype(np.float32)
+    exponents = EXPONENTS + (EXPONENTS64 if dtype == np.float64 else [])
+    x, y = (a.ravel() for a in np.meshgrid(sample(n // 50, dtype), exponents))
+    xs, ys = [x, rng.uniform(0, 10, n), -rng.uniform(0, 10, n // 5)], \
+        [y, rng.uniform(-40, 40, n), rng.integers(-40, 40, n // 5)]
+    if dtype == np.float64:
+        edges = 2.0 ** rng.uniform(-1, 1, n // 5)  # 2**1024 overflows, 2**-1074 is the last
+        xs += [rng.uniform(0.999, 1.001, n // 5), np.exp(rng.uniform(-700, 700, n // 5)),
+               edges, edges, -edges]
+        ys += [rng.uniform(-3e5, 3e5, n // 5), rng.uniform(-1.5, 1.5, n // 5),
+               rng.uniform(1020, 1026, n // 5) / np.log2(edges),
+               rng.uniform(-1080, -1018, n // 5) / np.log2(edges),
+               rng.integers(-1080, 1030, n // 5)]
+    return np.concatenate(xs).astype(dtype), np.concatenate(ys).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_power(dtype, n=100_000):
+    """x ** y over power_pairs: NaN, infinities and zeros (with their signs) as NumPy's; float64
+    within 1 ulp of NumPy, float32 within 2 ulp of the exact result rounded to float32."""
+    x, y = power_pairs(dtype, n)
     got = np.empty_like(x)
     _power_loop(x, y, got)
     with np.errstate(all="ignore"):
         want = np.power(x, y)
-        exact = np.power(x.astype(np.float64), y.astype(np.float64)).astype(np.float32)
-    check("power", np.float32, x, {"power": got}, {"power": want}, {"power": exact})
+        exact = np.power(x.astype(np.float64), y.astype(np.float64)).astype(dtype)
+    assert np.isinf(want).sum() > n // 50 and (np.abs(want) < np.finfo(dtype).tiny).sum() > n // 50
+    check("power", dtype, x, {"power": got}, {"power": want}, {"power": exact})
+
+
+def test_float64_power_near_exact():
+    """float64 x ** y within 0.53 ulp of the exact result (mpmath, 200 bits)."""
+    mpmath = pytest.importorskip("mpmath")
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(0, 10, 300), rng.uniform(0.999, 1.001, 100),
+                        np.exp(rng.uniform(-700, 700, 100)), -rng.uniform(0, 10, 100)])
+    y = np.concatenate([rng.uniform(-40, 40, 300), rng.uniform(-3e5, 3e5, 100),
+                        rng.uniform(-0.7, 0.7, 100), rng.integers(-40, 40, 100)]).astype(float)
+    got = np.empty_like(x)
+    _power_loop(x, y, got)
+    with mpmath.workprec(200):
+        exact = [mpmath.power(mpmath.mpf(a), mpmath.mpf(b)) for a, b in zip(x, y)]
+        spacing = np.spacing(np.abs(np.array(exact, dtype=np.float64)))
+        err = np.array([float(abs(mpmath.mpf(g) - e) / mpmath.mpf(u))
+                        for g, e, u in zip(got, exact, spacing)])
+    assert err.max() <= 0.53, (x[np.argmax(err)], y[np.argmax(err)])
 
 
 @tj.trace
@@ -192,11 +230,12 @@ def power_of(x):
     return np.power(x, 1.7), x ** x
 
 
-def test_traced_float32_power_is_vector_math():
-    x = np.linspace(0.1, 10, 1001).astype(np.float32)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_traced_power_is_vector_math(dtype):
+    x = np.linspace(0.1, 10, 1001).astype(dtype)
     for got, want in zip(power_of(x), power_of.eager(x)):
         assert got.dtype == want.dtype and got.shape == want.shape
-        assert ulps(got, want).max() <= 2
+        assert ulps(got, want).max() <= (1 if dtype == np.float64 else 2)
     assert "vpower(" in power_of.explain(x).kernels[0].source
 
 
@@ -229,6 +268,13 @@ def test_dense_sweep(dtype):
     for name in FUNCS:
         if np.dtype(dtype).char in VECTOR_MATH[name]:
             check(name, dtype, x, got, want, exact)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("TRACEJIT_SLOW"), reason="set TRACEJIT_SLOW=1")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_power_dense_sweep(dtype):
+    test_power(dtype, n=2_000_000)  # 12M pairs (float64), 2.6M (float32)
 
 
 @tj.trace

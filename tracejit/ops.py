@@ -245,12 +245,11 @@ _ufunc_op(np.reciprocal, lambda e, dt: f"(1.0 / {e[0]})" if dt.kind == "f"
 _ufunc_op(np.cbrt, "np.cbrt({0})", lambda ans, g, x: (g / (3 * (ans * ans)),))
 # Transcendentals with a branch-free, vectorisable version (backends/vecmath.py) for these loop
 # dtypes, named v<name> in scalar code: libm is one call per element and stops LLVM vectorising
-# the loop. float64 power stays on libm (within an ulp it needs log in double-double), and so
-# do the functions not listed.
+# the loop. The functions not listed stay on libm.
 VECTOR_MATH = {"exp": "efd", "expm1": "efd", "log": "efd", "log1p": "efd", "log2": "efd",
                "log10": "efd", "cosh": "efd", "sinh": "efd", "tanh": "efd",
                "arctan": "efd", "sin": "efd", "cos": "efd", "tan": "efd",
-               "power": "ef"}  # dtype chars
+               "power": "efd"}  # dtype chars
 
 
 def _math_code(name):

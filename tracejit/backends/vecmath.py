@@ -11,6 +11,7 @@ function a backend without vector math (CUDA) uses instead. Accuracy and the fun
 libm: see bench/README.md and tests/test_vecmath.py.
 """
 
+import decimal
 import math
 
 import numpy as np
@@ -23,7 +24,8 @@ from .scalar_helpers import _expf, _fma32
 # Every function and helper is compiled once per process and signature, and LLVM inlines it
 # (alwaysinline) into the kernel loops that call it, where the loop is vectorised. Numba's own
 # inlining (inline="always") would type the helpers again at each call site: seconds per kernel.
-_inline = njit(error_model="numpy", cache=False, forceinline=True)
+_inline = njit(error_model="numpy", cache=False, forceinline=True, no_cpython_wrapper=True,
+               no_cfunc_wrapper=True)
 
 
 # --------------------------------------------------------------------------- bit views, fma
@@ -114,18 +116,14 @@ def _reduce_ln2(x):
 
 @_inline
 def _expm1_series(r):
-    """(expm1(r) - r - r*r/2) / r**3 by Taylor's series to r**13."""
-    q = 1.0 / 6227020800.0
-    q = _fma(q, r, 1.0 / 479001600.0)
-    q = _fma(q, r, 1.0 / 39916800.0)
-    q = _fma(q, r, 1.0 / 3628800.0)
-    q = _fma(q, r, 1.0 / 362880.0)
-    q = _fma(q, r, 1.0 / 40320.0)
-    q = _fma(q, r, 1.0 / 5040.0)
-    q = _fma(q, r, 1.0 / 720.0)
-    q = _fma(q, r, 1.0 / 120.0)
-    q = _fma(q, r, 1.0 / 24.0)
-    return _fma(q, r, 1.0 / 6.0)
+    """(expm1(r) - r - r*r/2) / r**3 by Taylor's series to r**13, in Estrin's order (a third of
+    Horner's latency: long dependency chains, not operations, bound power and sinh)."""
+    r2 = r * r
+    r4 = r2 * r2
+    q03 = _fma(r2, _fma(r, 1.0 / 720.0, 1.0 / 120.0), _fma(r, 1.0 / 24.0, 1.0 / 6.0))
+    q47 = _fma(r2, _fma(r, 1.0 / 3628800.0, 1.0 / 362880.0), _fma(r, 1.0 / 40320.0, 1.0 / 5040.0))
+    q8 = _fma(r2, 1.0 / 6227020800.0, _fma(r, 1.0 / 479001600.0, 1.0 / 39916800.0))
+    return _fma(r4 * r4, q8, _fma(r4, q47, q03))
 
 
 @_inline
@@ -187,22 +185,22 @@ def _cosh64(x):
 # values corrected by its fma residual
 
 @_inline
-def _expm1_reduced_dd(x):
-    """(s, lo, n) as _expm1_reduced, for 0 <= x < 2**50, with s + lo to about 2**-60 relative:
+def _expm1_dd(r, c):
+    """expm1(r + c) as s + lo to about 2**-60 relative, for |r| <= ln2/2 and |c| < 2**-40:
     r*r/2 split exactly, the rest of the series (to r**13) rounded once."""
-    r, c, n = _reduce_ln2(x)
     half_r = 0.5 * r
     h2 = half_r * r
     h2_lo = _fma(half_r, r, -h2)
     p, p_lo = _fast_two_sum(h2, (r * h2) * (2.0 * _expm1_series(r)))
     s, e = _fast_two_sum(r, p)
-    return s, e + (p_lo + h2_lo) + c * (1.0 + s), n
+    return s, e + (p_lo + h2_lo) + c * (1.0 + s)
 
 
 @_inline
 def _quarter_expm1(v, c):
     """exp(v) / 4 - c as two doubles, for 0 <= v <= 710.5 and c = 1/4 (v < 38) or 0."""
-    s, lo, n = _expm1_reduced_dd(v)
+    r, lost, n = _reduce_ln2(v)
+    s, lo = _expm1_dd(r, lost)
     t = _pow2(n - 2.0)  # 2**(n - 2): exp(710.5) / 4 is finite, 2**1024 is not
     hi, e = _two_sum(t - c, t * s)  # t - c and t * s exact
     return hi, e + t * lo
@@ -712,85 +710,109 @@ def _cos32_any(x):
 _VECTOR_WIDTHS = (2, 4, 8, 16)
 
 
-def _lanes_function(module, scalar, ty, bound, lanes):
-    """<lanes x ty> -> <lanes x ty>: `scalar` on the lanes with |x| >= bound (or NaN), x on the
-    others, after one test of all lanes."""
-    vty = ir.VectorType(ty, lanes)
-    fn = ir.Function(module, ir.FunctionType(vty, [vty]), f"{scalar.name}_v{lanes}")
+def _all_lanes(b, test):
+    """i1: `test` (a vector of i1) holds in every lane."""
+    lanes = test.type.count
+    mask = b.bitcast(test, ir.IntType(lanes))
+    return b.icmp_unsigned("==", mask, ir.Constant(ir.IntType(lanes), (1 << lanes) - 1))
+
+
+def _all_below(bound):
+    """The lane test of the argument reductions: every |x| < bound (NaN is not)."""
+
+    def test(b, args):
+        x = args[0]
+        small = b.and_(b.fcmp_ordered("<", x, ir.Constant(x.type, [bound] * x.type.count)),
+                       b.fcmp_ordered(">", x, ir.Constant(x.type, [-bound] * x.type.count)))
+        return _all_lanes(b, small), x
+
+    return test
+
+
+def _all_flags_clear(b, args):
+    """The lane test of power: no lane flags itself (args: x, y, flag, the fast result)."""
+    zero = ir.Constant(args[2].type, [0.0] * args[2].type.count)
+    return _all_lanes(b, b.fcmp_ordered("==", args[2], zero)), args[3]
+
+
+def _lanes_function(module, scalar, vty, all_fast):
+    """The vector variant of `scalar`: one test of all lanes (`all_fast` gives it and the vector
+    to return when it holds), else `scalar` lane by lane."""
+    fn = ir.Function(module, ir.FunctionType(vty, [vty] * len(scalar.args)),
+                     f"{scalar.name}_v{vty.count}")
     fn.linkage = "internal"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    x = fn.args[0]
-    small = b.and_(b.fcmp_ordered("<", x, ir.Constant(vty, [bound] * lanes)),
-                   b.fcmp_ordered(">", x, ir.Constant(vty, [-bound] * lanes)))
-    mask = b.bitcast(small, ir.IntType(lanes))
-    all_small = b.icmp_unsigned("==", mask, ir.Constant(ir.IntType(lanes), (1 << lanes) - 1))
+    fast, passthrough = all_fast(b, fn.args)
     entry, slow, done = b.block, fn.append_basic_block("slow"), fn.append_basic_block("done")
-    b.cbranch(all_small, done, slow)
+    b.cbranch(fast, done, slow)
     b.position_at_end(slow)
-    y = x
-    for i in range(lanes):
+    y = passthrough
+    for i in range(vty.count):
         lane = ir.Constant(ir.IntType(32), i)
-        y = b.insert_element(y, b.call(scalar, [b.extract_element(x, lane)]), lane)
+        y = b.insert_element(y, b.call(scalar, [b.extract_element(a, lane) for a in fn.args]),
+                             lane)
     b.branch(done)
     b.position_at_end(done)
     phi = b.phi(vty)
-    phi.add_incoming(x, entry)
+    phi.add_incoming(passthrough, entry)
     phi.add_incoming(y, slow)
     b.ret(phi)
     return fn
 
 
-def _rare_path(name, impl, dtype, bound):
-    """An intrinsic f(x) = impl(x) for |x| >= bound, for loops that LLVM vectorises: a scalar
-    function (noinline, no memory access) whose vector variants test every lane first."""
+def _rare_path(name, impl, dtype, arity, all_fast):
+    """An intrinsic f(args) = impl(args) (one argument, or power's four: x, y, flag, fast) for
+    loops that LLVM vectorises: a scalar function (noinline, no memory access) whose vector
+    variants run it only for the lanes that need it (all_fast: see _lanes_function)."""
     nb = types.float32 if dtype == np.float32 else types.float64
 
-    @intrinsic
-    def rare(typingctx, x):
-        if x != nb:
-            return None
+    def codegen(context, builder, sig, args):
+        mod = builder.module
+        symbol = f"tracejit_{name}"
+        if symbol in mod.globals:
+            return builder.call(mod.globals[symbol], args)
+        ty = context.get_value_type(nb)
+        cres = context.compile_subroutine(builder, impl.py_func, sig)
+        scalar = ir.Function(mod, ir.FunctionType(ty, [ty] * arity), symbol)
+        scalar.linkage = "internal"
+        scalar.attributes.add("noinline")
+        scalar.attributes.add("nounwind")
+        for attr in ("willreturn", "memory(none)"):  # llvmlite does not know these
+            set.add(scalar.attributes, attr)
+        set.add(scalar.attributes, '"vector-function-abi-variant"="' + ",".join(
+            f"_ZGV_LLVM_N{n}{'v' * arity}_{symbol}({symbol}_v{n})" for n in _VECTOR_WIDTHS) + '"')
+        b = ir.IRBuilder(scalar.append_basic_block("entry"))
+        fn = context.declare_function(mod, cres.fndesc)
+        _, value = context.call_conv.call_function(b, fn, sig.return_type, sig.args,
+                                                   scalar.args)
+        b.ret(value)
+        variants = [_lanes_function(mod, scalar, ir.VectorType(ty, n), all_fast)
+                    for n in _VECTOR_WIDTHS]
+        # nothing calls the variants until the vectoriser does: keep them
+        ptr = ir.PointerType(ir.IntType(8))
+        used = ir.GlobalVariable(mod, ir.ArrayType(ptr, len(variants)), "llvm.compiler.used")
+        used.linkage = "appending"
+        used.section = "llvm.metadata"
+        used.initializer = ir.Constant(ir.ArrayType(ptr, len(variants)),
+                                       [v.bitcast(ptr) for v in variants])
+        return builder.call(scalar, args)
 
-        def codegen(context, builder, sig, args):
-            mod = builder.module
-            symbol = f"tracejit_{name}"
-            if symbol in mod.globals:
-                return builder.call(mod.globals[symbol], args)
-            ty = context.get_value_type(nb)
-            cres = context.compile_subroutine(builder, impl.py_func, sig)
-            scalar = ir.Function(mod, ir.FunctionType(ty, [ty]), symbol)
-            scalar.linkage = "internal"
-            scalar.attributes.add("noinline")
-            scalar.attributes.add("nounwind")
-            for attr in ("willreturn", "memory(none)"):  # llvmlite does not know these
-                set.add(scalar.attributes, attr)
-            set.add(scalar.attributes, '"vector-function-abi-variant"="' + ",".join(
-                f"_ZGV_LLVM_N{n}v_{symbol}({symbol}_v{n})" for n in _VECTOR_WIDTHS) + '"')
-            b = ir.IRBuilder(scalar.append_basic_block("entry"))
-            fn = context.declare_function(mod, cres.fndesc)
-            _, value = context.call_conv.call_function(b, fn, sig.return_type, sig.args,
-                                                       scalar.args)
-            b.ret(value)
-            variants = [_lanes_function(mod, scalar, ty, bound, n) for n in _VECTOR_WIDTHS]
-            # nothing calls the variants until the vectoriser does: keep them
-            ptr = ir.PointerType(ir.IntType(8))
-            used = ir.GlobalVariable(mod, ir.ArrayType(ptr, len(variants)), "llvm.compiler.used")
-            used.linkage = "appending"
-            used.section = "llvm.metadata"
-            used.initializer = ir.Constant(ir.ArrayType(ptr, len(variants)),
-                                           [v.bitcast(ptr) for v in variants])
-            return builder.call(scalar, args)
+    def typed(*args):
+        return (nb(*args), codegen) if all(a == nb for a in args) else None
 
-        return nb(x), codegen
-
-    return rare
+    if arity == 1:
+        return intrinsic(lambda typingctx, x: typed(x))
+    return intrinsic(lambda typingctx, x, y, flag, fast: typed(x, y, flag, fast))
 
 
 _MODERATE64 = 1073741824.0  # 2**30: the three-part reduction below errs less than 2**-125
 _MODERATE32 = np.float32(65536.0)  # 2**16: float32 Cody-Waite below errs less than 2**-56
-_sin64_rare = _rare_path("sin64", _sin64_any, np.float64, _MODERATE64)
-_cos64_rare = _rare_path("cos64", _cos64_any, np.float64, _MODERATE64)
-_sin32_rare = _rare_path("sin32", _sin32_any, np.float32, float(_MODERATE32))
-_cos32_rare = _rare_path("cos32", _cos32_any, np.float32, float(_MODERATE32))
+_sin64_rare = _rare_path("sin64", _sin64_any, np.float64, 1, _all_below(_MODERATE64))
+_cos64_rare = _rare_path("cos64", _cos64_any, np.float64, 1, _all_below(_MODERATE64))
+_sin32_rare = _rare_path("sin32", _sin32_any, np.float32, 1,
+                          _all_below(float(_MODERATE32)))
+_cos32_rare = _rare_path("cos32", _cos32_any, np.float32, 1,
+                          _all_below(float(_MODERATE32)))
 
 _PIO2_3 = -1.4973849048591698e-33  # pi/2 - _PIO2_1 - _PIO2_2
 
@@ -897,7 +919,7 @@ def _tan64_any(x):
     return y if abs(x) < np.inf else x - x
 
 
-_tan64_rare = _rare_path("tan64", _tan64_any, np.float64, _MODERATE64)
+_tan64_rare = _rare_path("tan64", _tan64_any, np.float64, 1, _all_below(_MODERATE64))
 
 
 @_inline
@@ -912,8 +934,7 @@ def _tan64(x):
 # In float64, with series only as long as a float32 result needs: 2**(y * log2|x|), log2 of the
 # significand m in [sqrt(2)/2, sqrt(2)) by atanh's series in s = (m - 1) / (m + 1) to s**11
 # (abs error below 2**-36, and |y * log2|x|| < 300 wherever the result is not 0 or inf), 2**f for
-# |f| <= 1/2 by exp's Taylor series to degree 10; then C99's special cases. float64 power stays
-# on libm: within an ulp of glibc it needs log in double-double.
+# |f| <= 1/2 by exp's Taylor series to degree 10; then C99's special cases.
 
 
 @_inline
@@ -968,15 +989,128 @@ def _pow32(x, y):
     return np.float32(_pow_via64(np.float64(x), np.float64(y)))
 
 
+# --------------------------------------------------------------------------- power (float64)
+# log as Arm's optimized-routines pow (glibc's since 2.28, so NumPy's) computes it: x = 2**k z,
+# z in [0x1.69555p-1, 0x1.69555p0) split into 128 subintervals, each with a c such that 1/c has
+# a few bits (z/c - 1 is exact through an fma) and log(c) in two parts; log(x) = k ln2 + log(c) +
+# log1p(z/c - 1) as hi + lo to about 2**-70 relative (log1p's Taylor series to r**9, |r| <
+# 0.0058). Then exp(y log(x)) from y * hi split exactly plus y * lo, by the table-free
+# reduction of sinh and tanh (its table of 2**(i/128) made LLVM scalarise the whole loop: a
+# lookup whose index comes from the log's result): within 0.53 ulp of the exact result. Lanes
+# outside the fast path (x subnormal, zero, inf or nan, or negative with y not an integer; |y|
+# below 2**-65 or from 2**63; |y log(x)| from 512, where results overflow, underflow or may be
+# subnormal) take libm's pow, one lane at a time, through the rare-lane call of sin and cos.
+
+_POW_N = 128
+_POW_OFF = 0x3FE6955500000000  # the bits of 0x1.69555p-1
+
+
+def _pow_log_table():
+    """Per subinterval: 1/c, log(c) rounded to 2**-43 (k ln2_hi + log(c) is then exact) and the
+    rest of log(c); and ln2 split the same way. From 40-digit decimals."""
+    with decimal.localcontext(decimal.Context(prec=40)) as ctx:
+        dec = decimal.Decimal
+        ln2 = ctx.ln(dec(2))
+        # 1/c = m/256: ln(m) for m in [181, 364) by steps ln(m + 1) = ln(m) + 2 atanh(1/(2m + 1))
+        ln_m = {181: ctx.ln(dec(181))}
+        for m in range(181, 363):
+            u = dec(1) / (2 * m + 1)
+            term, total, j = u, u, 1
+            while term > dec("1e-42"):
+                term, j = term * u * u, j + 2
+                total += term / j
+            ln_m[m + 1] = ln_m[m] + 2 * total
+        starts = np.array([_POW_OFF + (i << 45) for i in range(_POW_N + 1)]).view(np.float64)
+        invc, logc, logctail = [], [], []
+        for i in range(_POW_N):
+            center = (starts[i] + starts[i + 1]) / 2
+            m = 2 * round(_POW_N / center) if center < 1 else round(2 * _POW_N / center)
+            log_c = 8 * ln2 - ln_m[m]
+            head = float((log_c * 2**43).to_integral_value()) / 2**43
+            invc.append(m / 256)
+            logc.append(head)
+            logctail.append(float(log_c - dec(head)))
+        ln2_hi = float((ln2 * 2**42).to_integral_value()) / 2**42  # k ln2_hi exact, |k| < 2**11
+        ln2_lo = float(ln2 - dec(ln2_hi))
+    return np.array(invc), np.array(logc), np.array(logctail), ln2_hi, ln2_lo
+
+
+_POW_INVC, _POW_LOGC, _POW_LOGCTAIL, _POW_LN2_HI, _POW_LN2_LO = _pow_log_table()
+
+
+@_inline
+def _pow_log(ix):
+    """log(x) as hi + lo for the bits ix of a positive normal x."""
+    tmp = ix - _POW_OFF
+    i = (tmp >> 45) & (_POW_N - 1)
+    k = tmp >> 52
+    z = _from_bits(ix - (k << 52))
+    kd = _from_bits(k + _MAGIC_BITS) - _MAGIC
+    r = _fma(z, _POW_INVC[i], -1.0)  # exact
+    t1 = kd * _POW_LN2_HI + _POW_LOGC[i]  # exact
+    t2 = t1 + r
+    lo1 = kd * _POW_LN2_LO + _POW_LOGCTAIL[i]
+    lo2 = t1 - t2 + r
+    ar = -0.5 * r
+    ar2 = r * ar
+    ar3 = r * ar2
+    hi = t2 + ar2
+    lo3 = _fma(ar, r, -ar2)
+    lo4 = t2 - hi + ar2
+    # log1p(r) - r + r*r/2 = ar3 * (...): Taylor's coefficients scaled by powers of -r*r/2, in
+    # Estrin's order
+    c45 = _fma(ar2, 16.0 / 9.0, r - 8.0 / 7.0)
+    c03 = _fma(ar2, _fma(r, -2.0 / 3.0, 0.8), _fma(r, 0.5, -2.0 / 3.0))
+    p = ar3 * _fma(ar2 * ar2, c45, c03)
+    lo = (lo1 + lo2) + (lo3 + lo4) + p
+    y = hi + lo
+    return y, hi - y + lo
+
+
+@_inline
+def _pow_exp(x, xtail):
+    """exp(x + xtail) for |x| < 512 and |xtail| < 2**-41."""
+    r, lost, n = _reduce_ln2(x)
+    s, lo = _expm1_dd(r, lost + xtail)
+    h, e = _fast_two_sum(1.0, s)
+    return (h + (e + lo)) * _pow2(n)
+
+
+@_inline
+def _pow64_any(x, y, flag, fast):
+    """libm's pow where flag is set, else the fast path's result."""
+    return fast if flag == 0.0 else x ** y
+
+
+_pow64_rare = _rare_path("pow64", _pow64_any, np.float64, 4, _all_flags_clear)
+
+
+@_inline
+def _pow64(x, y):
+    a = abs(x)
+    hi, lo = _pow_log(_bits(a))
+    ehi = y * hi
+    elo = y * lo + _fma(y, hi, -ehi)
+    r = _pow_exp(ehi, elo)
+    integral = np.floor(y) == y
+    odd = integral & (np.floor(0.5 * y) != 0.5 * y)
+    r = -r if (x < 0.0) & odd else r
+    fast = ((a >= 2.2250738585072014e-308) & (a < np.inf) & ((x > 0.0) | integral)
+            & (abs(y) >= 2.0**-65) & (abs(y) < 2.0**63) & (abs(ehi) < 512.0))
+    return _pow64_rare(x, y, 0.0 if fast else 1.0, r)
+
+
 def vpower(x, y):
     raise NotImplementedError("vpower runs only inside compiled kernels")
 
 
 @overload(vpower, inline="always")
 def _vpower_impl(x, y):
-    # float32 loops only (the op table's choice); a float64 literal exponent is rounded first
+    # a float64 literal exponent in a float32 loop is rounded first
     if isinstance(x, types.Float) and isinstance(y, types.Float) and types.float32 in (x, y):
         return lambda x, y: _pow32(np.float32(x), np.float32(y))
+    if isinstance(x, (types.Float, types.Integer)) and isinstance(y, (types.Float, types.Integer)):
+        return lambda x, y: _pow64(np.float64(x), np.float64(y))
     return None
 
 
