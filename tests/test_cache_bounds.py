@@ -125,7 +125,7 @@ def test_recompile_log_names_the_argument_that_changed(recompile_log):
     assert "float64[3, 5] contiguous -> float32[3, 5] contiguous" in recompile_log.text
     recompile_log.clear()
     traced(np.ones((5, 3), np.float32).T, 2.0)
-    assert "float32[3, 5] contiguous -> float32[3, 5] strided" in recompile_log.text
+    assert "float32[3, 5] contiguous -> float32[3, 5] F-contiguous" in recompile_log.text
     recompile_log.clear()
     traced(np.ones((5, 3), np.float32).T, np.float32(2))
     assert "b: float -> float32 scalar" in recompile_log.text
