@@ -337,13 +337,12 @@ _ufunc_op(np.right_shift, lambda e, dt: f"_rshift({e[0]}, {e[1]}, {dt.itemsize *
 
 # per-element cost of the ops dearer than an add, in the units of cpu.PARALLEL_WORK (calibrated
 # on a * b + c, memory-bound, where two cores gain least): about 4 per ns of compute. Measured
-# in cache on the 2-core EPYC, float64: vector exp 2.4 ns, log1p, cosh and sin 3.5-4, tan 8 (two
-# divisions), libm's pow 14-35; the functions with a vector version in one dtype and libm in the
-# other stay at 20
+# in cache on the 2-core EPYC, float64: vector exp 2.4 ns, log1p, cosh, sin, tanh and sinh
+# 3.5-5, tan 8 (two divisions), power 7-8.5 (libm's 14-35); the functions left on libm at 20
 _COSTS = {12: ("exp", "exp2", "expm1", "log", "log2", "log10"),
-          16: ("log1p", "cosh", "sin", "cos", "arctan"), 28: ("tan",),
-          20: ("arcsin", "arccos", "sinh", "tanh", "arcsinh", "arccosh", "arctanh",
-               "power", "cbrt", "arctan2", "hypot", "floor_divide", "remainder")}
+          16: ("log1p", "cosh", "sin", "cos", "arctan", "sinh", "tanh"), 28: ("tan", "power"),
+          20: ("arcsin", "arccos", "arcsinh", "arccosh", "arctanh",
+               "cbrt", "arctan2", "hypot", "floor_divide", "remainder")}
 for _cost, _names in _COSTS.items():
     for _name in _names:
         register(replace(OPS[_name], cost=_cost))
