@@ -995,11 +995,11 @@ def _pow32(x, y):
 # a few bits (z/c - 1 is exact through an fma) and log(c) in two parts; log(x) = k ln2 + log(c) +
 # log1p(z/c - 1) as hi + lo to about 2**-70 relative (log1p's Taylor series to r**9, |r| <
 # 0.0058). Then exp(y log(x)) from y * hi split exactly plus y * lo, by the table-free
-# reduction of sinh and tanh (its table of 2**(i/128) made LLVM scalarise the whole loop: a
-# lookup whose index comes from the log's result): within 0.53 ulp of the exact result. Lanes
-# outside the fast path (x subnormal, zero, inf or nan, or negative with y not an integer; |y|
-# below 2**-65 or from 2**63; |y log(x)| from 512, where results overflow, underflow or may be
-# subnormal) take libm's pow, one lane at a time, through the rare-lane call of sin and cos.
+# reduction of sinh and tanh (glibc's table of 2**(i/128) made the loop 1.6x slower: lookups
+# that wait on the log's result): within 0.53 ulp of the exact result. Lanes outside the fast
+# path (x subnormal, zero, inf or nan, or negative with y not an integer; |y| below 2**-65 or
+# from 2**63; |y log(x)| from 512, where results overflow, underflow or may be subnormal) take
+# libm's pow, one lane at a time, through the rare-lane call of sin and cos.
 
 _POW_N = 128
 _POW_OFF = 0x3FE6955500000000  # the bits of 0x1.69555p-1
