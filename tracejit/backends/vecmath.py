@@ -997,9 +997,9 @@ def _pow32(x, y):
 # 0.0058). Then exp(y log(x)) from y * hi split exactly plus y * lo, by the table-free
 # reduction of sinh and tanh (glibc's table of 2**(i/128) made the loop 1.6x slower: lookups
 # that wait on the log's result): within 0.53 ulp of the exact result. Lanes outside the fast
-# path (x subnormal, zero, inf or nan, or negative with y not an integer; |y| below 2**-65 or
-# from 2**63; |y log(x)| from 512, where results overflow, underflow or may be subnormal) take
-# libm's pow, one lane at a time, through the rare-lane call of sin and cos.
+# path (x subnormal, inf or nan, or negative with y not an integer; |y| below 2**-65 or from
+# 2**63; |y log(x)| from 512, where results overflow, underflow or may be subnormal) take libm's
+# pow, one lane at a time, through the rare-lane call of sin and cos.
 
 _POW_N = 128
 _POW_OFF = 0x3FE6955500000000  # the bits of 0x1.69555p-1
@@ -1092,11 +1092,13 @@ def _pow64(x, y):
     ehi = y * hi
     elo = y * lo + _fma(y, hi, -ehi)
     r = _pow_exp(ehi, elo)
+    zero = a == 0.0  # common (powers of a ReLU's output): not a rare lane
+    r = (0.0 if y > 0.0 else np.inf) if zero else r
     integral = np.floor(y) == y
     odd = integral & (np.floor(0.5 * y) != 0.5 * y)
-    r = -r if (x < 0.0) & odd else r
-    fast = ((a >= 2.2250738585072014e-308) & (a < np.inf) & ((x > 0.0) | integral)
-            & (abs(y) >= 2.0**-65) & (abs(y) < 2.0**63) & (abs(ehi) < 512.0))
+    r = -r if (_bits(x) < 0) & odd else r  # (-x)**odd, -0.0 included
+    fast = (((a >= 2.2250738585072014e-308) & (abs(ehi) < 512.0)) | zero) & (a < np.inf) & (
+        (x >= 0.0) | integral) & (abs(y) >= 2.0**-65) & (abs(y) < 2.0**63)
     return _pow64_rare(x, y, 0.0 if fast else 1.0, r)
 
 
