@@ -58,6 +58,18 @@ def test_transposed_arguments_and_transposes_inside():
     assert result.flags.c_contiguous
 
 
+def test_copies_are_c_ordered():
+    """`x.copy()` and `np.ascontiguousarray` give C-contiguous arrays, as NumPy's do."""
+    f = fortran((31, 29))
+    _, result = check_layout(lambda a: a.copy(), f)
+    assert result.flags.c_contiguous
+    _, result = check_layout(lambda a: np.ascontiguousarray(a), f)
+    assert result.flags.c_contiguous
+    c = np.ascontiguousarray(f)
+    _, result = check_layout(lambda a: np.ascontiguousarray(a.T), c)
+    assert result.flags.c_contiguous
+
+
 def test_mixed_c_and_f_operands_give_c():
     f = fortran((31, 29))
     c = np.ascontiguousarray(f)
@@ -126,6 +138,8 @@ def test_slow_layout_cases(case):
         assert check_against_numpy(fma, a, a, m)(a, a, m).flags.c_contiguous
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("TRACEJIT_SLOW"), reason="set TRACEJIT_SLOW=1")
 def test_float16_f_ordered():
     _, result = check_layout(fma, *(fortran((20, 30), np.float16, s) for s in range(3)))
     assert result.dtype == np.float16 and result.flags.f_contiguous

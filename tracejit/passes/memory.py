@@ -180,8 +180,9 @@ def fortran_values(graph, steps, leaf_layouts):
     constant, the full transpose of a C-ordered value, or such a result. Broadcast rows and
     columns and scalars do not count; a C-ordered, strided or other view among them makes the
     result C (NumPy may then pick yet another order: F-ordered 3-d plus C-ordered 2-d gives
-    neither). Results of other steps (reductions and row-wise kernels, matmul, slice
-    assignments) stay C."""
+    neither). A copy (`astype` to the same dtype: `x.copy()`, `np.ascontiguousarray`, also
+    `np.copy`, which NumPy would keep F) is C, as `ndarray.copy()` gives. Results of other
+    steps (reductions and row-wise kernels, matmul, slice assignments) stay C."""
     made_by = {v: s for s in steps for v in _stored(s)}
     order = {n: {CONTIGUOUS: "C", FORTRAN: "F"}.get(lay)
              for n, lay in zip(graph.inputs, leaf_layouts)}
@@ -195,8 +196,9 @@ def fortran_values(graph, steps, leaf_layouts):
         elif OPS[n.op].kind == ELEMENTWISE and getattr(made_by.get(n), "kind", ELEMENTWISE) \
                 == ELEMENTWISE:  # computed in an elementwise kernel, stored or fused
             runs = [a for a in n.args if orders_differ(a.shape)]
+            copy = n.op == "astype" and n.dtype == n.args[0].dtype
             order[n] = "F" if orders_differ(n.shape) and any(a.shape == n.shape for a in runs) \
-                and all(order.get(a) == "F" for a in runs) else "C"
+                and all(order.get(a) == "F" for a in runs) and not copy else "C"
         elif _reverses(n):
             order[n] = {"C": "F", "F": "C"}.get(order.get(n.args[0]))
         else:
