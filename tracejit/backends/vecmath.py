@@ -79,6 +79,7 @@ def _fast_two_sum(a, b):
 
 _MAGIC = 6755399441055744.0  # 1.5 * 2**52: x + MAGIC - MAGIC rounds |x| < 2**51 to an integer
 _MAGIC_BITS = 0x4338000000000000
+_DEFAULT_NAN_BITS = -(1 << 51)  # glibc's NaN for (-2)**0.5: x86's default NaN, sign bit set
 _TINY = 2.0**-54  # below this, expm1, log1p, sinh and tanh are x itself (and keep -0.0)
 
 
@@ -980,7 +981,8 @@ def _pow_via64(x, y):
     integral = np.floor(y) == y  # inf counts as even
     odd = integral & (np.floor(0.5 * y) != 0.5 * y)
     r = -r if odd & (_bits(x) < 0) else r  # (-x)**odd, -0.0 and -inf included
-    r = np.nan if (x < 0.0) & (x > -np.inf) & ~integral else r
+    invalid = (x < 0.0) & (x > -np.inf) & ~integral & (y == y)  # glibc's NaN, not y's
+    r = _from_bits(_DEFAULT_NAN_BITS) if invalid else r
     return 1.0 if (y == 0.0) | (x == 1.0) | ((a == 1.0) & (abs(y) == np.inf)) else r
 
 
@@ -997,9 +999,9 @@ def _pow32(x, y):
 # 0.0058). Then exp(y log(x)) from y * hi split exactly plus y * lo, by the table-free
 # reduction of sinh and tanh (glibc's table of 2**(i/128) made the loop 1.6x slower: lookups
 # that wait on the log's result): within 0.53 ulp of the exact result. Lanes outside the fast
-# path (x subnormal, inf or nan, or negative with y not an integer; |y| below 2**-65 or from
-# 2**63; |y log(x)| from 512, where results overflow, underflow or may be subnormal) take libm's
-# pow, one lane at a time, through the rare-lane call of sin and cos.
+# path (x subnormal, inf or nan; |y| below 2**-65 or from 2**63; |y log(x)| from 512, where
+# results overflow, underflow or may be subnormal) take libm's pow, one lane at a time, through
+# the rare-lane call of sin and cos.
 
 _POW_N = 128
 _POW_OFF = 0x3FE6955500000000  # the bits of 0x1.69555p-1
@@ -1097,8 +1099,9 @@ def _pow64(x, y):
     integral = np.floor(y) == y
     odd = integral & (np.floor(0.5 * y) != 0.5 * y)
     r = -r if (_bits(x) < 0) & odd else r  # (-x)**odd, -0.0 included
-    fast = (((a >= 2.2250738585072014e-308) & (abs(ehi) < 512.0)) | zero) & (a < np.inf) & (
-        (x >= 0.0) | integral) & (abs(y) >= 2.0**-65) & (abs(y) < 2.0**63)
+    r = r if (x >= 0.0) | integral else _from_bits(_DEFAULT_NAN_BITS)
+    fast = ((((a >= 2.2250738585072014e-308) & (abs(ehi) < 512.0)) | zero) & (a < np.inf)
+            & (abs(y) >= 2.0**-65) & (abs(y) < 2.0**63))
     return _pow64_rare(x, y, 0.0 if fast else 1.0, r)
 
 
