@@ -199,7 +199,8 @@ def _expm1_dd(r, c):
 
 @_inline
 def _quarter_expm1(v, c):
-    """exp(v) / 4 - c as two doubles, for 0 <= v <= 710.5 and c = 1/4 (v < 38) or 0."""
+    """exp(v) / 4 - c as two doubles, for 0 <= v <= 710.5 and c = 1/4 (exact below v = 38,
+    where tanh is 1 to the last bit) or 0."""
     r, lost, n = _reduce_ln2(v)
     s, lo = _expm1_dd(r, lost)
     t = _pow2(n - 2.0)  # 2**(n - 2): exp(710.5) / 4 is finite, 2**1024 is not
