@@ -37,7 +37,7 @@ times summed per step.
 
 Usage: python bench/bench_dask.py [--size N] [--chunk N] [--cols N] [--repeats N]
            [--schedulers threads distributed] [--only chain sumsq softmax] [--quick]
-           [--breakdown]
+           [--inputs tiled|random|mesh] [--breakdown]
 The full size of the issue (2e9 elements per input, 16 GB each; eager NumPy would need five
 such arrays for the chain): python bench/bench_dask.py --size 2e9 --repeats 1
 """
