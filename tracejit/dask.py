@@ -133,19 +133,22 @@ def compose(graph, values):
     """The graph with each input whose value a traced blockwise layer makes replaced by that
     layer's graph, which reads the layer's own inputs (appended to values). Guarantees: the
     same outputs, computed from the producers' inputs instead of their results."""
-    values, new = list(values), {}
+    values, new, by_name = list(values), {}, {}
     for n in graph.nodes:
-        producer = producer_of(values[n.attrs["index"]]) if n.op == "input" else None
+        value = values[n.attrs["index"]] if n.op == "input" else None
+        producer = producer_of(value)
         if producer is None:
             continue
         segment, inputs = producer
         (root,) = segment.outputs
         if root.shape == n.shape and root.dtype == n.dtype:
-            inner = {node: Node("input", (), {**node.attrs, "index": len(values) + i},
-                                node.shape, node.dtype, node.weak)
-                     for i, node in enumerate(segment.inputs)}
-            values.extend(inputs)
-            new[n] = _copy(segment.nodes, inner)[root]
+            if value.name not in by_name:  # arguments of one name are one computation
+                inner = {node: Node("input", (), {**node.attrs, "index": len(values) + i},
+                                    node.shape, node.dtype, node.weak)
+                         for i, node in enumerate(segment.inputs)}
+                values.extend(inputs)
+                by_name[value.name] = _copy(segment.nodes, inner)[root]
+            new[n] = by_name[value.name]
     if not new:
         return graph, values
     _copy(graph.nodes, new)
