@@ -22,6 +22,7 @@ from .passes.memory import (
     orders_differ,
     outside,
     plan_memory,
+    reverses_axes,
     stored_itemsize,
     writes_out,
 )
@@ -256,7 +257,7 @@ def _host_layout(node, layout):
     base = layout.get(node.args[0]) if node.args else None
     if node.op == "reshape" and base == CONTIGUOUS:
         return CONTIGUOUS
-    if node.op == "transpose" and node.attrs["axes"] == tuple(range(node.ndim))[::-1]:
+    if reverses_axes(node):
         if base == FORTRAN or (base == CONTIGUOUS and not orders_differ(node.shape)):
             return CONTIGUOUS
         if base == CONTIGUOUS:
@@ -268,10 +269,10 @@ def _written_in_place(graph, steps, plan, leaf_layouts):
     """Written-back values whose buffer can be the caller's array itself (value -> that
     argument's input node), instead of a new array copied back at the end. The argument is
     C- or F-contiguous, not returned, and every value in the buffer has its shape, dtype and
-    order. The
-    buffer's first value is stored by an elementwise kernel that reads the argument, if at all,
-    only directly (element by element, then in place), or by a host write (`x[...] = v`)
-    updating the argument; nothing reads the argument's old contents after that step."""
+    order. The buffer's first value is stored by an elementwise kernel that reads the argument,
+    if at all, only directly (element by element, then in place), or by a host write
+    (`x[...] = v`) updating the argument; nothing reads the argument's old contents after that
+    step."""
     writes = graph.meta.get("writes", ())
     if not writes:
         return {}

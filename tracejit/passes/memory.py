@@ -168,7 +168,8 @@ def orders_differ(shape):
     return sum(n > 1 for n in shape) >= 2
 
 
-def _reverses(node):
+def reverses_axes(node):
+    """True for a full transpose (`x.T`): it turns C order into F order and back."""
     return node.op == "transpose" and node.attrs["axes"] == tuple(range(node.ndim))[::-1]
 
 
@@ -199,7 +200,7 @@ def fortran_values(graph, steps, leaf_layouts):
             copy = n.op == "astype" and n.dtype == n.args[0].dtype
             order[n] = "F" if orders_differ(n.shape) and any(a.shape == n.shape for a in runs) \
                 and all(order.get(a) == "F" for a in runs) and not copy else "C"
-        elif _reverses(n):
+        elif reverses_axes(n):
             order[n] = {"C": "F", "F": "C"}.get(order.get(n.args[0]))
         else:
             order[n] = "C" if OPS[n.op].kind != VIEW else None
