@@ -155,3 +155,14 @@ def test_merged_kernels_that_need_each_other_are_scheduled_apart():
     # the value cancels to ~1e-15 from terms of size 1: any order of the sum is within 1e-14
     np.testing.assert_allclose(value, f(a, c), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(grad, 4 * c[0] * (1 - t * t) + 1, rtol=1e-12)
+
+
+def test_slice_assignment_of_a_value_computed_with_its_base_in_one_kernel():
+    # t2 and t3 come from one kernel; t3's slice of t2[::-1] used to be stored over t2's own
+    # buffer while that kernel was still storing t2 there, element by element.
+    def f(a):
+        t2 = np.maximum(np.positive(a), a)
+        t2[::-1] = np.degrees(t2)
+        return t2
+
+    check_against_numpy(f, np.linspace(-2, 3, 36).reshape(6, 6))

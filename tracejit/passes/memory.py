@@ -270,8 +270,10 @@ def plan_memory(graph, steps, fortran=frozenset()):
             if node in regions:
                 write = regions[node]
                 base = write.args[0]
+                # the base's buffer is the write's only if this kernel does not store the base
+                # too (it would store base elements over the slice it writes) and nothing reads it
                 unread = base in live and base not in taken_over and base not in fortran \
-                    and live[base][1] == \
+                    and live[base][0] != k and live[base][1] == \
                     live[write][0] and not any(base in _roots(a, live) for s in
                                                steps[k:live[write][0]] for a in s.inputs)
                 if unread and (write not in returned or storage[assignment[base]].nbytes
