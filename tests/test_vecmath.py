@@ -305,3 +305,21 @@ def test_loops_vectorise(dtype):
     asm = LOOPS[dtype].inspect_asm((nb[::1], nb[:, ::1]))
     assert len(re.findall(r"\bv?(mul|fmadd\w*)p[sd]\s", asm)) > 50  # packed: 2-8 lanes
     assert not re.search(r"call\w*\s+\w*(exp|log|cosh)", asm)
+
+
+def small_integer_math(x):
+    return np.arctan(x), np.sin(x), np.tanh(x), np.log1p(x), np.exp(x)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.bool_])
+def test_small_integers_give_float16(dtype):
+    """int8 and bool arguments give float16 results, as NumPy's do. (arctan's sign through
+    copysign once made LLVM convert float64 straight to float16: a libcall the JIT cannot link,
+    which crashed the process.)"""
+    x = (np.arange(-60, 60) % 2 if dtype == np.bool_ else np.arange(-60, 60)).astype(dtype)
+    traced = tj.trace(small_integer_math, fallback="raise")
+    with np.errstate(all="ignore"):
+        for got, want in zip(traced(x), small_integer_math(x)):
+            assert got.dtype == want.dtype == np.float16
+            np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32),
+                                       rtol=1e-3, atol=1e-4)

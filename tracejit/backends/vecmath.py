@@ -482,8 +482,10 @@ def _arctan_via64(x):
     p = p * z - 1.0 / 3.0
     y = 4.0 * (t + t * z * p)
     y = 1.5707963267948966 - y if big else y
-    y = np.copysign(y, x)
-    return x if x != x else y
+    # the sign by a select, not copysign: LLVM folds a float16 rounding of copysign(y, x) for
+    # an integer x into a float64-to-float16 conversion, a libcall the JIT cannot link
+    y = -y if x < 0.0 else y
+    return x if x != x or x == 0.0 else y
 
 
 @_inline
