@@ -433,7 +433,9 @@ def first_call_child(peer: str, n: int) -> None:
     if peer.startswith("tracejit"):
         import tracejit as tj
 
-        fn = tj.trace(ref.chain_numpy, fuse=peer == "tracejit fused", fallback="raise")
+        # the default mode, named: importing harness made "sync" this process's default
+        fn = tj.trace(ref.chain_numpy, fuse=peer == "tracejit fused", fallback="raise",
+                      compile="overlap")
     elif peer == "numba":
         fn = ref.chain_numba
     elif peer == "jax.jit":
@@ -462,7 +464,6 @@ def first_calls(peers: list[str], n: int) -> dict[str, dict[str, Any]]:
             if peer not in peers:
                 continue
             env = dict(os.environ)
-            env.pop("TRACEJIT_COMPILE", None)  # the default mode, as a user's first call runs
             warm_too = peer.startswith("tracejit") or peer == "torch.compile"
             cache = str(Path(tmp) / peer.replace(" ", "-"))
             env["TRACEJIT_CACHE_DIR"] = cache
