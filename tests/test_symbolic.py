@@ -254,6 +254,7 @@ def _network(n):
 
 
 @pytest.mark.parametrize("n", [8])
+@pytest.mark.filterwarnings("ignore::tracejit.CompileTimeWarning")  # unrolled on purpose
 def test_forward_only_network_in_two_buffers(n):
     h, w, out = _network(n)
     hv = np.linspace(-1, 1, 12).reshape(3, 4)
