@@ -106,6 +106,7 @@ class _Pending:
         self.compiles = True
         self.decided.set()
 
+
 _compiling = set()  # background compile threads now running
 _stopping = threading.Event()  # set at interpreter exit: compile threads stop between kernels
 
