@@ -323,7 +323,7 @@ class TracedFunction:
             elif entry is not stale:
                 self._hit(entry)
             if entry.__class__ is _Pending:
-                if not (wait and not traced_here or entry.done.is_set()):
+                if not entry.done.is_set() and (traced_here or not wait):
                     return entry, ()
                 entry.done.wait()
                 entry = self._settle(key, entry, call)
