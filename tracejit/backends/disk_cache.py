@@ -49,6 +49,10 @@ def cache_dir():
     return Path(base) / "tracejit"
 
 
+# the helper modules kernels call into: part of every kernel's key, and cached in library/
+_LIBRARY = {m.__name__: m for m in (scalar_helpers, vecmath)}
+
+
 def _environment_digest():
     """What a compiled kernel depends on besides its own source (CPU features are in Numba's
     index key)."""
@@ -56,7 +60,7 @@ def _environment_digest():
     for part in (sys.version, platform.machine(), np.__version__, numba.__version__,
                  llvmlite.__version__):
         h.update(part.encode() + b"\0")
-    for module in (scalar_helpers, vecmath):
+    for module in _LIBRARY.values():
         h.update(Path(module.__file__).read_bytes())
     return h.hexdigest()
 
@@ -138,7 +142,6 @@ def attach(dispatcher, source, parallel):
     return dispatcher
 
 
-_LIBRARY = {m.__name__: m for m in (scalar_helpers, vecmath)}
 _library_attached = [False]
 
 
