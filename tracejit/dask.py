@@ -256,6 +256,7 @@ class _Lowering:
             return da.reduction(partials, chunk=_partial, combine=merge, aggregate=merge,
                                 name=f"{self.prefix}-{n.op}", axis=axes, keepdims=keepdims,
                                 dtype=n.dtype, concatenate=True,
+                                split_every=_split_every(partials, axes),
                                 meta=np.empty((0,) * n.ndim, n.dtype))
         (axis,) = axes
         best = _node(combine, [x], {"axis": axes, "keepdims": True}, n)
@@ -264,7 +265,7 @@ class _Lowering:
         pick = getattr(np, n.op)
         return da.reduction(pairs, chunk=_partial, combine=_ArgMerge(pick),
                             aggregate=_ArgMerge(pick, final=True), name=f"{self.prefix}-{n.op}",
-                            axis=axes,
+                            axis=axes, split_every=_split_every(pairs, axes),
                             keepdims=keepdims, dtype=n.dtype, concatenate=True,
                             meta=np.empty((0,) * n.ndim, n.dtype))
 
@@ -306,8 +307,15 @@ class _Lowering:
         dtype = roots[0].dtype
         if len(roots) == 2:
             step, dtype = _PackArgs(step), _arg_record(dtype)
+        # axes an input has and the result lacks (a row-wise reduction's, a broadcast length-1
+        # axis's) are whole chunks: Dask then passes each such block in a list of one, which
+        # the step unwraps. Concatenating (only needed across several blocks) would keep Dask
+        # from fusing this layer with the blockwise layers that read it (a reduction's chunk
+        # step, Dask's own elementwise work): an extra task per chunk.
+        contracted = {s for idx in indices if idx is not None for s in idx} - set(out)
+        concatenate = True if any(len(chunkss[s]) > 1 for s in contracted) else None
         result = da.blockwise(step, out, *[x for pair in zip(arrays, indices) for x in pair],
-                              token=self.prefix, dtype=dtype, concatenate=True,
+                              token=self.prefix, dtype=dtype, concatenate=concatenate,
                               new_axes=new_axes or None,
                               adjust_chunks=reduced_symbols or None,
                               meta=np.empty((0,) * len(out), dtype))
@@ -340,6 +348,24 @@ class _Lowering:
         for r in roots:
             visit(r)
         return members, inputs
+
+
+# Partial results merged per task of a split reduction's tree: as many as fit in this many
+# bytes (a scalar partial per chunk: up to _MERGE_MAX at once), at least 2 per reduced axis.
+# Dask's default (4 over all axes: 2 per axis of a 2-d sum) makes a task of every 2 partials,
+# and on a distributed cluster each task costs milliseconds of scheduling, whatever it holds.
+_MERGE_BYTES = 32 << 20
+_MERGE_MAX = 64
+
+
+def _split_every(partials, axes):
+    """da.reduction's split_every: {axis: partials merged at once along it}."""
+    block = partials.dtype.itemsize * int(np.prod([max(c) for d, c in enumerate(partials.chunks)
+                                                  if d not in axes]))
+    fit = max(min(_MERGE_BYTES // max(block, 1), _MERGE_MAX), 2)
+    split = [a for a in axes if partials.numblocks[a] > 1] or list(axes)
+    each = max(int(fit ** (1 / len(split)) + 1e-9), 2)
+    return {a: each if a in split else 2 for a in axes}
 
 
 def _node(op, args, attrs, like):
@@ -472,11 +498,19 @@ class ChunkStep:
             return exe
 
     def __call__(self, *blocks):
+        blocks = [_one_block(b) for b in blocks]
         out = self.executable(blocks).run(*blocks)
         if isinstance(out, tuple):
             return tuple(np.asarray(o) for o in out)
         # a 0-d result stays a NumPy scalar, as Dask's own chunks of NumPy scalars are
         return out if isinstance(out, (np.ndarray, np.generic)) else np.asarray(out)
+
+
+def _one_block(block):
+    """A block Dask passes in (nested) lists of one, along axes it does not concatenate."""
+    while isinstance(block, list):
+        (block,) = block
+    return block
 
 
 def _arg_record(dtype):
