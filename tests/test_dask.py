@@ -366,8 +366,8 @@ def _field(x, y, c):
 def test_field_on_a_mesh_composes_with_a_row_softmax_into_one_task_per_chunk():
     x, y = da.linspace(-1.0, 1.0, 60, chunks=(20, 25, 15)), da.linspace(-1.0, 1.0, 50, chunks=50)
     out = _check(softmax, _field(x, y, 0.25))
-    # the linspaces' and their views' chunks, then one task per chunk: field and softmax
-    assert len(out.__dask_graph__()) == 3 + 3 + 1 + 1 + 3
+    # the linspaces' chunks, then one task per chunk: the views, field and softmax
+    assert len(out.__dask_graph__()) == 3 + 1 + 3
     X, Y = np.linspace(-1.0, 1.0, 60), np.linspace(-1.0, 1.0, 50)
     assert_same(out.compute(), softmax.eager(_field.eager(X, Y, 0.25)), rtol=1e-12)
 
@@ -384,3 +384,41 @@ def test_row_reduction_is_not_split_by_another_inputs_chunks():
     whole_rows, split_rows = _chunked(M, ((20, 25, 15), 50)), _chunked(M[::-1], M_SPLIT)
     composed = plus(centre(whole_rows), split_rows)  # the max's rows would be split
     assert_same(composed.compute(), centre.eager(M) + M[::-1] * 0.5, rtol=1e-12)
+
+
+def test_composed_sum_on_a_mesh_is_one_task_per_chunk_and_one_merge():
+    x, y = da.linspace(-1.0, 1.0, 60, chunks=(20, 25, 15)), da.linspace(-1.0, 1.0, 50, chunks=50)
+    s = _sumsq(_field(x, y, 0.25))
+    (opt,) = dask.optimize(s)
+    # the linspaces' chunks, a task per chunk (views, field, square, partial sum), one merge
+    assert len(opt.__dask_graph__()) == 3 + 1 + 3 + 1
+    (plain,) = dask.optimize(_sumsq.eager(_field.eager(x, y, 0.25)))
+    assert len(opt.__dask_graph__()) < len(plain.__dask_graph__())
+    X, Y = np.linspace(-1.0, 1.0, 60), np.linspace(-1.0, 1.0, 50)
+    assert_same(s.compute(), np.sum(_field.eager(X, Y, 0.25) ** 2), rtol=1e-12)
+
+
+def test_many_partial_sums_merge_in_few_tasks():
+    x = _chunked(np.arange(1000.0), 10)  # 100 chunks, a partial sum each
+    (opt,) = dask.optimize(_sumsq(x))
+    merges = [k for k in dict(opt.__dask_graph__()) if "-sum-partial-" in k[0]
+              or "-sum-aggregate-" in k[0]]
+    assert len(merges) == 3  # 64 partial sums at once (Dask's default: 4, in 34 tasks)
+    assert_same(_sumsq(x).compute(), np.sum(np.arange(1000.0) ** 2))
+
+
+def test_distributed_composed_producer_and_reduction():
+    distributed = pytest.importorskip("distributed")
+    x = da.linspace(-1.0, 1.0, 60, chunks=(20, 25, 15))
+    y = da.linspace(-1.0, 1.0, 50, chunks=(30, 20))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        field = _field(x, y, 0.25)
+        got_sum, got_max = client.compute([_sumsq(field), softmax(field).max(axis=0)],
+                                          sync=True)
+    F = _field.eager(np.linspace(-1.0, 1.0, 60), np.linspace(-1.0, 1.0, 50), 0.25)
+    assert got_sum.dtype == np.float64 and got_sum.shape == ()
+    np.testing.assert_allclose(got_sum, np.sum(F * F), rtol=1e-12)
+    assert got_max.shape == (50,)
+    np.testing.assert_allclose(got_max, softmax.eager(F).max(axis=0), rtol=1e-12)

@@ -10,8 +10,10 @@ is lowered onto Dask node by node (`lower`):
 - a reduction over a split axis is a `da.reduction` whose per-chunk step is a fused kernel
   ending in the reduction with `keepdims` (one partial result per chunk), merged by the op
   table's `combine` reduction; argmax and argmin carry each partial's index with its value;
-- views and matmul are Dask's own (it slices, transposes and multiplies blocks itself); any
-  other op runs on Dask arrays through its NumPy reference, with a `FallbackWarning`.
+- views and matmul are Dask's own (it slices, transposes and multiplies blocks itself), but a
+  kernel reading a view that only inserts length-1 axes (`x[:, None]`) reads `x`'s chunks and
+  inserts the axes itself; any other op runs on Dask arrays through its NumPy reference, with
+  a `FallbackWarning`.
 
 Traced steps compose (`compose`), as jax.jit of composed functions does: an argument that is
 the blockwise result of a traced function on Dask arrays is replaced by that function's graph
@@ -44,7 +46,7 @@ from .graph import Graph, Node
 from .ops import ELEMENTWISE, MATMUL, OPS, REDUCTION, VIEW
 from .passes.fusion import schedule
 from .passes.simplify import simplify
-from .passes.views import fuse_unit_views
+from .passes.views import fuse_unit_views, is_unit_view
 
 
 def is_dask_array(x):
@@ -169,6 +171,25 @@ def _copy(nodes, new):
 # ---------------------------------------------------------------------------------------------
 # the graph onto Dask
 
+_VIEWS = {}  # Dask array name -> (weak reference to the array, the array it is a unit view of)
+
+
+def _remember_view(array, source):
+    """array is source with length-1 axes inserted or removed (Dask's own view)."""
+    name = array.name
+
+    def forget(ref):
+        if _VIEWS.get(name, (None,))[0] is ref:
+            del _VIEWS[name]
+
+    _VIEWS[name] = (weakref.ref(array, forget), source)
+
+
+def _view_source(value):
+    entry = _VIEWS.get(value.name) if is_dask_array(value) else None
+    return None if entry is None or entry[0]() is None else entry[1]
+
+
 def _split_axes(value):
     """Axes of a materialised value that chunk boundaries split."""
     chunks = getattr(value, "chunks", ())
@@ -212,6 +233,8 @@ def lower(graph, values, fuse=True, parallel=None):
                 unmapped.append(f"{n.op}{_where(n)}")
             args = [lowering.dask(a) for a in n.args]
             env[n] = OPS[n.op].ref(*args, **n.attrs)
+            if is_unit_view(n) and is_dask_array(args[0]) and is_dask_array(env[n]):
+                _remember_view(env[n], args[0])
     outputs = [o.attrs["value"] if o.is_scalar_const() else lowering.dask(o)
                for o in graph.outputs]
     return outputs, unmapped
@@ -287,9 +310,8 @@ class _Lowering:
                 index[m] = symbols.infer(m, index)
             find = symbols.find
             values = [self.env[node] for node in inputs]
-            indices = [tuple(map(find, index[node])) if is_dask_array(v) else None
-                       for node, v in zip(inputs, values)]
-            chunkss, arrays = unify_chunks(*[x for pair in zip(values, indices) for x in pair])
+            read, indices, expand = self._read(inputs, values, index, find)
+            chunkss, arrays = unify_chunks(*[x for pair in zip(read, indices) for x in pair])
             # a row-wise reduction whose rows the other inputs' chunks would split runs first,
             # on its own inputs' chunks (whole rows); the rest reads its result
             split_rows = [m for m in members if m not in roots and OPS[m.op].kind == REDUCTION
@@ -303,7 +325,7 @@ class _Lowering:
         new_axes = {s: n for s, n in zip(out, roots[0].shape) if s not in chunkss}
         reduced_symbols = {out[a]: 1 for a in axes}
         scalars = [not is_dask_array(v) and not isinstance(v, np.ndarray) for v in values]
-        step = ChunkStep(_template(members, inputs, roots, scalars), *self.options)
+        step = ChunkStep(_template(members, inputs, roots, scalars), *self.options, expand)
         dtype = roots[0].dtype
         if len(roots) == 2:
             step, dtype = _PackArgs(step), _arg_record(dtype)
@@ -328,6 +350,29 @@ class _Lowering:
         elif reduced is None:
             _remember(result, step.graph, values)
         return result
+
+    @staticmethod
+    def _read(inputs, values, index, find):
+        """What the blockwise layer reads for each input, its index symbols, and how the step
+        makes the input's block of it (ChunkStep's `expand`). An input that is a view inserting
+        length-1 axes into a Dask array (`x[:, None]`, as a mesh is made) reads that array,
+        and the step inserts the axes: no task per chunk for the view, no axis of an input
+        that the result lacks (a length-1 axis against a longer one has its own symbol), so
+        Dask fuses the layer with the tasks making the array's chunks (`fuse_roots`)."""
+        read, indices, expand = [], [], []
+        for node, value in zip(inputs, values):
+            idx = tuple(map(find, index[node])) if is_dask_array(value) else None
+            source = _view_source(value)
+            keep = [d for d, k in enumerate(node.shape) if k != 1]
+            if source is None or len(keep) != source.ndim or 1 in source.shape:
+                read.append(value)
+                indices.append(idx)
+                expand.append(None)
+            else:
+                read.append(source)
+                indices.append(tuple(idx[d] for d in keep))
+                expand.append((tuple(keep), node.ndim))
+        return read, indices, tuple(expand)
 
     def _segment(self, roots):
         """The deferred nodes roots depend on (producers first) and the materialised values
@@ -467,10 +512,13 @@ class ChunkStep:
     """Runs a segment graph on one chunk of each input. Pickles as the graph (plain data);
     the Executable for each chunk signature is built in the process that runs it."""
 
-    def __init__(self, graph, fuse=True, parallel=False):
+    def __init__(self, graph, fuse=True, parallel=False, expand=None):
         self.graph, self.options = graph, (fuse, parallel)
-        self.token = hashlib.sha1(f"{graph}|{graph.out_tree}|{self.options}".encode()
-                                  ).hexdigest()
+        # per input: None, or (axes, ndim): the block Dask passes has the input's axes
+        # `axes` only, the others are length-1 axes to insert
+        self.expand = expand if expand and any(expand) else None
+        self.token = hashlib.sha1(f"{graph}|{graph.out_tree}|{self.options}|{self.expand}"
+                                  .encode()).hexdigest()
 
     def __dask_tokenize__(self):
         # by content: the same function on the same arrays gives the same Dask keys, so Dask
@@ -499,6 +547,8 @@ class ChunkStep:
 
     def __call__(self, *blocks):
         blocks = [_one_block(b) for b in blocks]
+        if self.expand is not None:
+            blocks = [b if e is None else _insert_axes(b, *e) for b, e in zip(blocks, self.expand)]
         out = self.executable(blocks).run(*blocks)
         if isinstance(out, tuple):
             return tuple(np.asarray(o) for o in out)
@@ -511,6 +561,13 @@ def _one_block(block):
     while isinstance(block, list):
         (block,) = block
     return block
+
+
+def _insert_axes(block, axes, ndim):
+    shape = [1] * ndim
+    for d, n in zip(axes, block.shape):
+        shape[d] = n
+    return block.reshape(shape)
 
 
 def _arg_record(dtype):
