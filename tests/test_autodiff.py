@@ -506,3 +506,70 @@ def test_training_loop_traces_once():
         params = [[w - 0.1 * gw, b - 0.1 * gb] for (w, b), (gw, gb) in zip(params, grads)]
     assert step.cache_info().traces == 1
     assert value < first
+
+
+def _mlp_float32(batch=8, width=16, layers=3, seed=0):
+    rng = np.random.default_rng(seed)
+    f32 = np.float32
+    params = [(rng.standard_normal((width, width), dtype=f32) * f32(width ** -0.5),
+               rng.standard_normal(width, dtype=f32) * f32(0.1)) for _ in range(layers)]
+    return (params, rng.standard_normal((batch, width), dtype=f32),
+            rng.standard_normal((batch, width), dtype=f32))
+
+
+def _mlp_grad_by_hand(params, x, y):
+    """The value and gradient a NumPy user writes: forward keeping activations, chain rule."""
+    acts, pre, h = [x], [], x
+    for k, (w, b) in enumerate(params):
+        z = h @ w + b
+        pre.append(z)
+        h = np.maximum(z, 0) if k < len(params) - 1 else z
+        acts.append(h)
+    diff = h - y
+    g = diff * (1.0 / diff.size)
+    grads = [None] * len(params)
+    for k in reversed(range(len(params))):
+        if k < len(params) - 1:
+            g = g * (pre[k] > 0)
+        grads[k] = (acts[k].T @ g, g.sum(axis=0))
+        g = g @ params[k][0].T
+    return 0.5 * np.mean(diff ** 2), grads
+
+
+@needs_reductions
+def test_float32_mlp_gradient_matches_numpy_and_runs_no_broadcast_views():
+    """The gradient of a mean is a scalar times the cotangent: the plan reads the scalar in a
+    kernel, with no broadcast_to or reshape host steps for it."""
+    params, x, y = _mlp_float32()
+    loss = lambda p, x, y: 0.5 * np.mean((mlp(p, x) - y) ** 2)
+    step = tj.value_and_grad(loss)
+    value, grads = step(params, x, y)
+    want_value, want = _mlp_grad_by_hand(params, x, y)
+    assert isinstance(value, np.float32)
+    np.testing.assert_allclose(value, want_value, rtol=1e-5)
+    for (gw, gb), (ww, wb) in zip(grads, want):
+        for got, ref in ((gw, ww), (gb, wb)):
+            assert got.dtype == np.float32 and got.shape == ref.shape
+            np.testing.assert_allclose(got, ref, rtol=2e-4, atol=1e-6)
+    report = step.explain(params, x, y)
+    hosted = [s.node.op for s in report.executable.steps if hasattr(s, "node")]
+    assert "broadcast_to" not in hosted and "reshape" not in hosted, hosted
+
+
+def test_broadcast_views_read_directly_only_where_the_shape_is_kept():
+    """An elementwise op reads what a broadcast view shows when broadcasting gives its shape
+    anyway; a view that makes the shape stays."""
+    v, m = np.arange(4.0), np.ones((3, 4))
+
+    def f(v, m):
+        s = np.sum(v)
+        return (np.broadcast_to(v, (3, 4)) * 2.0, m * np.broadcast_to(v, (3, 4)),
+                m - np.broadcast_to(np.reshape(s, (1, 1)), (3, 4)))
+
+    traced = tj.trace(f, fallback="raise")
+    got = traced(v, m)
+    for g, w in zip(got, f(v, m)):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+    graph = traced.graph(v, m)
+    assert sum(n.op == "broadcast_to" for n in graph.nodes) == 1  # the first one makes (3, 4)
