@@ -7,13 +7,20 @@ ReLU between them), differentiated with respect to every weight and bias. Peers:
 Both results are checked against each other before timing. The tracejit peer is reported as
 "not supported yet" when this tree cannot trace the loss (np.mean / matmul missing).
 
-Usage: python bench/bench_grad.py [--batch N] [--width N] [--layers N] [--quick]
+With --steps it also prints the compiled plan step by step: each BLAS call with its operands'
+shapes and layouts (C, F or strided: a transpose reaches BLAS as an F-ordered view, not a copy)
+and each fused kernel with its ops and the bytes it reads and writes, with its median time.
+
+Usage: python bench/bench_grad.py [--batch N] [--width N] [--layers N] [--quick] [--steps]
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import statistics
 import sys
+import time
 from pathlib import Path
 
 _BENCH = Path(__file__).resolve().parent
@@ -66,12 +73,73 @@ def leaves(tree):
     return [tree]
 
 
+def _describe(a):
+    if not isinstance(a, np.ndarray) or a.ndim == 0:
+        return "scalar"
+    order = "C" if a.flags.c_contiguous else "F" if a.flags.f_contiguous else "strided"
+    return f"{a.dtype}{list(a.shape)} {order}"
+
+
+def _bytes(a):
+    """Bytes of memory an array argument spans (a broadcast axis counts once)."""
+    if not isinstance(a, np.ndarray):
+        return 0
+    return int(np.prod([n for n, st in zip(a.shape, a.strides) if st], dtype=np.int64)) \
+        * a.itemsize
+
+
+def plan_steps(traced, args, calls=30):
+    """The compiled plan of traced(*args), step by step: (median seconds, what runs, detail),
+    timing each kernel and host call of the executable's run() in a copy of its namespace."""
+    exe = traced.explain(*args).executable
+    ns, seen, times = dict(exe.namespace), {}, {}
+    kernel_ops = iter(" ".join(k.ops) for k in exe.kernels)
+    written = set(exe.memory.regions.values())  # slice writes stored by their kernels: no call
+    host_ops = iter(s.node.op for s in exe.steps if hasattr(s, "node") and s.node not in written)
+
+    def wrap(name, fn):
+        def timed(*a, **kw):
+            t0 = time.perf_counter()
+            out = fn(*a, **kw)
+            times.setdefault(name, []).append(time.perf_counter() - t0)
+            if name not in seen:
+                arrays = [*a, *kw.values()]
+                if name.startswith("k"):
+                    what = f"kernel {next(kernel_ops)}"
+                    detail = f"{sum(_bytes(x) for x in arrays) / 2 ** 20:.2f} MiB moved"
+                else:
+                    what = next(host_ops)
+                    detail = ", ".join(_describe(x) for x in arrays if isinstance(x, np.ndarray))
+                seen[name] = (what, detail)
+            return out
+        return timed
+
+    for name in [n for n in ns if re.fullmatch(r"[kf]\d+", n)]:
+        ns[name] = wrap(name, ns[name])
+    exec(compile(exe.source, "<tracejit-run timed>", "exec"), ns)
+    flat = [leaf for a in args for leaf in leaves(a)]
+    for _ in range(calls):
+        ns["run"](*flat)
+    return [(statistics.median(times[n]), *seen[n]) for n in seen]  # in call order
+
+
+def print_steps(steps):
+    blas = [s for s in steps if s[1] == "matmul"]
+    print(f"-- plan: {len(steps)} steps, {sum(s[1].startswith('kernel') for s in steps)} "
+          f"kernels; median ms per step")
+    for t, what, detail in steps:
+        print(f"  {t * 1e3:7.3f}  {what}: {detail}")
+    total = sum(s[0] for s in steps)
+    print(f"  {total * 1e3:7.3f}  in all; matmul {sum(s[0] for s in blas) * 1e3:.3f}")
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--width", type=int, default=1024)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--quick", action="store_true", help="few repeats")
+    p.add_argument("--steps", action="store_true", help="time the compiled plan step by step")
     p.add_argument("--json", default=None, help="output path (default bench/results/grad.json)")
     return p.parse_args(argv)
 
@@ -117,6 +185,8 @@ def main(argv=None):
     path = harness.save_json(args.json or "grad", [{"workload": row.workload, "times_s": row.times,
                                                      "notes": row.notes, **row.extra}])
     print(f"wrote {path}")
+    if args.steps and "tracejit grad" in peers:
+        print_steps(plan_steps(peers["tracejit grad"], (params, x, y)))
     return table
 
 
