@@ -156,6 +156,27 @@ def test_generated_code_is_readable():
     assert "x0.shape != _k0" in special and "k0(x0, x1, x2, o0)" in special
 
 
+def test_the_fast_path_is_the_traced_functions_own_call():
+    traced = tj.trace(fma, fallback="raise")
+    other = tj.trace(fma, fallback="raise")
+    args = np.ones(3), np.ones(3), 1.0
+    traced(*args)
+    assert type(traced).__call__ is traced._fast.last  # one Python frame per cached call
+    assert type(other).__call__ is tj.TracedFunction.__call__  # each function has its own
+    with tj.disable():
+        assert calls_counted(traced, *args)[1:] == (0, 0)  # the plain function ran
+
+
+def test_a_traced_function_called_while_tracing_another_is_not_captured_state():
+    scale = tj.trace(lambda: np.exp(np.ones(())), fallback="raise")
+    outer = tj.trace(lambda x: x * scale(), fallback="raise")
+    scale()  # compiled, so its fast path is its __call__ when `outer` is traced
+    for n in (1, 2, 3, 2):
+        x = np.linspace(0, 1, n)
+        assert_same(outer(x), x * np.exp(np.ones(())))
+    assert outer.cache_info().traces == 3  # once per shape: nothing in scale's fast path
+
+
 def sgd_step(w, g):
     w -= 0.5 * g
 

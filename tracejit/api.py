@@ -252,10 +252,31 @@ class TracedFunction:
         self._stats_lock = threading.Lock()
         self._stats = dict(misses=0, traces=0, kernels_compiled=0, fallbacks=0)
         self._hits = itertools.count()
-        self._fast = FastPaths(self._hits)  # generated per argument structure (dispatch.py)
+        self._fast = self._fast_paths()  # generated per argument structure (dispatch.py)
         self._last_signature = None  # for TRACEJIT_LOG=recompiles
         # Python scalar arguments the function uses as Python values: traced by value
         self._value_scalars = set()
+
+    def __new__(cls, *args, **kwargs):
+        # a class of its own, whose __call__ FastPaths replaces with the generated fast path of
+        # the signature that ran last: a cached call is then one Python frame
+        own = type(cls.__name__, (cls,), {"__module__": cls.__module__,
+                                          "__qualname__": cls.__qualname__})
+        return super().__new__(own)
+
+    def _fast_paths(self):
+        cls = type(self)
+        # a subclass with a __call__ of its own (SymbolicFunction's takes keywords) keeps it
+        own = cls.__mro__[1].__call__ is TracedFunction.__call__
+
+        def install(run):
+            if not own:
+                return
+            if run is not None:
+                cls.__call__ = run
+            elif "__call__" in vars(cls):
+                del cls.__call__  # the general path, inherited
+        return FastPaths(self._hits, cls._general, _disabled, install)
 
     def __get__(self, obj, objtype=None):
         return self if obj is None else functools.partial(self, obj)
@@ -263,14 +284,15 @@ class TracedFunction:
     # -- calling --------------------------------------------------------------------------------
 
     def __call__(self, *args, **kwargs):
+        # replaced, in this function's own class, by the fast path of the entry that ran last
+        return self._general(args, kwargs)
+
+    def _general(self, args, kwargs):
         if _disabled[0]:
             return self.fn(*args, **kwargs)
         # fast path: arguments shaped and typed as a call compiled before (dispatch.py)
-        fast = self._fast
-        result = fast.last(args, kwargs)
-        if result is not MISS:
-            return result
-        for run in fast.by_shape.get(call_shape(args, kwargs) if kwargs else len(args), ()):
+        for run in self._fast.by_shape.get(call_shape(args, kwargs) if kwargs else len(args),
+                                           ()):
             result = run(args, kwargs)
             if result is not MISS:
                 return result
@@ -471,7 +493,7 @@ class TracedFunction:
         if not names or set(names) <= self._value_scalars:
             raise TraceError(str(needed)) from None  # cannot happen twice; never loop
         self._value_scalars.update(names)
-        self._fast = FastPaths(self._hits)  # which leaves are keyed by value changed
+        self._fast = self._fast_paths()  # which leaves are keyed by value changed
         if _log_enabled("recompiles"):
             _emit(f"tracejit: {self.__name__} uses {', '.join(names)} as a Python value, so it "
                   f"is static from now on (each new value traces again): {needed}")
@@ -629,7 +651,7 @@ class TracedFunction:
             for k in self._stats:
                 self._stats[k] = 0
             self._hits = itertools.count()
-            self._fast = FastPaths(self._hits)
+            self._fast = self._fast_paths()
 
     def __repr__(self):
         return f"<traced function {self.__name__}>"

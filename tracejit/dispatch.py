@@ -3,8 +3,9 @@ with (which positions hold arrays, Python or NumPy scalars, static values, dicts
 them, under which keyword names), a generated Python function checks the arguments' types,
 builds one flat key of the arrays' shapes, dtypes and strides, and runs the Executable
 registered under that key. It flattens no pytree and computes no full signature: a cached call
-costs a few attribute reads per array. The entry that ran last has a function of its own, tried
-first: the same checks against its key's values, then the Executable's lines inline. A function
+costs a few attribute reads per array. The entry that ran last has a function of its own: the
+same checks against its key's values, then the Executable's lines inline, installed as the
+traced function's own `__call__` (one Python frame for the whole call). A function
 that writes into its arguments is served after a check that they can be written and overlap no
 other argument. Anything the fast path does not recognise returns MISS and takes the general
 path in api.py, which registers here what it found or compiled."""
@@ -64,9 +65,12 @@ class Pattern:
 
     def __init__(self, description, paths):
         treedef, kinds = description
+        self.paths = paths
         self.table = {}  # flat key -> Executable
-        self.ns = {"_nd": np.ndarray, "MISS": MISS, "_get": self.table.get, "_next": next,
-                   "_hits": paths.hits, "_paths": paths, "_apart": apart}
+        # __name__: the generated code is tracejit's own (capture.py does not follow it)
+        self.ns = {"__name__": __name__, "_nd": np.ndarray, "MISS": MISS,
+                   "_get": self.table.get, "_next": next, "_hits": paths.hits, "_paths": paths,
+                   "_apart": apart}
         lines, self.parts, self.leaves = [], [], []  # parts: (expression, is a dtype)
         kinds = iter(kinds)
 
@@ -135,7 +139,8 @@ class Pattern:
                 f"e = _get({key})",
                 "if e is None: return MISS",
                 f"if e.writes and not _apart(e.writes, {self.leaf_tuple}): return MISS",
-                "_paths.last = e.fast  # the next call is likely the same",
+                "if _paths.last is not e.fast:  # the next call is likely the same",
+                "    _paths.serve(e.fast)",
                 "e.used = _next(_hits) + 1  # the hit count, and recency for the LRU",
                 "g = e.guard",
                 f"if g is None: return e.run({leaves})",
@@ -147,17 +152,18 @@ class Pattern:
         self.run = self.ns["run"]
 
     def specialise(self, entry, key):
-        """run() for `entry` alone, filed under `key`: the arguments compared with the key's
-        values instead of looked up, and the Executable's own lines inline (one Python frame
-        for the whole call)."""
+        """A `__call__(traced, *args, **kwargs)` for `entry` alone, filed under `key`: the
+        arguments compared with the key's values instead of looked up, and the Executable's own
+        lines inline. Whatever it does not serve goes to the traced function's general path."""
         ns = dict(entry.namespace)  # its kernels, buffers and constants
-        ns.update(self.ns, _entry=entry, _guard=entry.guard)
+        ns.update(self.ns, _entry=entry, _guard=entry.guard, _general=self.paths.general,
+                  _off=self.paths.off)
         checks = []
         for (expr, is_dtype), value in zip(self.parts, key):
             name = f"_k{len(checks)}"
             ns[name] = value
             checks.append(f"{expr} is not {name}" if is_dtype else f"{expr} != {name}")
-        lines = [self.shape_check, *self.extract]
+        lines = ["if _off[0]: return MISS", self.shape_check, *self.extract]
         if checks:
             lines.append(f"if {' or '.join(checks)}: return MISS")
         if entry.writes:
@@ -169,9 +175,12 @@ class Pattern:
             if captured:
                 lines.append(f"{''.join(f'x{i}, ' for i in captured)}= live")
         lines.append("_entry.used = _next(_hits) + 1")
-        source = _function("run", lines + entry.body)
+        lines = [line.replace("return MISS", "return _general(traced, args, kwargs)")
+                 for line in lines]
+        source = "def __call__(traced, *args, **kwargs):\n" + "".join(
+            f"    {x}\n" for x in lines + entry.body)
         exec(compile(source, f"<tracejit-fast-path {entry.graph.name}>", "exec"), ns)
-        run = ns["run"]
+        run = ns["__call__"]
         run.source, run.entry, run.pattern = source, entry, self
         return run
 
@@ -180,19 +189,23 @@ def _function(name, lines):
     return f"def {name}(args, kwargs):\n" + "".join(f"    {x}\n" for x in lines)
 
 
-def _no_entry(args, kwargs):
-    return MISS
-
-
 class FastPaths:
-    """Every Pattern of one traced function, by call shape, and `last`: the specialised run of
-    the entry that ran last through a pattern or was registered last, tried first."""
+    """Every Pattern of one traced function, by call shape, and `last`: the specialised
+    `__call__` of the entry that ran last through a pattern or was registered last, which
+    `install` makes the traced function's own (None: none, the general path)."""
 
-    def __init__(self, hits):
+    def __init__(self, hits, general, off, install):
         self.hits = hits  # the traced function's hit counter
+        self.general = general  # general(traced, args, kwargs): the call without `last`
+        self.off = off  # a one-item list, true while tracejit is disabled: run the function
+        self.install = install
         self.by_shape = {}  # call shape (call_shape) -> tuple of Pattern.run
         self._patterns = {}  # description -> Pattern
-        self.last = _no_entry
+        self.serve(None)
+
+    def serve(self, run):
+        self.last = run
+        self.install(run)
 
     def register(self, args, kwargs, description, entry):
         """File `entry` under this call's key, making its Pattern when it is new."""
@@ -212,7 +225,8 @@ class FastPaths:
             if getattr(entry.fast, "pattern", None) is not pattern:  # for its first key here
                 entry.fast = pattern.specialise(entry, key)
             pattern.table[key] = entry
-            self.last = entry.fast
+            if self.last is not entry.fast:
+                self.serve(entry.fast)
 
     def forget(self, entry):
         """Drop every key filed to `entry` (evicted from the traced function's cache)."""
@@ -220,4 +234,4 @@ class FastPaths:
             for key in [k for k, e in pattern.table.items() if e is entry]:
                 pattern.table.pop(key, None)
         if getattr(self.last, "entry", None) is entry:
-            self.last = _no_entry
+            self.serve(None)
