@@ -187,8 +187,10 @@ def run_one(workload, peer, scheduler, size, chunk, cols, repeats, kind):
     if scheduler == "distributed":
         import distributed
 
+        # the dashboard on a free port: were 8787 taken (another cluster), Dask would warn,
+        # and warnings are errors here
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           dashboard_address=None)
+                                           dashboard_address=":0")
         client = distributed.Client(cluster)
         compute = client.compute
 

@@ -323,7 +323,7 @@ def test_kernels_release_the_gil():
 def test_distributed_local_cluster():
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         a, b, c = (_chunked(v, RAGGED) for v in (A, B, C))
         got_chain, got_sumsq = client.compute([chain(a, b, c), _sumsq(a)], sync=True)
@@ -412,7 +412,7 @@ def test_distributed_composed_producer_and_reduction():
     x = da.linspace(-1.0, 1.0, 60, chunks=(20, 25, 15))
     y = da.linspace(-1.0, 1.0, 50, chunks=(30, 20))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         field = _field(x, y, 0.25)
         got_sum, got_max = client.compute([_sumsq(field), softmax(field).max(axis=0)],
