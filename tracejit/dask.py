@@ -404,10 +404,12 @@ _MERGE_MAX = 64
 
 
 def _split_every(partials, axes):
-    """da.reduction's split_every: {axis: partials merged at once along it}."""
-    block = partials.dtype.itemsize * int(np.prod([max(c) for d, c in enumerate(partials.chunks)
-                                                  if d not in axes]))
-    fit = max(min(_MERGE_BYTES // max(block, 1), _MERGE_MAX), 2)
+    """da.reduction's split_every: {axis: partials merged at once along it}, or None."""
+    block = partials.dtype.itemsize * np.prod([max(c) for d, c in enumerate(partials.chunks)
+                                              if d not in axes])
+    if not np.isfinite(block):  # chunks of unknown size: Dask's default
+        return None
+    fit = max(min(_MERGE_BYTES // max(int(block), 1), _MERGE_MAX), 2)
     split = [a for a in axes if partials.numblocks[a] > 1] or list(axes)
     each = max(int(fit ** (1 / len(split)) + 1e-9), 2)
     return {a: each if a in split else 2 for a in axes}
