@@ -114,12 +114,14 @@ def test_unfused_intermediates_are_stored_in_f_order():
                                       for v in b.values)
 
 
-def test_f_order_above_the_parallel_threshold():
+def test_f_order_on_the_parallel_path():
     n = 1024
     assert n * n * 2 >= PARALLEL_WORK  # a * b + c costs 2 per element
-    # bool: no streaming stores, so one parallel loop to compile
-    _, result = check_layout(fma, *(fortran((n, n), np.bool_, seed=s) for s in range(3)))
-    assert result.flags.f_contiguous
+    # bool: no streaming stores, so one parallel loop to compile; forced, as 4 MB of bool is
+    # too little memory traffic for the backend to pick threads
+    args = [fortran((n, n), np.bool_, seed=s) for s in range(3)]
+    traced, result = check_layout(fma, *args, parallel=True)
+    assert result.flags.f_contiguous and "prange" in str(traced.explain(*args))
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, marks=SLOW) for c in (

@@ -8,7 +8,8 @@ structure, array-vs-scalar types, dtypes and shapes, values to tight tolerance w
 where NumPy has them, and arguments left as NumPy leaves them.
 
 Large instances (`make_instance(..., large=True)`, above the backend's parallel threshold) run
-the same way; there the automatic choice is parallel too, and reductions combine per-chunk
+the same way; there the automatic choice is parallel too (but for cheap elementwise kernels on
+narrow dtypes, cpu.PARALLEL_BYTES), and reductions combine per-chunk
 partial results in another order than NumPy's pairwise sums, so float values that went through a
 reduction are compared with a looser tolerance.
 """

@@ -557,8 +557,9 @@ def with_layout(arr, layout):
 def make_instance(prog, rng, large=False):
     """Arguments for one run of `prog`: fresh sizes (0, 1 and small) and values. With `large`
     (for programs whose `large_ok`), the base dimensions span PARALLEL_WORK to 1.5x that many
-    elements, so the backend picks parallel loops for every kernel over the full shape, and
-    reductions run in many chunks."""
+    elements, so the backend picks parallel loops for every kernel over the full shape (but
+    cheap elementwise ones on narrow dtypes, which move too few bytes; the forced-parallel run
+    covers those), and reductions run in many chunks."""
     if large:
         sizes = large_sizes(prog.base_rank, rng) + [3] * (4 - prog.base_rank)
     else:
