@@ -267,10 +267,10 @@ class TracedFunction:
     def _fast_paths(self):
         cls = type(self)
         # a subclass with a __call__ of its own (SymbolicFunction's takes keywords) keeps it
-        own = cls.__mro__[1].__call__ is TracedFunction.__call__
+        installs = cls.__mro__[1].__call__ is TracedFunction.__call__
 
         def install(run):
-            if not own:
+            if not installs:
                 return
             if run is not None:
                 cls.__call__ = run

@@ -177,16 +177,15 @@ class Pattern:
         lines.append("_entry.used = _next(_hits) + 1")
         lines = [line.replace("return MISS", "return _general(traced, args, kwargs)")
                  for line in lines]
-        source = "def __call__(traced, *args, **kwargs):\n" + "".join(
-            f"    {x}\n" for x in lines + entry.body)
+        source = _function("__call__", lines + entry.body, "traced, *args, **kwargs")
         exec(compile(source, f"<tracejit-fast-path {entry.graph.name}>", "exec"), ns)
         run = ns["__call__"]
         run.source, run.entry, run.pattern = source, entry, self
         return run
 
 
-def _function(name, lines):
-    return f"def {name}(args, kwargs):\n" + "".join(f"    {x}\n" for x in lines)
+def _function(name, lines, params="args, kwargs"):
+    return f"def {name}({params}):\n" + "".join(f"    {x}\n" for x in lines)
 
 
 class FastPaths:
