@@ -153,7 +153,56 @@ def test_generated_code_is_readable():
     assert "x0.shape, x0.dtype, x0.strides" in pattern.source
     assert pattern.key((np.ones(3), np.ones(3), 1), {}) is dispatch.MISS  # an int, not a float
     special = traced._fast.last.source  # the entry's own lines inline, after the checks
-    assert "x0.shape != _k0" in special and "k0(x0, x1, x2, o0)" in special
+    # the kernel checks the arrays' shapes and layout itself (cpu.py's _input_checks)
+    assert "x0.ndim != 1" in special and "x0.shape" not in special
+    assert "if k0(x0, x1, x2, o0): return _general(traced, (_a0, _a1, _a2), kwargs)" in special
+
+
+def shifted_sine(a, b):
+    return np.sin(a) * b + 1.0
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_arrays_the_first_kernel_checks_take_the_general_path_when_they_differ(order):
+    """The fast path leaves the shape and layout of these arrays to the kernel, which runs
+    nothing for any it was not compiled for: each such call takes the general path, with
+    NumPy's result, and the first arrays' fast path still serves them after."""
+    traced = tj.trace(shifted_sine, fallback="raise")
+    a = np.asarray(np.linspace(-2, 2, 12).reshape(3, 4), order=order)
+    b = np.asarray(np.linspace(1, 3, 12).reshape(3, 4), order=order)
+    traced(a, b)
+    entry = traced._fast.last.entry
+    assert entry.checked is not None and entry.checked[1] == {0, 1}
+    big = np.linspace(-1, 1, 56).reshape(7, 8)
+    for other in [(a.reshape(4, 3), b.reshape(4, 3)),  # another shape, the same size
+                  (big[::2, ::2][:3], big[1::2, ::2][:3]),  # strided
+                  (big[:3, :4], b),  # a view of a larger array: rows apart
+                  (a[::-1], b[::-1]),  # negative strides
+                  (np.asfortranarray(a) if order == "C" else np.ascontiguousarray(a), b),
+                  (a[:, :1], b),  # broadcast along an axis it was not
+                  (a, b[:1])]:
+        type(traced).__call__ = entry.fast  # each time from a's own fast path
+        assert_same(traced(*other), shifted_sine(*other))
+        # served by the general path, by an entry of its own (traced now, or before for
+        # other arrays of the same layout class), whose fast path it installed
+        assert type(traced).__call__ is not entry.fast
+    assert traced.cache_info().misses >= 5
+    type(traced).__call__ = entry.fast
+    result, misses, hits = calls_counted(traced, a, b)
+    assert_same(result, shifted_sine(a, b))
+    assert (misses, hits) == (0, 1)
+    assert type(traced).__call__ is entry.fast
+
+
+def test_arguments_read_before_the_first_kernel_keep_their_checks():
+    traced = tj.trace(lambda a, b: np.sin(a.T) * b, fallback="raise")  # a view of a first
+    a, b = np.ones((3, 2)), np.ones((2, 3))
+    traced(a, b)
+    entry = traced._fast.last.entry
+    assert 0 not in (entry.checked or (0, ()))[1]
+    assert "x0.shape != " in traced._fast.last.source
+    assert_same(calls_counted(traced, np.ones((2, 3)), np.ones((3, 2)))[0],
+                np.sin(np.ones((3, 2))) * np.ones((3, 2)))
 
 
 def test_the_fast_path_is_the_traced_functions_own_call():

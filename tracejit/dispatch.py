@@ -71,7 +71,9 @@ class Pattern:
         self.ns = {"__name__": __name__, "_nd": np.ndarray, "MISS": MISS,
                    "_get": self.table.get, "_next": next, "_hits": paths.hits, "_paths": paths,
                    "_apart": apart}
-        lines, self.parts, self.leaves = [], [], []  # parts: (expression, is a dtype)
+        # parts of the key: (expression, is a dtype, leaf index, what: "shape", "dtype",
+        # "strides" or "value")
+        lines, self.parts, self.leaves = [], [], []
         kinds = iter(kinds)
 
         def bind(obj):
@@ -82,17 +84,18 @@ class Pattern:
         def walk(td, expr):
             if td.kind == "leaf":
                 kind, is_static = next(kinds)
-                name = f"x{len(self.leaves)}"  # as Executable.run names its parameters
+                leaf = len(self.leaves)
+                name = f"x{leaf}"  # as Executable.run names its parameters
                 self.leaves.append(name)
                 lines.append(f"{name} = {expr}")
                 lines.append(f"if type({name}) is not {bind(kind)}: return MISS")
                 if is_static:
-                    self.parts.append((name, False))
+                    self.parts.append((name, False, leaf, "value"))
                 elif kind is np.ndarray:
-                    self.parts += [(f"{name}.shape", False), (f"{name}.dtype", True),
-                                   (f"{name}.strides", False)]
+                    self.parts += [(f"{name}.{what}", what == "dtype", leaf, what)
+                                   for what in ("shape", "dtype", "strides")]
                 elif issubclass(kind, np.generic) and kind not in _TYPED_SCALARS:
-                    self.parts.append((f"{name}.dtype", True))
+                    self.parts.append((f"{name}.dtype", True, leaf, "dtype"))
                 return
             if td.kind == "none":
                 lines.append(f"if {expr} is not None: return MISS")
@@ -118,24 +121,27 @@ class Pattern:
                 walk(child, item)
 
         args_def, kwargs_def = treedef.children
+        # the positional arguments are _a0, _a1, ...: run() unpacks them, a specialised
+        # __call__ takes them as positional-only parameters (the cheapest call Python has)
+        self.positional = [f"_a{i}" for i in range(len(args_def.children))]
         for i, td in enumerate(args_def.children):
-            walk(td, f"args[{i}]")
+            walk(td, f"_a{i}")
         for k, td in zip(kwargs_def.meta, kwargs_def.children):
             walk(td, f"kwargs[{bind(k)}]")
         # run() is only called for its call shape (FastPaths.by_shape); a specialised one
         # checks it first
         kw = len(kwargs_def.children)
-        self.shape_check = f"if len(args) != {len(args_def.children)} or " + \
-            (f"len(kwargs) != {kw}" if kw else "kwargs") + ": return MISS"
+        self.kwargs_check = f"len(kwargs) != {kw}" if kw else "kwargs"
+        unpack = [f"{_tuple(self.positional)} = args"] if self.positional else []
         self.extract = ["try:", *(f"    {line}" for line in lines),
                         "except (KeyError, AttributeError):",  # a dict or object missing one
                         "    return MISS"] if lines else []
-        key = ", ".join(e for e, _ in self.parts)
+        key = ", ".join(e for e, *_ in self.parts)
         key = f"({key}{',' if len(self.parts) == 1 else ''})"
         leaves = ", ".join(self.leaves)
-        self.leaf_tuple = f"({leaves}{',' if len(self.leaves) == 1 else ''})"
-        self.source = _function("key", self.extract + [f"return {key}"]) + "\n" + _function(
-            "run", self.extract + [
+        self.leaf_tuple = _tuple(self.leaves)
+        self.source = _function("key", unpack + self.extract + [f"return {key}"]) + "\n" + \
+            _function("run", unpack + self.extract + [
                 f"e = _get({key})",
                 "if e is None: return MISS",
                 f"if e.writes and not _apart(e.writes, {self.leaf_tuple}): return MISS",
@@ -152,18 +158,31 @@ class Pattern:
         self.run = self.ns["run"]
 
     def specialise(self, entry, key):
-        """A `__call__(traced, *args, **kwargs)` for `entry` alone, filed under `key`: the
-        arguments compared with the key's values instead of looked up, and the Executable's own
-        lines inline. Whatever it does not serve goes to the traced function's general path."""
+        """A `__call__(traced, ...)` for `entry` alone, filed under `key`: the arguments compared
+        with the key's values instead of looked up, and the Executable's own lines inline.
+        Whatever it does not serve goes to the traced function's general path. Arguments whose
+        shape and layout the first kernel checks itself (Executable.checked) are checked here
+        for their type, rank and dtype only, and a kernel that finds them otherwise sends the
+        call to the general path, having run nothing."""
         ns = dict(entry.namespace)  # its kernels, buffers and constants
         ns.update(self.ns, _entry=entry, _guard=entry.guard, _general=self.paths.general,
-                  _off=self.paths.off)
+                  _off=self.paths.off, _given=_given)
+        line, by_kernel = entry.checked or (None, ())
         checks = []
-        for (expr, is_dtype), value in zip(self.parts, key):
+        for (expr, is_dtype, leaf, what), value in zip(self.parts, key):
+            if leaf in by_kernel and what in ("shape", "strides"):
+                if what == "shape":
+                    checks.append(f"x{leaf}.ndim != {len(value)}")
+                continue
             name = f"_k{len(checks)}"
             ns[name] = value
             checks.append(f"{expr} is not {name}" if is_dtype else f"{expr} != {name}")
-        lines = ["if _off[0]: return MISS", self.shape_check, *self.extract]
+        given = self.positional
+        params = ", ".join(["traced", *(f"{a}=MISS" for a in given), "/", "*args", "**kwargs"])
+        arity = [f"{given[-1]} is MISS"] if given else []
+        lines = [f"if {' or '.join(arity + ['args', self.kwargs_check])}: return _general("
+                 f"traced, _given({_tuple(given)}, args), kwargs)",
+                 "if _off[0]: return MISS", *self.extract]
         if checks:
             lines.append(f"if {' or '.join(checks)}: return MISS")
         if entry.writes:
@@ -174,14 +193,29 @@ class Pattern:
             captured = range(len(self.leaves), entry.num_leaves)
             if captured:
                 lines.append(f"{''.join(f'x{i}, ' for i in captured)}= live")
-        lines.append("_entry.used = _next(_hits) + 1")
-        lines = [line.replace("return MISS", "return _general(traced, args, kwargs)")
-                 for line in lines]
-        source = _function("__call__", lines + entry.body, "traced, *args, **kwargs")
+        hit = "_entry.used = _next(_hits) + 1"
+        body = list(entry.body)
+        if line is None:
+            lines.append(hit)
+        else:  # counted once the kernel has taken the arguments
+            body[line:line + 1] = [f"if {body[line]}: return MISS", hit]
+        miss = f"return _general(traced, {_tuple(given)}, kwargs)"
+        lines = [x.replace("return MISS", miss) for x in lines + body]
+        source = _function("__call__", lines, params)
         exec(compile(source, f"<tracejit-fast-path {entry.graph.name}>", "exec"), ns)
         run = ns["__call__"]
         run.source, run.entry, run.pattern = source, entry, self
         return run
+
+
+def _given(positional, rest):
+    """The positional arguments of a call to a specialised __call__, whose parameters default
+    to MISS."""
+    return tuple(a for a in positional if a is not MISS) + rest
+
+
+def _tuple(names):
+    return f"({', '.join(names)}{',' if len(names) == 1 else ''})"
 
 
 def _function(name, lines, params="args, kwargs"):

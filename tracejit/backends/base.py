@@ -75,8 +75,11 @@ def call_on_device(traced, leaves, treedef):
 class CompiledKernel:
     """A kernel's generated source and its compiled entry point for one signature."""
 
-    def __init__(self, kernel, source, entry, compiled_now, layouts=None):
+    def __init__(self, kernel, source, entry, compiled_now, layouts=None, checks_inputs=False):
         self.kernel = kernel
+        # True: the entry returns 1, having run nothing, for array inputs of another shape or
+        # layout than it was compiled for (cpu.py's _input_checks), else 0
+        self.checks_inputs = checks_inputs
         self.layouts = layouts  # how each input arrives: SCALAR, CONTIGUOUS or STRIDED
         self.source = source
         self.name = source_name(source)

@@ -209,7 +209,8 @@ def compile_kernel(kernel, layouts, parallel=None, over=None, out_layouts=None):
         compiled_now = compiled_now and not disk_cache.loaded(disp, sig)
     if par:
         entry = _serialise_if_needed(entry)
-    return CompiledKernel(kernel, source, entry, compiled_now)
+    return CompiledKernel(kernel, source, entry, compiled_now,
+                          checks_inputs=desc.kind == "elementwise")
 
 
 def kernel_cache_size():
@@ -274,7 +275,7 @@ def elementwise_source(desc, parallel, stream_from=None):
         body.append(f"{st.name} = {desc.expr(st, names.__getitem__)}")
         names[st.node] = st.name
     loop_range = "prange" if parallel else "range"
-    lines = [_def_line(desc, [x.name for x in ins + outs])]
+    lines = [_def_line(desc, [x.name for x in ins + outs]), *_input_checks(desc)]
     if flat:
         lines.append(f"    n = {outs[0].name}.size")
         lines += [f"    {h}" for h in head]
@@ -291,11 +292,11 @@ def elementwise_source(desc, parallel, stream_from=None):
                       f"            for i in range(c * {CHUNK}, min(n, c * {CHUNK} + {CHUNK})):"]
             lines += ["                " + x for x in per_element + body]
             lines += [f"                _stream({o.name}_f, i, {names[o.node]})" for o in outs]
-            lines += ["            _store_fence()", "        return"]
+            lines += ["            _store_fence()", "        return 0"]
         lines.append(f"    for i in {loop_range}(n):")
         lines += ["        " + x for x in per_element + body]
         lines += [f"        {o.name}_f[i] = {names[o.node]}" for o in outs]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n    return 0\n"
 
     lines += [f"    {h}" for h in head]
     lines += [f"    {outs[j].name} = {ins[k].name}" for j, k in over.items()]
@@ -321,9 +322,9 @@ def elementwise_source(desc, parallel, stream_from=None):
              for x in full if x.layout == STRIDED]
     fortran = sum(x.layout == FORTRAN for x in full)
     if rank < 2 or not votes and not fortran:
-        return "\n".join(lines + nest(range(rank), "    ")) + "\n"
+        return "\n".join(lines + nest(range(rank), "    ")) + "\n    return 0\n"
     if fortran == len(full):
-        return "\n".join(lines + nest(reversed(range(rank)), "    ")) + "\n"
+        return "\n".join(lines + nest(reversed(range(rank)), "    ")) + "\n    return 0\n"
     lines.append(f"    f_order = {' + '.join(votes + [str(fortran)] * bool(fortran))}")
     lines.append(f"    if f_order == {len(full)}:")
     lines += nest(reversed(range(rank)), "        ")
@@ -337,7 +338,29 @@ def elementwise_source(desc, parallel, stream_from=None):
         lines += ["                        " + x for x in inner]
     lines.append("    else:")
     lines += nest(range(rank), "        ")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n    return 0\n"
+
+
+def _input_checks(desc):
+    """The first lines of an elementwise kernel, which returns 0 once it has run: it returns 1
+    at once, having written nothing, unless each array input has the shape its broadcast to the
+    first output needs and C- or F-contiguous ones are laid out so (the check costs nothing
+    beside the arrays' unpacking, which the call pays anyway; a fast path leaves it to the
+    kernel, dispatch.py)."""
+    if not desc.outputs:
+        return []
+    shape, out = desc.shape, desc.outputs[0].name
+    tests = []
+    for x in desc.inputs:
+        if x.layout == SCALAR or x.node.shape == ():
+            continue
+        offset = len(shape) - len(x.node.shape)
+        tests += [f"{x.name}.shape[{d}] != 1" if n == 1 and shape[d + offset] != 1
+                  else f"{x.name}.shape[{d}] != {out}.shape[{d + offset}]"
+                  for d, n in enumerate(x.node.shape)]
+        if x.layout in (CONTIGUOUS, FORTRAN):
+            tests.append(f"not _laid_out({x.name})")
+    return [f"    if {' or '.join(tests)}:", "        return 1"] if tests else []
 
 
 # Tiles of a 2-d elementwise kernel over arrays of both orders: 32x32 float64 is 8 KiB per array.

@@ -251,6 +251,32 @@ def _store_fence(typingctx):
     return types.void(), codegen
 
 
+def _laid_out(a):
+    """True if array `a` is laid out as its Numba type says: in C order for a "C" array, F
+    order for an "F" one, as NumPy's flags define them (an axis of length 1 may have any
+    stride; an empty array is both). Any strides are an "A" array's."""
+
+
+@overload(_laid_out)
+def _laid_out_impl(a):
+    if not isinstance(a, types.Array) or a.layout not in "CF":
+        return lambda a: True
+    c_order = a.layout == "C"
+
+    def impl(a):
+        if a.size == 0:
+            return True
+        step = a.itemsize
+        for k in range(a.ndim):
+            d = a.ndim - 1 - k if c_order else k
+            if a.shape[d] != 1:
+                if a.strides[d] != step:
+                    return False
+                step *= a.shape[d]
+        return True
+    return impl
+
+
 def _flat(a):
     """An array as a 1-d view, as a.reshape(a.size) (kernels over contiguous operands; an
     F-contiguous one is viewed in its memory order)."""
