@@ -17,7 +17,7 @@ from . import pytree
 from .autodiff import check_argnums, strip_stop_gradients, value_and_grad_call
 from .backends.base import call_on_device, is_device_array, load_backend, watching_compiles
 from .dask import call_on_dask, has_dask_array
-from .dispatch import MISS, FastPaths, call_shape, describe
+from .dispatch import MISS, FastPaths, call_shape, count_of, describe
 from .errors import (
     FallbackWarning,
     InternalError,
@@ -367,7 +367,7 @@ class TracedFunction:
             entry.used = next(self._hits) + 1  # the hit count, and recency for the LRU
 
     def _hit_count(self):
-        return int(repr(self._hits)[len("count("):-1])  # the next value it would give
+        return count_of(self._hits)
 
     def _flatten(self, args, kwargs):
         leaves, treedef = pytree.flatten((args, kwargs))
@@ -437,6 +437,7 @@ class TracedFunction:
             with self._stats_lock:
                 self._cache.pop(key, None)  # a stale entry's key: now the newest
                 self._cache[key] = entry
+                self._fast.stamp()  # the entry the fast path serves was used last
                 while len(self._cache) > self.max_cache_entries:
                     # least recently used; of equals, the oldest
                     victim = min(self._cache, key=lambda k: self._cache[k].used)

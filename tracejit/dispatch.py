@@ -166,7 +166,7 @@ class Pattern:
         call to the general path, having run nothing."""
         ns = dict(entry.namespace)  # its kernels, buffers and constants
         ns.update(self.ns, _entry=entry, _guard=entry.guard, _general=self.paths.general,
-                  _off=self.paths.off, _given=_given)
+                  _off=self.paths.off, _given=_given, _tick=self.paths.hits.__next__)
         line, by_kernel = entry.checked or (None, ())
         checks = []
         for (expr, is_dtype, leaf, what), value in zip(self.parts, key):
@@ -193,7 +193,7 @@ class Pattern:
             captured = range(len(self.leaves), entry.num_leaves)
             if captured:
                 lines.append(f"{''.join(f'x{i}, ' for i in captured)}= live")
-        hit = "_entry.used = _next(_hits) + 1"
+        hit = "_tick()"  # a hit; its recency is stamped when another entry is served
         body = list(entry.body)
         if line is None:
             lines.append(hit)
@@ -206,6 +206,11 @@ class Pattern:
         run = ns["__call__"]
         run.source, run.entry, run.pattern = source, entry, self
         return run
+
+
+def count_of(counter):
+    """The next value an itertools.count would give, without taking it."""
+    return int(repr(counter)[len("count("):-1])
 
 
 def _given(positional, rest):
@@ -237,8 +242,15 @@ class FastPaths:
         self.serve(None)
 
     def serve(self, run):
+        self.stamp()
         self.last = run
         self.install(run)
+
+    def stamp(self):
+        """Mark the entry `last` serves as used now: its calls count hits but leave its `used`
+        as it was, for speed."""
+        if getattr(self, "last", None) is not None:
+            self.last.entry.used = count_of(self.hits)
 
     def register(self, args, kwargs, description, entry):
         """File `entry` under this call's key, making its Pattern when it is new."""
