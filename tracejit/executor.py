@@ -396,7 +396,10 @@ def build(graph, steps, leaf_layouts, parallel=None, backend="cpu", cancelled=No
                         else stored_layout[o] for o in step.outputs]
             over.update({step.outputs.index(v): step.inputs.index(x) for v, x in in_place.items()
                          if v in step.outputs and x in step.inputs})
-            ck = load_backend(backend).compile_kernel(step, lays, parallel, over, out_lays)
+            leaves = _checked_leaves(step, lays, args, [stored[n] for n in step.outputs],
+                                     lines) if step is steps[0] else frozenset()
+            ck = load_backend(backend).compile_kernel(step, lays, parallel, over, out_lays,
+                                                      checks_inputs=bool(leaves))
             compile_seconds += time.thread_time() - started
             kname = fresh("k")
             ns[kname] = ck.entry
@@ -409,9 +412,8 @@ def build(graph, steps, leaf_layouts, parallel=None, backend="cpu", cancelled=No
             if ck.reports_errors:  # a fresh flag per call: threads may share this function
                 ns[f"{kname}_fail"] = _kernel_failure(step)
                 outs.append("_e")
-            if step is steps[0] and ck.checks_inputs:
-                checked = _checked_leaves(step, lays, args, outs, lines)
-                checked_line = len(lines)
+            if ck.checks_inputs:
+                checked, checked_line = leaves, len(lines)
             lines.append(f"{kname}({', '.join(args + outs)})")
             if ck.reports_errors:
                 lines.append(f"if _e[0]: {kname}_fail(_e[0])")
@@ -497,7 +499,8 @@ def _checked_leaves(kernel, layouts, args, outs, before):
     reads as they are, where nothing before it touches an argument and it writes none (its
     outputs, made to the signature's shapes, then pin the shapes it checks against)."""
     leaf = re.compile(r"\bx\d+")
-    if any(leaf.search(line) for line in before) or any(leaf.fullmatch(o) for o in outs):
+    if kernel.kind != "elementwise" or any(leaf.search(line) for line in before) \
+            or any(leaf.fullmatch(o) for o in outs):
         return frozenset()
     return frozenset(n.attrs["index"] for n, lay, a in zip(kernel.inputs, layouts, args)
                      if n.op == "input" and a == f"x{n.attrs['index']}" and n.shape != ()

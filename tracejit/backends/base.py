@@ -1,7 +1,8 @@
 """The backend interface: the little the executor asks of a backend.
 
 A backend is one module of this package, named in BACKENDS, with
-  compile_kernel(kernel, layouts, parallel=None, over=None) -> CompiledKernel
+  compile_kernel(kernel, layouts, parallel=None, over=None, out_layouts=None,
+                 checks_inputs=False) -> CompiledKernel
 that renders a fusion Kernel (through its kernels.describe description, or its own renderer)
 for inputs arriving with `layouts` and returns a callable taking the kernel's inputs, then its
 outputs, then (reduction kernels) the sizes of its domain, then (when the kernel reports

@@ -173,18 +173,22 @@ def use_parallel(desc, parallel):
     return bool(parallel)
 
 
-def compile_kernel(kernel, layouts, parallel=None, over=None, out_layouts=None):
+def compile_kernel(kernel, layouts, parallel=None, over=None, out_layouts=None,
+                   checks_inputs=False):
     """Compile (or fetch from the cache) the kernel for these input layouts. `over`: output
     index -> index of the input an elementwise kernel writes it over (in place);
-    `out_layouts`: how each output is stored (CONTIGUOUS unless given)."""
+    `out_layouts`: how each output is stored (CONTIGUOUS unless given); `checks_inputs`: an
+    elementwise kernel checks its array inputs first (_input_checks)."""
     if kernel.kind != "elementwise":  # row and column loops read F-ordered arrays by strides
         layouts = [STRIDED if lay == FORTRAN else lay for lay in layouts]
     desc = describe(kernel, layouts, out_layouts, over)
     par = use_parallel(desc, parallel)
     sig = tuple(numba_type(x.node, x.layout) for x in desc.inputs + desc.outputs)
     if desc.kind == "elementwise":
-        source = elementwise_source(desc, par, par and stream_from(desc))
+        checks_inputs = bool(checks_inputs)
+        source = elementwise_source(desc, par, par and stream_from(desc), checks_inputs)
     else:  # reduction kernels also take the sizes of their domain
+        checks_inputs = False
         source = reduction_source(desc, par)
         sig += (types.int64,) * len(desc.shape)
     if desc.reports_errors:
@@ -209,8 +213,7 @@ def compile_kernel(kernel, layouts, parallel=None, over=None, out_layouts=None):
         compiled_now = compiled_now and not disk_cache.loaded(disp, sig)
     if par:
         entry = _serialise_if_needed(entry)
-    return CompiledKernel(kernel, source, entry, compiled_now,
-                          checks_inputs=desc.kind == "elementwise")
+    return CompiledKernel(kernel, source, entry, compiled_now, checks_inputs=checks_inputs)
 
 
 def kernel_cache_size():
@@ -235,7 +238,7 @@ def _dims(rank):
     return [f"i{d}" for d in range(rank)]
 
 
-def elementwise_source(desc, parallel, stream_from=None):
+def elementwise_source(desc, parallel, stream_from=None, checks_inputs=False):
     """Source of `def kernel(x0.., out0..)` for an elementwise kernel. Each input arrives as
     its layout says: SCALAR (a number), CONTIGUOUS, FORTRAN or STRIDED (an array). Where all
     full-size arrays are C-contiguous, or all F-contiguous, and the rest scalars, one flat loop
@@ -275,7 +278,9 @@ def elementwise_source(desc, parallel, stream_from=None):
         body.append(f"{st.name} = {desc.expr(st, names.__getitem__)}")
         names[st.node] = st.name
     loop_range = "prange" if parallel else "range"
-    lines = [_def_line(desc, [x.name for x in ins + outs]), *_input_checks(desc)]
+    lines = [_def_line(desc, [x.name for x in ins + outs])]
+    if checks_inputs:
+        lines += _input_checks(desc)
     if flat:
         lines.append(f"    n = {outs[0].name}.size")
         lines += [f"    {h}" for h in head]
@@ -342,11 +347,12 @@ def elementwise_source(desc, parallel, stream_from=None):
 
 
 def _input_checks(desc):
-    """The first lines of an elementwise kernel, which returns 0 once it has run: it returns 1
-    at once, having written nothing, unless each array input has the shape its broadcast to the
-    first output needs and C- or F-contiguous ones are laid out so (the check costs nothing
-    beside the arrays' unpacking, which the call pays anyway; a fast path leaves it to the
-    kernel, dispatch.py)."""
+    """The first lines of an elementwise kernel that checks its inputs, which returns 0 once it
+    has run: it returns 1 at once, having written nothing, unless each array input has the
+    shape its broadcast to the first output needs and C- or F-contiguous ones are laid out so.
+    The check costs nothing beside the arrays' unpacking, which the call pays anyway, and a fast
+    path leaves it to the kernel (dispatch.py); it adds about 15 ms to the compile, so only the
+    first kernel of a plan has it."""
     if not desc.outputs:
         return []
     shape, out = desc.shape, desc.outputs[0].name
@@ -355,12 +361,13 @@ def _input_checks(desc):
         if x.layout == SCALAR or x.node.shape == ():
             continue
         offset = len(shape) - len(x.node.shape)
-        tests += [f"{x.name}.shape[{d}] != 1" if n == 1 and shape[d + offset] != 1
-                  else f"{x.name}.shape[{d}] != {out}.shape[{d + offset}]"
+        tests += [f"({x.name}.shape[{d}] != 1)" if n == 1 and shape[d + offset] != 1
+                  else f"({x.name}.shape[{d}] != {out}.shape[{d + offset}])"
                   for d, n in enumerate(x.node.shape)]
         if x.layout in (CONTIGUOUS, FORTRAN):
-            tests.append(f"not _laid_out({x.name})")
-    return [f"    if {' or '.join(tests)}:", "        return 1"] if tests else []
+            tests.append(f"(not _laid_out({x.name}))")
+    # | rather than `or`: no branch per test (Numba types each branch, at a cost in compile time)
+    return [f"    if {' | '.join(tests)}:", "        return 1"] if tests else []
 
 
 # Tiles of a 2-d elementwise kernel over arrays of both orders: 32x32 float64 is 8 KiB per array.

@@ -549,10 +549,12 @@ def _launcher(dispatchers, desc):
     return launch
 
 
-def compile_kernel(kernel, layouts, parallel=None, over=None, out_layouts=None):
-    """A launcher of the kernel for these input layouts; `parallel` and `over` (CPU loop
-    choices) do not apply, and outputs are computed in contiguous device arrays whatever
-    `out_layouts` says (a NumPy output is filled from one, strided or not)."""
+def compile_kernel(kernel, layouts, parallel=None, over=None, out_layouts=None,
+                   checks_inputs=False):
+    """A launcher of the kernel for these input layouts; `parallel`, `over` (CPU loop
+    choices) and `checks_inputs` (for the CPU's fast path) do not apply, and outputs are
+    computed in contiguous device arrays whatever `out_layouts` says (a NumPy output is
+    filled from one, strided or not)."""
     desc = describe(kernel, layouts)
     source = kernel_source(desc)
     with _lock:

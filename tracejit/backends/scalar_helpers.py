@@ -251,30 +251,35 @@ def _store_fence(typingctx):
     return types.void(), codegen
 
 
-def _laid_out(a):
-    """True if array `a` is laid out as its Numba type says: in C order for a "C" array, F
-    order for an "F" one, as NumPy's flags define them (an axis of length 1 may have any
-    stride; an empty array is both). Any strides are an "A" array's."""
+@intrinsic
+def _laid_out(typingctx, arr):
+    """True if a "C" ("F") array is C-contiguous (F-contiguous) as NumPy's flags define it: an
+    axis of length 1 may have any stride, an empty array is both; any strides are an "A"
+    array's. Straight-line code from the array's shape and strides, which compiles in no time
+    beside a Numba function's typing."""
+    if not isinstance(arr, types.Array):
+        return None
 
+    def codegen(context, builder, sig, args):
+        aryty = sig.args[0]
+        if aryty.layout not in "CF":
+            return cgutils.true_bit
+        ary = make_array(aryty)(context, builder, args[0])
+        shape = cgutils.unpack_tuple(builder, ary.shape, aryty.ndim)
+        strides = cgutils.unpack_tuple(builder, ary.strides, aryty.ndim)
+        intp = context.get_value_type(types.intp)
+        step = ir.Constant(intp, context.get_abi_sizeof(context.get_data_type(aryty.dtype)))
+        two = ir.Constant(intp, 2)
+        ok = cgutils.true_bit
+        order = range(aryty.ndim) if aryty.layout == "F" else reversed(range(aryty.ndim))
+        for d in order:
+            good = builder.or_(builder.icmp_signed("<", shape[d], two),
+                               builder.icmp_signed("==", strides[d], step))
+            ok = builder.and_(ok, good)
+            step = builder.mul(step, shape[d])
+        return builder.or_(ok, builder.icmp_signed("==", ary.nitems, ir.Constant(intp, 0)))
 
-@overload(_laid_out)
-def _laid_out_impl(a):
-    if not isinstance(a, types.Array) or a.layout not in "CF":
-        return lambda a: True
-    c_order = a.layout == "C"
-
-    def impl(a):
-        if a.size == 0:
-            return True
-        step = a.itemsize
-        for k in range(a.ndim):
-            d = a.ndim - 1 - k if c_order else k
-            if a.shape[d] != 1:
-                if a.strides[d] != step:
-                    return False
-                step *= a.shape[d]
-        return True
-    return impl
+    return types.boolean(arr), codegen
 
 
 def _flat(a):
