@@ -395,6 +395,27 @@ def test_threads_recycle_their_own_results():
     in_two_threads(worker)
 
 
+def test_small_results_are_recycled_and_never_handed_to_two_callers():
+    """Results of at most RECYCLE_SMALL_BYTES are kept in one list for all threads: a result
+    one thread holds, or is filling, is never another's."""
+    traced = tj.trace(lambda a: a * 2.0 + 1.0)
+    x = np.arange(100, dtype=np.float64)
+    traced(x)
+    address = traced(x).ctypes.data  # dropped at once: the next call reuses it
+    assert traced(x + 1).ctypes.data == address
+
+    def worker(i, start):
+        start.wait()
+        held = []
+        for k in range(2000):
+            xs = x + (i * 10000 + k)
+            held = [*held[-3:], (traced(xs), xs * 2.0 + 1.0)]
+            for got, want in held:
+                np.testing.assert_array_equal(got, want)
+
+    in_two_threads(worker)
+
+
 def in_two_threads(worker):
     """Run worker(i, barrier) in threads 0 and 1; re-raise the first error in this thread."""
     errors, start = [], threading.Barrier(2)
