@@ -164,8 +164,9 @@ def test_sin_cos_at_the_edges_of_the_reduction_by_pi():
     """float64 sin and cos below 2**30 reduce by pi, n = rint(x / pi) (cos: x / pi - 1/2), and
     evaluate sin on [-pi/2, pi/2]: next to multiples of pi/2 the reduced argument either cancels
     to almost nothing or sits at the polynomial's ends, where n also changes; below pi/2, cos's
-    first difference |x| - pi/2 rounds. Within 0.75 ulp of the exact result (mpmath) there (0.62
-    measured), and at 2**30, where the table's reduction takes over."""
+    first difference |x| - pi/2 rounds. Within 0.75 ulp of the exact result (mpmath) there (0.63
+    on this sample, 0.72 on 42000 such points), and at 2**30, where the table's reduction takes
+    over."""
     mpmath = pytest.importorskip("mpmath")
     rng = np.random.default_rng(6)
     k = np.concatenate([np.arange(1, 65), rng.integers(65, 2**30 / (np.pi / 2), 200),
