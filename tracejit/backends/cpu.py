@@ -177,8 +177,8 @@ def use_parallel(desc, parallel):
 
 def _one_column_task(desc):
     """True for a reduction kernel that walks columns (column_source) in one block: in
-    parallel it would start the threads for one task (measured: 0.3 ms per MLP gradient
-    call, in the bias gradients of 1024 columns)."""
+    parallel it would start the threads for one task (measured: the MLP gradient's bias
+    sums over 256 x 1024 float32, 0.124 ms each in parallel, 0.095 ms serial)."""
     last = len(desc.shape) - 1
     if desc.kind == "elementwise" or desc.passes > 1 or last not in desc.kept or any(
             x.layout == STRIDED and x.node.shape == desc.shape for x in desc.inputs):
