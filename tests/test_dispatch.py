@@ -257,3 +257,26 @@ def test_big_endian_arrays_inside_containers_are_converted():
     for _ in range(3):
         assert_same(traced({"a": big}), np.arange(5.0) * 2.0)
     assert not _fast_entries(traced)  # never passed to a kernel as it is
+
+
+def test_calls_in_any_order_of_shapes_and_layouts_match_numpy():
+    """Whichever signature's fast path is installed, a call with other arrays gets NumPy's
+    result: a seeded sequence of calls over arrays of several shapes, broadcasts, orders,
+    strides and dtypes, each compared with NumPy."""
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((6, 10))
+    pool = [base[:4, :5].copy(), base[:4, :5], base[:4, :10:2], base[:4, :5][::-1],
+            np.asfortranarray(base[:4, :5]), base[:4, :5].T.copy().T, base[0, :5].copy(),
+            base[:4, :1].copy(), base[:1, :5].copy(), base[:5, :4].copy(),
+            base[:4, :5].astype(np.float32), np.zeros((0, 5)), base[:4, ::-2][:, :5]]
+    traced = tj.trace(shifted_sine, fallback="raise")
+    pairs = rng.integers(len(pool), size=(12, 2))  # 12 signatures, called 40 times in turn
+    for i, j in pairs[rng.integers(len(pairs), size=40)]:
+        a, b = pool[i], pool[j]
+        try:
+            want = shifted_sine(a, b)
+        except ValueError:  # shapes that do not broadcast: NumPy's error, a ShapeError here
+            with pytest.raises(ValueError):
+                traced(a, b)
+            continue
+        assert_same(traced(a, b), want)
