@@ -6,6 +6,7 @@ results are compared with rtol 1e-5 instead of the default 1e-6.
 """
 
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -557,3 +558,92 @@ def test_column_float32_sums_accumulate_in_float64():
     got = tj.trace(lambda a: a.sum(axis=0), fallback="raise")(x)
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, np.float32(1 + 4000e-8), rtol=1e-7)
+
+
+# Tall, narrow arrays have fewer column blocks than threads: in parallel the first reduced axis
+# is split into chunks of about 65536 elements (at least 64 rows), each reducing into its own
+# row of partial results, combined in chunk order. (2500, 64) is 3 chunks of 1024 rows, the
+# last one short; (20000, 8) 3 of 8192; (50000, 3) 3 of 21845; (70000, 1) 2 of 65536; (100, 64)
+# fewer rows than one chunk. Extremes are placed in different chunks of the same column. A
+# parallel kernel of many reductions takes seconds to compile: float64 runs every time.
+CHUNKED_SHAPES = [(2500, 64), (20000, 8), (50000, 3), (70000, 1), (100, 64)]
+SLOW = (pytest.mark.slow, pytest.mark.skipif(not os.environ.get("TRACEJIT_SLOW"),
+                                             reason="set TRACEJIT_SLOW=1"))
+
+
+def chunked_sample(shape, dtype):
+    x = column_sample(shape, dtype)
+    n, d = shape[0], shape[-1]
+    if np.dtype(dtype).kind == "f":
+        x[n - 1, ..., 0] = np.nan  # in the last chunk only
+        if d > 1:
+            x[[n // 2, n - 2], ..., 1] = np.nan  # twice: argmax/argmin give the first
+        if d > 2:
+            x[..., 2] = 1.5  # ties everywhere: the first index
+            x[1, ..., 2], x[n - 1, ..., 2] = -np.inf, np.inf
+    return x
+
+
+def splits_rows(fn, *args, **options):
+    return all("prange(nc * nb" in k.source for k in kernels(fn, *args, **options))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=SLOW),
+                                   pytest.param(np.int64, marks=SLOW),
+                                   pytest.param(np.bool_, marks=SLOW)], ids=dtype_id)
+def test_column_chunks_every_kind(dtype):
+    def fn(a):
+        return (a.sum(0), np.prod(1 + a / 4096, axis=0), a.max(0), a.min(0, keepdims=True),
+                a.argmax(0), a.argmin(0), a.any(0), a.all(0), (a > 0).sum(0))
+
+    # NumPy adds float32 rows one after another in float32: off by ~1e-4 over 70000 rows
+    tol = {"rtol": 1e-4, "atol": 1e-3} if dtype == np.float32 else {}
+    for shape in CHUNKED_SHAPES:
+        check_against_numpy(fn, chunked_sample(shape, dtype), parallel=True, **tol)
+    assert splits_rows(fn, chunked_sample(CHUNKED_SHAPES[0], dtype), parallel=True)
+
+
+def test_column_chunks_three_dims_keepdims_and_epilogue(monkeypatch):
+    # axes (0, 1) of a 3-d array (the first is split: 3 chunks of 409 rows of 160 elements),
+    # keepdims, and fused epilogues (std is two column kernels); int64 and bool inputs
+    y = chunked_sample((1000, 20, 8), np.float32)
+    g = lambda a: (a.sum((0, 1)), a.min((0, 1), keepdims=True),  # noqa: E731
+                   a.mean((0, 1), keepdims=True))
+    check_against_numpy(g, y, parallel=True, rtol=1e-4, atol=1e-4)
+    assert splits_rows(g, y, parallel=True)
+    z = sample((20000, 8), np.float32)
+    labels = np.random.default_rng(4).integers(0, 4, 20000)
+    h = lambda a, lab: (a.mean(axis=0), a.std(axis=0),  # noqa: E731
+                        (lab[:, None] == np.arange(4)).astype(a.dtype).sum(axis=0))
+    check_against_numpy(h, z, labels, parallel=True, rtol=1e-4, atol=1e-4)
+    assert splits_rows(h, z, labels, parallel=True)
+    # axis 0 of (20000, 2, 8): a task per chunk and index of the middle axis, where two
+    # indices are fewer tasks than the threads (eight, as the compiler is told)
+    import numba
+
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 8)
+    x = column_sample((20000, 2, 8), np.int64)
+    f = lambda a: (a.sum(0, keepdims=True), a.argmax(0), a.max(0))  # noqa: E731
+    check_against_numpy(f, x, parallel=True)
+    assert splits_rows(f, x, parallel=True)
+
+
+def test_tall_column_reduction_runs_in_parallel_whatever_the_threads():
+    import numba
+
+    x = sample((250_000, 8), np.float64)
+    f = tj.trace(lambda a: a.mean(axis=0), fallback="raise")
+    (k,) = f.explain(x).kernels
+    assert "prange" in k.source
+    got = f(x).copy()
+    assert got.dtype == np.float64 and got.shape == (8,)
+    np.testing.assert_allclose(got, x.mean(axis=0), rtol=1e-12, atol=1e-15)
+    threads = numba.get_num_threads()
+    try:  # fixed chunks: the same bits on one thread
+        numba.set_num_threads(1)
+        assert np.array_equal(f(x), got)
+    finally:
+        numba.set_num_threads(threads)
+    # one block over few rows stays serial
+    (k,) = kernels(lambda a: a.sum(axis=0), sample((256, 1024), np.float32))
+    assert "prange" not in k.source
