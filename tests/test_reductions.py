@@ -381,8 +381,9 @@ def test_max_min_find_a_nan_anywhere(parallel, dtype):
 # over a block of columns, with an accumulator per column. parallel=True forces the parallel
 # path (a row is split in blocks, one per thread, once it is 2048 wide or more; with fewer
 # blocks than threads, as these small shapes have, the first reduced axis is split into row
-# chunks too, combined in order: _column_chunks); serial blocks are 65536 wide. Kernels compile once per source and signature, so these tests share shapes:
-# (6, 9) over axis 0 and (3, 4, 5) over the middle axis.
+# chunks too, combined in order: _column_chunks); serial blocks are 65536 wide. Kernels compile
+# once per source and signature, so these tests share shapes: (6, 9) over axis 0 and (3, 4, 5)
+# over the middle axis.
 
 COLUMN_OPS = {
     "sum": lambda a, ax, kd: np.sum(a, axis=ax, keepdims=kd),
