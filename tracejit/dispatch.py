@@ -239,6 +239,7 @@ class FastPaths:
         self.install = install
         self.by_shape = {}  # call shape (call_shape) -> tuple of Pattern.run
         self._patterns = {}  # description -> Pattern
+        self.last = None
         self.serve(None)
 
     def serve(self, run):
@@ -249,7 +250,7 @@ class FastPaths:
     def stamp(self):
         """Mark the entry `last` serves as used now: its calls count hits but leave its `used`
         as it was, for speed."""
-        if getattr(self, "last", None) is not None:
+        if self.last is not None:
             self.last.entry.used = count_of(self.hits)
 
     def register(self, args, kwargs, description, entry):
